@@ -1,0 +1,202 @@
+// Package heraldtest gives each test its own PostgreSQL database, migrated to
+// Herald's latest schema, so tests and packages run in parallel against the
+// real server without seeing each other's rows.
+//
+// The server is TEST_DATABASE_URL (default
+// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable). A test whose
+// server cannot be reached fails with instructions; it never skips.
+package heraldtest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/herald-relay/herald/migrations"
+)
+
+// DefaultURL is the server used when TEST_DATABASE_URL is not set.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+const howToStart = `start PostgreSQL and point TEST_DATABASE_URL at it, for example:
+    pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
+or  docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16
+then: TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable make test`
+
+// ServerURL returns the URL of the server the tests use.
+func ServerURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+// templateLock serialises template creation across test binaries.
+const templateLock int64 = 0x4865726174706c
+
+var (
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+)
+
+// URL creates a new database migrated to the latest schema and returns its
+// URL. The database is dropped when the test ends.
+func URL(tb testing.TB) string {
+	tb.Helper()
+	templateOnce.Do(func() { templateName, templateErr = ensureTemplate() })
+	if templateErr != nil {
+		tb.Fatalf("heraldtest: %v", templateErr)
+	}
+	return createDatabase(tb, templateName)
+}
+
+// EmptyURL creates a new database with no Herald schema (for migration tests
+// and for receivers' own tables) and returns its URL.
+func EmptyURL(tb testing.TB) string {
+	tb.Helper()
+	return createDatabase(tb, "template0")
+}
+
+// Pool returns a pool on a new migrated database, closed when the test ends.
+func Pool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	return PoolFor(tb, URL(tb))
+}
+
+// PoolFor opens a pool on url, closed when the test ends.
+func PoolFor(tb testing.TB, url string) *pgxpool.Pool {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		tb.Fatalf("heraldtest: open pool: %v", err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+func connectAdmin(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the test database at %s: %w\n%s", redact(ServerURL()), err, howToStart)
+	}
+	return conn, nil
+}
+
+func createDatabase(tb testing.TB, template string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin, err := connectAdmin(ctx)
+	if err != nil {
+		tb.Fatalf("heraldtest: %v", err)
+	}
+	defer admin.Close(context.Background())
+	name := "herald_test_" + randomHex(6)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize()); err != nil {
+		tb.Fatalf("heraldtest: create database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		admin, err := connectAdmin(ctx)
+		if err != nil {
+			tb.Errorf("heraldtest: drop database: %v", err)
+			return
+		}
+		defer admin.Close(context.Background())
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			tb.Errorf("heraldtest: drop database %s: %v", name, err)
+		}
+	})
+	return WithDatabase(ServerURL(), name)
+}
+
+// ensureTemplate creates (once per schema version, across all test binaries)
+// a database holding the migrated schema; tests copy it, which is much faster
+// than migrating each database.
+func ensureTemplate() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sum, err := schemaHash()
+	if err != nil {
+		return "", err
+	}
+	name := "herald_tpl_" + sum
+	admin, err := connectAdmin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", templateLock); err != nil {
+		return "", fmt.Errorf("template lock: %w", err)
+	}
+	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", templateLock) //nolint:errcheck
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", fmt.Errorf("template lookup: %w", err)
+	}
+	if exists {
+		return name, nil
+	}
+	building := name + "_building"
+	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)")
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{building}.Sanitize()+" TEMPLATE template0"); err != nil {
+		return "", fmt.Errorf("create template: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, WithDatabase(ServerURL(), building))
+	if err != nil {
+		return "", fmt.Errorf("connect template: %w", err)
+	}
+	_, err = migrations.Migrate(ctx, conn, -1)
+	conn.Close(context.Background())
+	if err != nil {
+		return "", fmt.Errorf("migrate template: %w", err)
+	}
+	// Renamed only once complete, so a crash mid-build never leaves a
+	// half-migrated template behind under the final name.
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{building}.Sanitize()+" RENAME TO "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("rename template: %w", err)
+	}
+	return name, nil
+}
+
+// schemaHash identifies the migration files, so that a changed migration gets
+// a new template.
+func schemaHash() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(migrations.FS(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.FS(), path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash migrations: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
