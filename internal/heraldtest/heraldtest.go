@@ -200,3 +200,42 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Standalone is a testing.TB for runnable examples, which have no *testing.T:
+// failures panic, and cleanups run when the package's TestMain calls Main.
+type Standalone struct{ testing.TB }
+
+var (
+	standaloneMu       sync.Mutex
+	standaloneCleanups []func()
+)
+
+// Helper does nothing.
+func (*Standalone) Helper() {}
+
+// Cleanup registers f to run after all tests and examples (see Main).
+func (*Standalone) Cleanup(f func()) {
+	standaloneMu.Lock()
+	defer standaloneMu.Unlock()
+	standaloneCleanups = append(standaloneCleanups, f)
+}
+
+// Fatalf panics.
+func (*Standalone) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+// Errorf panics.
+func (*Standalone) Errorf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+// Main runs the tests and examples, then the cleanups that examples
+// registered through Standalone, and exits. Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	standaloneMu.Lock()
+	fs := standaloneCleanups
+	standaloneCleanups = nil
+	standaloneMu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+	os.Exit(code)
+}
