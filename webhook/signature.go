@@ -5,9 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // SecretPrefix starts every Standard Webhooks signing secret.
@@ -32,6 +33,15 @@ var ErrInvalidSecret = errors.New("webhook secret must be whsec_ followed by bas
 // reveals the key.
 type Secret struct {
 	key []byte
+	// macs pools *macState for this key so that signing on the hot path
+	// allocates nothing. Nil for the zero Secret, which then signs slowly.
+	macs *sync.Pool
+}
+
+// macState is a reusable HMAC and scratch buffer for one key.
+type macState struct {
+	mac hash.Hash
+	buf []byte
 }
 
 // ParseSecret decodes a "whsec_<base64>" secret.
@@ -48,7 +58,13 @@ func ParseSecret(s string) (Secret, error) {
 	if err != nil || len(key) < minSecretBytes || len(key) > 64 {
 		return Secret{}, ErrInvalidSecret
 	}
-	return Secret{key: key}, nil
+	return newSecret(key), nil
+}
+
+func newSecret(key []byte) Secret {
+	return Secret{key: key, macs: &sync.Pool{New: func() any {
+		return &macState{mac: hmac.New(sha256.New, key), buf: make([]byte, 0, 128)}
+	}}}
 }
 
 // String hides the key so that a Secret can never leak through a log line.
@@ -58,16 +74,28 @@ func (Secret) String() string { return "whsec_[redacted]" }
 func (Secret) GoString() string { return "webhook.Secret{[redacted]}" }
 
 // sign appends base64(HMAC-SHA256(key, id "." timestamp "." body)) to dst.
+// It does not allocate once dst has room and the pool is warm.
 func (s Secret) sign(dst []byte, id string, timestamp int64, body []byte) []byte {
-	mac := hmac.New(sha256.New, s.key)
-	var tsBuf [20]byte
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write(strconv.AppendInt(tsBuf[:0], timestamp, 10))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	var sum [sha256.Size]byte
-	return base64.StdEncoding.AppendEncode(dst, mac.Sum(sum[:0]))
+	var st *macState
+	if s.macs != nil {
+		st = s.macs.Get().(*macState)
+		st.mac.Reset()
+	} else {
+		st = &macState{mac: hmac.New(sha256.New, s.key)}
+	}
+	buf := append(st.buf[:0], id...)
+	buf = append(buf, '.')
+	buf = strconv.AppendInt(buf, timestamp, 10)
+	buf = append(buf, '.')
+	st.mac.Write(buf)
+	st.mac.Write(body)
+	buf = st.mac.Sum(buf[:0])
+	dst = base64.StdEncoding.AppendEncode(dst, buf)
+	st.buf = buf
+	if s.macs != nil {
+		s.macs.Put(st)
+	}
+	return dst
 }
 
 // Signer signs requests with one or more secrets, newest first. Signing with
@@ -87,7 +115,7 @@ func NewSigner(secrets ...string) (*Signer, error) {
 	for i, raw := range secrets {
 		sec, err := ParseSecret(raw)
 		if err != nil {
-			return nil, fmt.Errorf("secret %d: %w", i+1, err)
+			return nil, &ConfigError{Field: "secrets[" + strconv.Itoa(i) + "]", Err: err}
 		}
 		s.secrets = append(s.secrets, sec)
 	}
@@ -107,12 +135,15 @@ func (s *Signer) AppendSignature(dst []byte, id string, timestamp int64, body []
 	return dst
 }
 
+// SignatureLen is the length of one "v1,<base64>" signature.
+const SignatureLen = len("v1,") + 44
+
 // Sign returns the webhook-signature header value for a message.
 func (s *Signer) Sign(id string, timestamp int64, body []byte) string {
-	return string(s.AppendSignature(make([]byte, 0, 48*len(s.secrets)), id, timestamp, body))
+	return string(s.AppendSignature(make([]byte, 0, (SignatureLen+1)*len(s.secrets)), id, timestamp, body))
 }
 
 // String hides the secrets.
 func (s *Signer) String() string {
-	return fmt.Sprintf("webhook.Signer{%d secrets}", len(s.secrets))
+	return "webhook.Signer{" + strconv.Itoa(len(s.secrets)) + " secrets}"
 }

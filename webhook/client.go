@@ -1,0 +1,80 @@
+package webhook
+
+import (
+	"cmp"
+	"context"
+	"net"
+	"net/netip"
+)
+
+// Defaults for ClientConfig.
+const (
+	MaxResponseBytesDefault  = 64 << 10
+	KeepResponseBytesDefault = 1024
+)
+
+// Resolver resolves a host name to IP addresses. *net.Resolver satisfies it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// ClientConfig configures what every endpoint of a Client shares: the
+// address policy and the limits on responses. The zero value is usable.
+type ClientConfig struct {
+	// AllowPrivateNetworks lets deliveries reach loopback, private
+	// (RFC 1918, fc00::/7), link-local, shared (100.64.0.0/10), multicast,
+	// unspecified and reserved addresses. Cloud metadata addresses
+	// (169.254.169.254, fd00:ec2::254, ...) stay refused unless listed in
+	// AllowedCIDRs. Defaults to false.
+	AllowPrivateNetworks bool
+	// AllowedCIDRs are reachable even when they would be refused otherwise.
+	// Defaults to none.
+	AllowedCIDRs []netip.Prefix
+	// UserAgent is sent with every request. Defaults to
+	// "Herald/<Version> (+https://github.com/herald-relay/herald)".
+	UserAgent string
+	// MaxResponseBytes is the most of a response body read. Past it Herald
+	// stops reading and closes that connection. Defaults to 64 KiB.
+	MaxResponseBytes int64
+	// KeepResponseBytes is how much of a non-2xx response body is kept in
+	// DeliveryError.Response. Defaults to 1024, at most MaxResponseBytes.
+	KeepResponseBytes int
+	// Resolver resolves endpoint host names at dial time. Defaults to
+	// net.DefaultResolver.
+	Resolver Resolver
+}
+
+// WithDefaults returns a copy of the config with defaults applied.
+func (c ClientConfig) WithDefaults() ClientConfig {
+	c.UserAgent = cmp.Or(c.UserAgent, "Herald/"+Version+" (+https://github.com/herald-relay/herald)")
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = MaxResponseBytesDefault
+	}
+	if c.KeepResponseBytes <= 0 {
+		c.KeepResponseBytes = KeepResponseBytesDefault
+	}
+	c.KeepResponseBytes = int(min(int64(c.KeepResponseBytes), c.MaxResponseBytes))
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	allowed := make([]netip.Prefix, 0, len(c.AllowedCIDRs))
+	for _, p := range c.AllowedCIDRs {
+		if p.IsValid() {
+			allowed = append(allowed, p.Masked())
+		}
+	}
+	c.AllowedCIDRs = allowed
+	return c
+}
+
+// Client creates endpoints that share one configuration. It holds no
+// connections itself: each Endpoint has its own pool. It is safe for
+// concurrent use.
+type Client struct {
+	cfg ClientConfig
+}
+
+// NewClient returns a Client for cfg, with defaults applied.
+func NewClient(cfg ClientConfig) *Client {
+	return &Client{cfg: cfg.WithDefaults()}
+}

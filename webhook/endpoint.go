@@ -1,0 +1,491 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Defaults for EndpointConfig.
+const (
+	TimeoutDefault  = 15 * time.Second
+	MaxConnsDefault = 64
+)
+
+// PermanentStatusesDefault are the 4xx statuses not retried unless an
+// endpoint says otherwise: the request itself is wrong and will stay wrong.
+var PermanentStatusesDefault = []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity}
+
+// TLSConfig configures TLS towards one endpoint.
+type TLSConfig struct {
+	// CAFile is a PEM bundle of the CAs trusted for this endpoint, instead of
+	// the system roots. Defaults to the system roots.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and key for mutual
+	// TLS; both or neither. Defaults to no client certificate.
+	CertFile, KeyFile string
+	// MinVersion is "1.2" or "1.3". Defaults to "1.2".
+	MinVersion string
+}
+
+// EndpointConfig configures one webhook receiver.
+type EndpointConfig struct {
+	// Name identifies the endpoint in errors and metrics. Required.
+	Name string
+	// URL is the absolute http or https URL requests are POSTed to. Required.
+	URL string
+	// Secrets are "whsec_..." Standard Webhooks secrets, newest first. Every
+	// request carries one signature per secret, so a receiver can rotate its
+	// key with no gap. Defaults to none: no webhook-signature header.
+	Secrets []string
+	// Timeout bounds one attempt, from dialling to reading the response
+	// body. Defaults to 15s.
+	Timeout time.Duration
+	// Headers are sent with every request. A message's own header of the
+	// same name replaces one of these. Reserved names are refused (see
+	// ParseHeaders). Defaults to none.
+	Headers map[string]string
+	// MaxConns is the number of idle connections kept to the endpoint; set
+	// it to the endpoint's delivery concurrency. Defaults to 64.
+	MaxConns int
+	// FollowRedirects follows up to 10 redirects that keep the POST and its
+	// body (307, 308). Defaults to false: a 3xx is a failed, retryable
+	// attempt.
+	FollowRedirects bool
+	// PermanentStatuses are 4xx statuses that are not retried. 410 Gone is
+	// never retried whatever this says. Nil defaults to 400, 413 and 422; an
+	// empty, non-nil slice retries every status but 410.
+	PermanentStatuses []int
+	// TLS configures TLS for https URLs.
+	TLS TLSConfig
+}
+
+// Endpoint sends messages to one receiver over its own connection pool. It is
+// safe for concurrent use.
+type Endpoint struct {
+	name            string
+	url             *url.URL
+	host            string
+	signer          *Signer
+	timeout         time.Duration
+	timeoutReason   string
+	static          []staticHeader
+	followRedirects bool
+	permanent       [100]bool // index: status - 400
+	maxResponse     int64
+	keepResponse    int
+	transport       *http.Transport
+	client          *http.Client
+}
+
+// staticHeader is a header sent with every request. vals has len == cap so
+// that it can be shared by concurrent requests: an append would copy it.
+type staticHeader struct {
+	key  string
+	vals []string
+}
+
+// Endpoint validates cfg and returns an Endpoint with its own transport.
+// Errors are *ConfigError naming the field; they never contain a secret.
+func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
+	if cfg.Name == "" {
+		return nil, &ConfigError{Field: "name", Err: errors.New("required")}
+	}
+	u, err := parseEndpointURL(cfg.URL)
+	if err != nil {
+		return nil, &ConfigError{Field: "url", Err: err}
+	}
+	e := &Endpoint{
+		name:            cfg.Name,
+		url:             u,
+		host:            u.Host,
+		followRedirects: cfg.FollowRedirects,
+		maxResponse:     c.cfg.MaxResponseBytes,
+		keepResponse:    c.cfg.KeepResponseBytes,
+	}
+
+	if len(cfg.Secrets) > 0 {
+		e.signer = &Signer{secrets: make([]Secret, 0, len(cfg.Secrets))}
+		for i, raw := range cfg.Secrets {
+			sec, err := ParseSecret(raw)
+			if err != nil {
+				return nil, &ConfigError{Field: "secrets[" + strconv.Itoa(i) + "]", Err: err}
+			}
+			e.signer.secrets = append(e.signer.secrets, sec)
+		}
+	}
+
+	switch {
+	case cfg.Timeout < 0:
+		return nil, &ConfigError{Field: "timeout", Err: errors.New("must not be negative, got " + cfg.Timeout.String())}
+	case cfg.Timeout == 0:
+		e.timeout = TimeoutDefault
+	default:
+		e.timeout = cfg.Timeout
+	}
+	e.timeoutReason = "timeout after " + e.timeout.String()
+
+	maxConns := cfg.MaxConns
+	switch {
+	case maxConns < 0:
+		return nil, &ConfigError{Field: "max_conns", Err: errors.New("must not be negative, got " + strconv.Itoa(maxConns))}
+	case maxConns == 0:
+		maxConns = MaxConnsDefault
+	}
+
+	permanent := cfg.PermanentStatuses
+	if permanent == nil {
+		permanent = PermanentStatusesDefault
+	}
+	for i, s := range permanent {
+		if s < 400 || s > 499 {
+			return nil, &ConfigError{Field: "permanent_statuses[" + strconv.Itoa(i) + "]", Err: errors.New(strconv.Itoa(s) + " is not a 4xx status")}
+		}
+		e.permanent[s-400] = true
+	}
+
+	e.static = append(e.static,
+		staticHeader{"Content-Type", []string{"application/json"}},
+		staticHeader{"User-Agent", []string{c.cfg.UserAgent}},
+		// A nil Idempotency-Key is not sent, but tells net/http that the
+		// POST may be replayed on a fresh connection when a kept-alive one
+		// turns out to be closed. Receivers deduplicate on webhook-id.
+		staticHeader{"Idempotency-Key", nil},
+	)
+	for name, value := range cfg.Headers {
+		h, err := checkHeader(name, value)
+		if err != nil {
+			return nil, &ConfigError{Field: "headers", Err: err}
+		}
+		e.static = append(e.static, staticHeader{h.Name, []string{h.Value}})
+	}
+
+	tlsCfg, err := buildTLS(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	d := &guardedDialer{
+		policy:   ipPolicy{allowPrivate: c.cfg.AllowPrivateNetworks, allowed: c.cfg.AllowedCIDRs},
+		resolver: c.cfg.Resolver,
+		dialer:   net.Dialer{KeepAlive: 30 * time.Second},
+	}
+	e.transport = &http.Transport{
+		Proxy:       d.proxyFunc(),
+		DialContext: d.DialContext,
+		// A custom dialer and TLS config turn HTTP/2 off unless forced.
+		ForceAttemptHTTP2:   true,
+		TLSClientConfig:     tlsCfg,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConns:        maxConns,
+		MaxIdleConnsPerHost: maxConns,
+		IdleConnTimeout:     90 * time.Second,
+		// Response bodies are only drained: no gzip reader, no
+		// Accept-Encoding header.
+		DisableCompression: true,
+		HTTP2: &http.HTTP2Config{
+			// Detect a dead HTTP/2 connection instead of failing every
+			// stream on it until their timeouts.
+			SendPingTimeout: 30 * time.Second,
+		},
+	}
+	e.client = &http.Client{Transport: e.transport, CheckRedirect: checkRedirect}
+	return e, nil
+}
+
+func parseEndpointURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse errors quote the input, which may hold credentials.
+		return nil, errors.New("not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, errors.New("scheme must be http or https, got " + strconv.Quote(u.Scheme))
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, errors.New("must be absolute, with a host")
+	}
+	if u.Fragment != "" || u.RawFragment != "" {
+		return nil, errors.New("must not have a #fragment")
+	}
+	return u, nil
+}
+
+func buildTLS(cfg TLSConfig) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch cfg.MinVersion {
+	case "", "1.2":
+	case "1.3":
+		tc.MinVersion = tls.VersionTLS13
+	default:
+		return nil, &ConfigError{Field: "tls.min_version", Err: errors.New(strconv.Quote(cfg.MinVersion) + " is not supported, use \"1.2\" or \"1.3\"")}
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, &ConfigError{Field: "tls.ca_file", Err: err}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &ConfigError{Field: "tls.ca_file", Err: errors.New(cfg.CAFile + " holds no PEM certificate")}
+		}
+		tc.RootCAs = pool
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, &ConfigError{Field: "tls.cert_file", Err: errors.New("cert_file and key_file go together")}
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, &ConfigError{Field: "tls.cert_file", Err: err}
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// checkRedirect follows redirects that keep the POST (307, 308). A 301, 302
+// or 303 would turn it into a body-less GET, which cannot deliver anything, so
+// that response is returned as is and counts as a failed attempt.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if req.Method != http.MethodPost {
+		return http.ErrUseLastResponse
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return &permanentError{reason: "redirect to a " + strconv.Quote(req.URL.Scheme) + " URL refused"}
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
+}
+
+// Name returns the endpoint's name.
+func (e *Endpoint) Name() string { return e.name }
+
+// Close closes the endpoint's idle connections. An Endpoint still works
+// after Close; it opens new connections as needed.
+func (e *Endpoint) Close() { e.transport.CloseIdleConnections() }
+
+// Message is one webhook to send.
+type Message struct {
+	// ID is sent as webhook-id; receivers deduplicate on it. Required.
+	ID string
+	// Body is sent exactly as given, as application/json.
+	Body []byte
+	// Headers are extra headers for this message, see ParseHeaders.
+	Headers []Header
+}
+
+// bufPool holds scratch buffers for the timestamp and signatures.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// drainPool holds buffers for reading response bodies.
+var drainPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
+
+// Deliver makes one attempt to deliver m: a POST of m.Body, exactly as
+// given, with Content-Type: application/json, the User-Agent, the endpoint's
+// static headers, m.Headers, webhook-id (m.ID), webhook-timestamp (now, in
+// Unix seconds) and, when the endpoint has secrets, webhook-signature.
+//
+// It returns nil for a 2xx and a *DeliveryError otherwise. The attempt is
+// bounded by ctx and by the endpoint's Timeout, and redirects are not
+// followed unless configured.
+//
+// A 2xx is success as soon as its status line arrives: the receiver has
+// accepted the message. Its body is read only so that the connection can be
+// reused, up to MaxResponseBytes and within Timeout; a longer, slower or
+// broken body closes the connection but does not fail the delivery, since
+// sending the message again would only duplicate it.
+func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
+	if m.ID == "" {
+		return &DeliveryError{Reason: "message has no id", Err: errors.New("webhook-id is required")}
+	}
+
+	nvals := 2 + len(m.Headers)
+	if e.signer != nil {
+		nvals++
+	}
+	// One backing array for every per-message value; static values are
+	// shared (see staticHeader).
+	vals := make([]string, nvals)
+	h := make(http.Header, len(e.static)+nvals)
+	for _, sh := range e.static {
+		h[sh.key] = sh.vals
+	}
+	for i, mh := range m.Headers {
+		// ParseHeaders already checked these, but a Message can be built by
+		// hand; the check does not allocate for a canonical name.
+		ch, err := checkHeader(mh.Name, mh.Value)
+		if err != nil {
+			return &DeliveryError{Reason: "message header " + err.Error(), Err: err}
+		}
+		vals[i] = ch.Value
+		h[ch.Name] = vals[i : i+1 : i+1]
+	}
+
+	// The timestamp and all signatures share one string allocation.
+	now := time.Now().Unix()
+	bp := bufPool.Get().(*[]byte)
+	buf := strconv.AppendInt((*bp)[:0], now, 10)
+	tsLen := len(buf)
+	if e.signer != nil {
+		buf = e.signer.AppendSignature(buf, m.ID, now, m.Body)
+	}
+	stamp := string(buf)
+	*bp = buf
+	bufPool.Put(bp)
+
+	i := len(m.Headers)
+	vals[i], vals[i+1] = m.ID, stamp[:tsLen]
+	h[canonicalID] = vals[i : i+1 : i+1]
+	h[canonicalTimestamp] = vals[i+1 : i+2 : i+2]
+	if e.signer != nil {
+		vals[i+2] = stamp[tsLen:]
+		h[canonicalSignature] = vals[i+2 : i+3 : i+3]
+	}
+
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	body := m.Body
+	req := &http.Request{
+		Method:        http.MethodPost,
+		URL:           e.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          http.NoBody,
+		GetBody:       getNoBody,
+		ContentLength: int64(len(body)),
+		Host:          e.host,
+	}
+	if len(body) > 0 {
+		// GetBody lets net/http replay the request on a fresh connection
+		// and follow 307/308 redirects.
+		req.Body = newBodyReader(body)
+		req.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
+	}
+	req = req.WithContext(ctx)
+
+	var resp *http.Response
+	var err error
+	if e.followRedirects {
+		resp, err = e.client.Do(req)
+	} else {
+		// No redirect handling needed: skip http.Client's bookkeeping.
+		resp, err = e.transport.RoundTrip(req)
+	}
+	if err != nil {
+		return e.transportError(parent, ctx, err)
+	}
+	return e.response(ctx, resp)
+}
+
+// response classifies a response and drains its body.
+func (e *Endpoint) response(ctx context.Context, resp *http.Response) error {
+	status := resp.StatusCode
+	if status >= 200 && status <= 299 {
+		e.drain(resp, nil)
+		return nil
+	}
+	de := &DeliveryError{Status: status, Reason: statusReason(status), Retryable: true}
+	switch {
+	case status == http.StatusGone:
+		de.Gone, de.Retryable = true, false
+	case status >= 400 && status <= 499 && e.permanent[status-400]:
+		de.Retryable = false
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		de.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	case status >= 300 && status <= 399:
+		if loc, err := resp.Location(); err == nil {
+			de.Reason = "redirect to " + loc.Redacted() + " not followed"
+		}
+	}
+	de.Response, de.Err = e.drain(resp, make([]byte, 0, e.keepResponse))
+	if de.Err != nil && ctx.Err() != nil {
+		de.Err = errors.Join(errors.New(e.timeoutReason+" reading the response"), de.Err)
+	}
+	return de
+}
+
+// drain reads the body up to MaxResponseBytes, appending the first
+// cap(keep) bytes to keep, and closes it. A body left unread closes the
+// connection instead of returning it to the pool.
+func (e *Endpoint) drain(resp *http.Response, keep []byte) ([]byte, error) {
+	defer resp.Body.Close()
+	if resp.ContentLength > e.maxResponse {
+		return keep, e.tooLarge()
+	}
+	bp := drainPool.Get().(*[]byte)
+	defer drainPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		// Read one byte past the limit to tell "exactly the limit" from
+		// "more".
+		chunk := buf
+		if left := e.maxResponse + 1 - total; left < int64(len(chunk)) {
+			chunk = chunk[:left]
+		}
+		n, err := resp.Body.Read(chunk)
+		if room := cap(keep) - len(keep); room > 0 {
+			keep = append(keep, chunk[:min(n, room)]...)
+		}
+		total += int64(n)
+		if total > e.maxResponse {
+			return keep, e.tooLarge()
+		}
+		if err == io.EOF {
+			return keep, nil
+		}
+		if err != nil {
+			return keep, err
+		}
+	}
+}
+
+func (e *Endpoint) tooLarge() error {
+	return errors.Join(ErrResponseTooLarge, errors.New("response larger than "+strconv.FormatInt(e.maxResponse, 10)+" bytes"))
+}
+
+// parseRetryAfter parses a Retry-After value, delta-seconds or HTTP-date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(v, 10, 63); err == nil {
+		const maxSecs = uint64(1<<63-1) / uint64(time.Second)
+		return time.Duration(min(secs, maxSecs)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// bodyReader is the request body: a bytes.Reader that is also a Closer, so
+// that net/http does not wrap it.
+type bodyReader struct{ bytes.Reader }
+
+func newBodyReader(b []byte) *bodyReader {
+	r := &bodyReader{}
+	r.Reset(b)
+	return r
+}
+
+func (*bodyReader) Close() error { return nil }
+
+func getNoBody() (io.ReadCloser, error) { return http.NoBody, nil }
