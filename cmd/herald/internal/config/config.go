@@ -1,0 +1,347 @@
+package config
+
+import (
+	"cmp"
+	"crypto/tls"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Defaults and limits. Each *Default is what a missing key means; *Min and
+// *Max bound what a present key may hold (both inclusive).
+const (
+	DatabaseMaxConnsDefault = 8
+	DatabaseMaxConnsMin     = 4
+
+	LogLevelDefault  = "info"
+	LogFormatDefault = "json"
+
+	DeliveryMaxResponseBytesDefault = 64 << 10
+	DeliveryMaxResponseBytesMin     = 1 << 10
+	DeliveryMaxResponseBytesMax     = 10 << 20
+	DeliveryTimeoutDefault          = 15 * time.Second
+	DeliveryTimeoutMin              = time.Second
+	DeliveryTimeoutMax              = 5 * time.Minute
+
+	RelayMaxInFlightDefault     = 256
+	RelayMaxInFlightMin         = 1
+	RelayMaxInFlightMax         = 10000
+	RelayLeaseDefault           = 60 * time.Second
+	RelayLeaseMargin            = 5 * time.Second // lease >= largest endpoint timeout + RelayLeaseMargin
+	RelayPollIntervalDefault    = time.Second
+	RelayPollIntervalMin        = 10 * time.Millisecond
+	RelayPollIntervalMax        = time.Minute
+	RelayListenDefault          = true
+	RelayAckIntervalDefault     = 5 * time.Millisecond
+	RelayAckIntervalMin         = time.Millisecond
+	RelayAckIntervalMax         = time.Second
+	RelayAckBatchDefault        = 256
+	RelayAckBatchMin            = 1
+	RelayAckBatchMax            = 10000
+	RelayShutdownTimeoutDefault = 30 * time.Second
+	RelayShutdownTimeoutMax     = 10 * time.Minute
+	RelayAsyncCommitDefault     = true
+
+	RetryInitialIntervalDefault     = time.Second
+	RetryMultiplierDefault          = 2.0
+	RetryMaxIntervalDefault         = time.Hour
+	RetryMaxElapsedTimeDefault      = 72 * time.Hour
+	RetryMaxAttemptsDefault         = 0
+	RetryRandomizationFactorDefault = 0.2
+
+	EndpointMaxInFlightDefault = 64
+	EndpointMaxInFlightMin     = 1
+	EndpointMaxInFlightMax     = 10000
+
+	MaintenanceScheduleDefault      = "@every 1h"
+	MaintenanceDeadRetentionDefault = 720 * time.Hour
+
+	// SecretPrefix starts every Standard Webhooks signing secret; the rest is
+	// standard base64 (padded or not) of SecretMinBytes..SecretMaxBytes bytes.
+	SecretPrefix   = "whsec_"
+	SecretMinBytes = 16
+	SecretMaxBytes = 64
+)
+
+// EndpointPermanentStatusesDefault returns the 4xx statuses that are final
+// unless an endpoint lists its own: 400, 413 and 422.
+func EndpointPermanentStatusesDefault() []int { return []int{400, 413, 422} }
+
+// Config is the whole of herald.yaml. Build one with Default, Parse or Load;
+// a Config from Parse or Load has been validated and has every default
+// applied, including per-endpoint ones.
+type Config struct {
+	Database    Database    `yaml:"database"`
+	Log         Log         `yaml:"log"`
+	Delivery    Delivery    `yaml:"delivery"`
+	Relay       Relay       `yaml:"relay"`
+	Retry       Retry       `yaml:"retry"`
+	Endpoints   []Endpoint  `yaml:"endpoints"`
+	Metrics     Metrics     `yaml:"metrics"`
+	Maintenance Maintenance `yaml:"maintenance"`
+
+	src      *source  // where each key came from; nil for a Config built in Go
+	warnings []string // set by Parse
+}
+
+// Database configures the PostgreSQL connection pool.
+type Database struct {
+	// URL is the PostgreSQL connection string, as a postgres:// URL or a
+	// key=value DSN. It is a Secret because it usually holds a password.
+	// Required, in the file or in the DATABASE_URL environment variable,
+	// which takes precedence.
+	URL Secret `yaml:"url"`
+	// MaxConns is the pool size, at least DatabaseMaxConnsMin. Defaults to
+	// DatabaseMaxConnsDefault (8).
+	MaxConns int `yaml:"max_conns"`
+}
+
+// Log configures Herald's own logs.
+type Log struct {
+	// Level is one of debug, info, warn or error. Defaults to "info".
+	Level string `yaml:"level"`
+	// Format is json or console. The --log-format flag overrides it.
+	// Defaults to "json".
+	Format string `yaml:"format"`
+}
+
+// Delivery holds settings shared by all endpoints.
+type Delivery struct {
+	// AllowPrivateNetworks lets endpoints resolve to loopback, private,
+	// link-local and other non-public addresses. Defaults to false.
+	AllowPrivateNetworks bool `yaml:"allow_private_networks"`
+	// AllowedCIDRs are non-public networks endpoints may reach even when
+	// AllowPrivateNetworks is false. Defaults to none.
+	AllowedCIDRs []netip.Prefix `yaml:"allowed_cidrs"`
+	// UserAgent is sent with every request; empty means the built-in
+	// "Herald/<version>". Defaults to "".
+	UserAgent string `yaml:"user_agent"`
+	// MaxResponseBytes caps how much of a response body is read and kept,
+	// between DeliveryMaxResponseBytesMin and DeliveryMaxResponseBytesMax.
+	// Defaults to DeliveryMaxResponseBytesDefault (65536).
+	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// Timeout bounds one delivery attempt for endpoints that set no timeout
+	// of their own, between DeliveryTimeoutMin and DeliveryTimeoutMax.
+	// Defaults to DeliveryTimeoutDefault (15s).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Relay tunes claiming, delivery concurrency and acknowledgement.
+type Relay struct {
+	// MaxInFlight caps concurrent HTTP requests across all endpoints,
+	// 1..10000. Defaults to RelayMaxInFlightDefault (256).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Lease is how long a claimed message stays reserved before the reaper
+	// may hand it out again. It must be at least the largest endpoint timeout
+	// plus RelayLeaseMargin. Defaults to RelayLeaseDefault (60s).
+	Lease time.Duration `yaml:"lease"`
+	// PollInterval is how often the relay polls when no NOTIFY arrives,
+	// 10ms..1m. Defaults to RelayPollIntervalDefault (1s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Listen enables LISTEN/NOTIFY wake-ups. Defaults to true.
+	Listen bool `yaml:"listen"`
+	// AckInterval is the longest an acknowledgement waits to be batched,
+	// 1ms..1s. Defaults to RelayAckIntervalDefault (5ms).
+	AckInterval time.Duration `yaml:"ack_interval"`
+	// AckBatch is the most acknowledgements written in one statement,
+	// 1..10000. Defaults to RelayAckBatchDefault (256).
+	AckBatch int `yaml:"ack_batch"`
+	// ShutdownTimeout is how long deliveries in flight may finish after a
+	// stop is requested, 0..10m. Defaults to RelayShutdownTimeoutDefault (30s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// AsyncCommit sets synchronous_commit=off for the relay's own writes.
+	// Defaults to true.
+	AsyncCommit bool `yaml:"async_commit"`
+}
+
+// Retry is the exponential backoff applied after a failed attempt.
+type Retry struct {
+	// InitialInterval is the delay after the first failure, > 0.
+	// Defaults to RetryInitialIntervalDefault (1s).
+	InitialInterval time.Duration `yaml:"initial_interval"`
+	// Multiplier grows the delay after each failure, >= 1.
+	// Defaults to RetryMultiplierDefault (2).
+	Multiplier float64 `yaml:"multiplier"`
+	// MaxInterval caps the delay, >= InitialInterval.
+	// Defaults to RetryMaxIntervalDefault (1h).
+	MaxInterval time.Duration `yaml:"max_interval"`
+	// MaxElapsedTime is how long after its first attempt a message is given
+	// up as dead, > 0. Defaults to RetryMaxElapsedTimeDefault (72h).
+	MaxElapsedTime time.Duration `yaml:"max_elapsed_time"`
+	// MaxAttempts gives a message up as dead after this many attempts;
+	// 0 means no limit. Defaults to 0.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RandomizationFactor spreads each delay by ±factor, 0..1.
+	// Defaults to RetryRandomizationFactorDefault (0.2).
+	RandomizationFactor float64 `yaml:"randomization_factor"`
+}
+
+// Endpoint is one webhook receiver.
+type Endpoint struct {
+	// Name identifies the endpoint in messages, logs and metrics; it matches
+	// ^[a-z0-9][a-z0-9_.-]{0,62}$ and is unique. Required.
+	Name string `yaml:"name"`
+	// URL is the absolute http or https URL requests are POSTed to. Required.
+	URL string `yaml:"url"`
+	// Secret is the "whsec_…" Standard Webhooks signing secret. Exactly one
+	// of Secret and Secrets is required.
+	Secret Secret `yaml:"secret"`
+	// Secrets replaces Secret during a rotation: every secret signs each
+	// request, newest first. Defaults to none.
+	Secrets []Secret `yaml:"secrets"`
+	// Topics are glob patterns selecting messages by topic; '*' matches any
+	// run of characters, dots included. An endpoint with no topics receives
+	// only messages that name it. Defaults to none.
+	Topics []string `yaml:"topics"`
+	// Timeout bounds one attempt, DeliveryTimeoutMin..DeliveryTimeoutMax.
+	// Defaults to Delivery.Timeout.
+	Timeout time.Duration `yaml:"timeout"`
+	// Headers are static headers added to each request. Values are Secrets,
+	// since they often carry credentials. Reserved names (see
+	// ReservedHeader) are refused. Defaults to none.
+	Headers map[string]Secret `yaml:"headers"`
+	// MaxInFlight caps concurrent requests to this endpoint, 1..10000.
+	// Defaults to EndpointMaxInFlightDefault (64).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// FollowRedirects follows 3xx responses; otherwise a redirect is a
+	// failed attempt. Defaults to false.
+	FollowRedirects bool `yaml:"follow_redirects"`
+	// PermanentStatuses are the 4xx statuses that are not retried. 410 is
+	// always final and 429 always retried, so neither may be listed. An
+	// explicit empty list retries every other 4xx. Defaults to
+	// EndpointPermanentStatusesDefault (400, 413, 422).
+	PermanentStatuses []int `yaml:"permanent_statuses"`
+	// TLS configures the client side of TLS. Defaults to the system roots.
+	TLS EndpointTLS `yaml:"tls"`
+}
+
+// SigningSecrets returns the secrets that sign requests, newest first.
+func (e Endpoint) SigningSecrets() []Secret {
+	if e.Secret != "" {
+		return []Secret{e.Secret}
+	}
+	return slices.Clone(e.Secrets)
+}
+
+// EndpointTLS configures TLS towards one endpoint. Relative paths are
+// resolved against the directory of the configuration file.
+type EndpointTLS struct {
+	// CAFile is a PEM bundle trusted instead of the system roots; the file
+	// must exist. Defaults to "" (system roots).
+	CAFile string `yaml:"ca_file"`
+	// CertFile is a PEM client certificate, set together with KeyFile.
+	// Defaults to "" (no client certificate).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key for CertFile. Defaults to "".
+	KeyFile string `yaml:"key_file"`
+	// MinVersion is "1.2" or "1.3"; "" means 1.2. Defaults to "".
+	MinVersion string `yaml:"min_version"`
+}
+
+// MinTLSVersion returns MinVersion as a crypto/tls constant.
+func (t EndpointTLS) MinTLSVersion() uint16 {
+	if t.MinVersion == "1.3" {
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the host:port serving /metrics; empty turns metrics off.
+	// Defaults to "".
+	Listen string `yaml:"listen"`
+}
+
+// Maintenance configures the periodic clean-up.
+type Maintenance struct {
+	// Schedule is a cron spec (five fields, or a descriptor such as
+	// "@daily" or "@every 1h") for when maintenance runs.
+	// Defaults to MaintenanceScheduleDefault ("@every 1h").
+	Schedule string `yaml:"schedule"`
+	// DeadRetention deletes dead messages older than this; 0 keeps them
+	// forever. Defaults to MaintenanceDeadRetentionDefault (720h).
+	DeadRetention time.Duration `yaml:"dead_retention"`
+}
+
+// ParseSchedule parses Schedule. The result's Next method satisfies a
+// Next(time.Time) time.Time schedule interface.
+func (m Maintenance) ParseSchedule() (cron.Schedule, error) {
+	return parseCron(m.Schedule)
+}
+
+// parseCron is cron.ParseStandard, minus its panics on some malformed
+// "TZ=" prefixes.
+func parseCron(spec string) (s cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, errMalformedCron
+		}
+	}()
+	return cron.ParseStandard(spec)
+}
+
+// Default returns a Config with every default applied and no endpoints.
+// Database.URL is left empty: it has no default.
+func Default() *Config {
+	return &Config{
+		Database: Database{MaxConns: DatabaseMaxConnsDefault},
+		Log:      Log{Level: LogLevelDefault, Format: LogFormatDefault},
+		Delivery: Delivery{
+			MaxResponseBytes: DeliveryMaxResponseBytesDefault,
+			Timeout:          DeliveryTimeoutDefault,
+		},
+		Relay: Relay{
+			MaxInFlight:     RelayMaxInFlightDefault,
+			Lease:           RelayLeaseDefault,
+			PollInterval:    RelayPollIntervalDefault,
+			Listen:          RelayListenDefault,
+			AckInterval:     RelayAckIntervalDefault,
+			AckBatch:        RelayAckBatchDefault,
+			ShutdownTimeout: RelayShutdownTimeoutDefault,
+			AsyncCommit:     RelayAsyncCommitDefault,
+		},
+		Retry: Retry{
+			InitialInterval:     RetryInitialIntervalDefault,
+			Multiplier:          RetryMultiplierDefault,
+			MaxInterval:         RetryMaxIntervalDefault,
+			MaxElapsedTime:      RetryMaxElapsedTimeDefault,
+			MaxAttempts:         RetryMaxAttemptsDefault,
+			RandomizationFactor: RetryRandomizationFactorDefault,
+		},
+		Maintenance: Maintenance{
+			Schedule:      MaintenanceScheduleDefault,
+			DeadRetention: MaintenanceDeadRetentionDefault,
+		},
+	}
+}
+
+// DefaultEndpoint returns an Endpoint with the defaults that do not depend
+// on the rest of the file. Timeout is left zero: WithDefaults fills it from
+// Delivery.Timeout.
+func DefaultEndpoint() Endpoint {
+	return Endpoint{
+		MaxInFlight:       EndpointMaxInFlightDefault,
+		PermanentStatuses: EndpointPermanentStatusesDefault(),
+	}
+}
+
+// WithDefaults returns a copy of e with its zero-valued fields defaulted:
+// Timeout from d.Timeout (or DeliveryTimeoutDefault), MaxInFlight from
+// EndpointMaxInFlightDefault and a nil PermanentStatuses from
+// EndpointPermanentStatusesDefault.
+func (e Endpoint) WithDefaults(d Delivery) Endpoint {
+	e.Timeout = cmp.Or(e.Timeout, d.Timeout, DeliveryTimeoutDefault)
+	e.MaxInFlight = cmp.Or(e.MaxInFlight, EndpointMaxInFlightDefault)
+	if e.PermanentStatuses == nil {
+		e.PermanentStatuses = EndpointPermanentStatusesDefault()
+	}
+	return e
+}
+
+// Warnings returns problems that do not stop Herald from running but are
+// probably mistakes, such as having no endpoints.
+func (c *Config) Warnings() []string { return slices.Clone(c.warnings) }

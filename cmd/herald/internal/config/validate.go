@@ -1,0 +1,384 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks every field and returns an *Error listing all problems,
+// or nil. A Config from Parse or Load is already valid; Validate is for one
+// built or modified in Go. Lines are known only for a Config from Parse or
+// Load.
+func (c *Config) Validate() error {
+	var problems []*FieldError
+	c.check(func(path, value string, err error) {
+		file, line := c.src.locate(path)
+		problems = append(problems, &FieldError{File: file, Line: line, Field: path, Value: value, Err: err})
+	})
+	if len(problems) == 0 {
+		return nil
+	}
+	sortProblems(problems)
+	return &Error{Problems: problems}
+}
+
+// sortProblems orders problems by line, keeping those without a line last
+// and otherwise the order they were found in.
+func sortProblems(ps []*FieldError) {
+	slices.SortStableFunc(ps, func(a, b *FieldError) int {
+		la, lb := a.Line, b.Line
+		if la == 0 {
+			la = int(^uint(0) >> 1)
+		}
+		if lb == 0 {
+			lb = int(^uint(0) >> 1)
+		}
+		return la - lb
+	})
+}
+
+var endpointNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// ReservedHeader reports whether name is a header Herald sets itself, which
+// endpoints[].headers may not override. The check ignores case.
+func ReservedHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "host", "content-type", "content-length", "transfer-encoding", "connection",
+		"user-agent", "webhook-id", "webhook-timestamp", "webhook-signature":
+		return true
+	}
+	return false
+}
+
+// check reports every problem through report; a secret's value is never
+// passed to report. It returns warnings.
+func (c *Config) check(report func(path, value string, err error)) (warnings []string) {
+	str := func(v any) string { return fmt.Sprint(v) }
+	intRange := func(path string, v, lo, hi int) {
+		if v < lo || v > hi {
+			report(path, strconv.Itoa(v), fmt.Errorf("must be between %d and %d", lo, hi))
+		}
+	}
+	durRange := func(path string, v, lo, hi time.Duration) {
+		if v < lo || v > hi {
+			report(path, fmtDuration(v), fmt.Errorf("must be between %s and %s", fmtDuration(lo), fmtDuration(hi)))
+		}
+	}
+	warn := func(path, msg string) {
+		file, line := c.src.locate(path)
+		w := path + ": " + msg
+		if line > 0 {
+			w = file + ":" + strconv.Itoa(line) + ": " + w
+		} else if file != "" {
+			w = file + ": " + w
+		}
+		warnings = append(warnings, w)
+	}
+
+	// database
+	if c.Database.URL == "" {
+		report("database.url", "", errors.New("required (set it here or in DATABASE_URL)"))
+	} else if err := checkDatabaseURL(c.Database.URL.Value()); err != nil {
+		report("database.url", "", err) // may hold a password: never printed
+	}
+	if c.Database.MaxConns < DatabaseMaxConnsMin {
+		report("database.max_conns", strconv.Itoa(c.Database.MaxConns), fmt.Errorf("must be at least %d", DatabaseMaxConnsMin))
+	}
+
+	// log
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		report("log.level", c.Log.Level, errors.New("must be one of debug, info, warn, error"))
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		report("log.format", c.Log.Format, errors.New("must be json or console"))
+	}
+
+	// delivery
+	if !validHeaderValue(c.Delivery.UserAgent) {
+		report("delivery.user_agent", c.Delivery.UserAgent, errors.New("must not contain control characters"))
+	}
+	intRange("delivery.max_response_bytes", c.Delivery.MaxResponseBytes, DeliveryMaxResponseBytesMin, DeliveryMaxResponseBytesMax)
+	durRange("delivery.timeout", c.Delivery.Timeout, DeliveryTimeoutMin, DeliveryTimeoutMax)
+
+	// relay
+	intRange("relay.max_in_flight", c.Relay.MaxInFlight, RelayMaxInFlightMin, RelayMaxInFlightMax)
+	durRange("relay.poll_interval", c.Relay.PollInterval, RelayPollIntervalMin, RelayPollIntervalMax)
+	durRange("relay.ack_interval", c.Relay.AckInterval, RelayAckIntervalMin, RelayAckIntervalMax)
+	intRange("relay.ack_batch", c.Relay.AckBatch, RelayAckBatchMin, RelayAckBatchMax)
+	durRange("relay.shutdown_timeout", c.Relay.ShutdownTimeout, 0, RelayShutdownTimeoutMax)
+	longestPath, longest := "delivery.timeout", c.Delivery.Timeout
+	for i, e := range c.Endpoints {
+		if i == 0 || e.Timeout > longest {
+			longestPath, longest = fmt.Sprintf("endpoints[%d].timeout", i), e.Timeout
+		}
+	}
+	if need := longest + RelayLeaseMargin; c.Relay.Lease < need {
+		report("relay.lease", fmtDuration(c.Relay.Lease), fmt.Errorf(
+			"must be at least %s plus %s, so at least %s: %s is %s",
+			longestPath, fmtDuration(RelayLeaseMargin), fmtDuration(need), longestPath, fmtDuration(longest)))
+	}
+
+	// retry
+	if c.Retry.InitialInterval <= 0 {
+		report("retry.initial_interval", fmtDuration(c.Retry.InitialInterval), errors.New("must be greater than 0"))
+	}
+	if c.Retry.Multiplier < 1 {
+		report("retry.multiplier", str(c.Retry.Multiplier), errors.New("must be at least 1"))
+	}
+	if c.Retry.MaxInterval < c.Retry.InitialInterval {
+		report("retry.max_interval", fmtDuration(c.Retry.MaxInterval), fmt.Errorf(
+			"must be at least retry.initial_interval (%s)", fmtDuration(c.Retry.InitialInterval)))
+	}
+	if c.Retry.MaxElapsedTime <= 0 {
+		report("retry.max_elapsed_time", fmtDuration(c.Retry.MaxElapsedTime), errors.New("must be greater than 0"))
+	}
+	if c.Retry.MaxAttempts < 0 {
+		report("retry.max_attempts", strconv.Itoa(c.Retry.MaxAttempts), errors.New("must be 0 (no limit) or more"))
+	}
+	if c.Retry.RandomizationFactor < 0 || c.Retry.RandomizationFactor > 1 {
+		report("retry.randomization_factor", str(c.Retry.RandomizationFactor), errors.New("must be between 0 and 1"))
+	}
+
+	// endpoints
+	if len(c.Endpoints) == 0 {
+		warn("endpoints", "no endpoints are configured: every message will be kept as unroutable")
+	}
+	names := make(map[string]int, len(c.Endpoints))
+	for i, e := range c.Endpoints {
+		p := fmt.Sprintf("endpoints[%d]", i)
+		switch first, dup := names[e.Name]; {
+		case e.Name == "":
+			report(p+".name", "", errors.New("required"))
+		case !endpointNameRE.MatchString(e.Name):
+			report(p+".name", e.Name, errors.New("must match ^[a-z0-9][a-z0-9_.-]{0,62}$"))
+		case dup:
+			report(p+".name", e.Name, fmt.Errorf("duplicate of endpoints[%d].name", first))
+		default:
+			names[e.Name] = i
+		}
+		c.checkEndpoint(p, e, report, warn)
+	}
+
+	// metrics
+	if l := c.Metrics.Listen; l != "" {
+		_, port, err := net.SplitHostPort(l)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			report("metrics.listen", l, errors.New(`must be host:port, like ":9090" or "127.0.0.1:9090", or empty to turn metrics off`))
+		}
+	}
+
+	// maintenance
+	if _, err := parseCron(c.Maintenance.Schedule); err != nil {
+		report("maintenance.schedule", c.Maintenance.Schedule, fmt.Errorf(`must be a cron spec like "0 3 * * *", "@daily" or "@every 1h": %w`, err))
+	}
+	if c.Maintenance.DeadRetention < 0 {
+		report("maintenance.dead_retention", fmtDuration(c.Maintenance.DeadRetention), errors.New("must be 0 (keep forever) or more"))
+	}
+	return warnings
+}
+
+func (c *Config) checkEndpoint(p string, e Endpoint, report func(path, value string, err error), warn func(path, msg string)) {
+	// url
+	switch u, err := url.Parse(e.URL); {
+	case e.URL == "":
+		report(p+".url", "", errors.New("required"))
+	case err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Opaque != "":
+		shown := e.URL
+		if err == nil {
+			shown = u.Redacted()
+		}
+		report(p+".url", shown, errors.New("must be an absolute http or https URL"))
+	case u.Scheme == "http":
+		warn(p+".url", "plain http: requests and their signatures are sent unencrypted")
+	}
+
+	// secret, secrets
+	switch {
+	case e.Secret != "" && len(e.Secrets) > 0:
+		report(p+".secrets", "", errors.New("set secret or secrets, not both"))
+	case e.Secret == "" && len(e.Secrets) == 0:
+		report(p+".secret", "", errors.New("required (or secrets, during a rotation)"))
+	case e.Secret != "":
+		if err := checkSecret(e.Secret.Value()); err != nil {
+			report(p+".secret", "", err)
+		}
+	default:
+		for j, s := range e.Secrets {
+			sp := fmt.Sprintf("%s.secrets[%d]", p, j)
+			if err := checkSecret(s.Value()); err != nil {
+				report(sp, "", err)
+			} else if k := slices.Index(e.Secrets, s); k < j {
+				report(sp, "", fmt.Errorf("duplicate of %s.secrets[%d]", p, k))
+			}
+		}
+	}
+
+	// topics
+	if len(e.Topics) == 0 {
+		warn(p+".topics", "no topics: the endpoint receives only messages that name it")
+	}
+	for j, t := range e.Topics {
+		if strings.TrimSpace(t) == "" {
+			report(fmt.Sprintf("%s.topics[%d]", p, j), "", errors.New("must not be empty"))
+		}
+	}
+
+	durRange := func(path string, v, lo, hi time.Duration) {
+		if v < lo || v > hi {
+			report(path, fmtDuration(v), fmt.Errorf("must be between %s and %s", fmtDuration(lo), fmtDuration(hi)))
+		}
+	}
+	durRange(p+".timeout", e.Timeout, DeliveryTimeoutMin, DeliveryTimeoutMax)
+
+	// headers, in sorted order so that errors are stable
+	seen := make(map[string]string, len(e.Headers))
+	for _, name := range slices.Sorted(maps.Keys(e.Headers)) {
+		hp := p + ".headers." + name
+		switch lower := strings.ToLower(name); {
+		case !validHeaderName(name):
+			report(hp, name, errors.New("header name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"))
+		case ReservedHeader(name):
+			report(hp, name, errors.New("header is set by Herald and cannot be overridden"))
+		case seen[lower] != "":
+			report(hp, name, fmt.Errorf("duplicate of header %q (names ignore case)", seen[lower]))
+		default:
+			seen[lower] = name
+		}
+		if !validHeaderValue(e.Headers[name].Value()) {
+			report(hp, "", errors.New("header value must not contain control characters"))
+		}
+	}
+
+	if e.MaxInFlight < EndpointMaxInFlightMin || e.MaxInFlight > EndpointMaxInFlightMax {
+		report(p+".max_in_flight", strconv.Itoa(e.MaxInFlight), fmt.Errorf("must be between %d and %d", EndpointMaxInFlightMin, EndpointMaxInFlightMax))
+	} else if e.MaxInFlight > c.Relay.MaxInFlight {
+		warn(p+".max_in_flight", fmt.Sprintf("%d is more than relay.max_in_flight (%d), which caps it", e.MaxInFlight, c.Relay.MaxInFlight))
+	}
+
+	for j, s := range e.PermanentStatuses {
+		sp := fmt.Sprintf("%s.permanent_statuses[%d]", p, j)
+		switch {
+		case s < 400 || s > 499:
+			report(sp, strconv.Itoa(s), errors.New("must be a 4xx status (400..499)"))
+		case s == 410:
+			report(sp, "410", errors.New("410 Gone is always final; remove it"))
+		case s == 429:
+			report(sp, "429", errors.New("429 Too Many Requests is always retried; remove it"))
+		case slices.Index(e.PermanentStatuses, s) < j:
+			report(sp, strconv.Itoa(s), errors.New("duplicate status"))
+		}
+	}
+
+	// tls
+	tp := p + ".tls"
+	checkFile := func(path, name string) {
+		if name == "" {
+			return
+		}
+		if st, err := os.Stat(name); err != nil {
+			report(path, name, errors.New("file does not exist or cannot be read"))
+		} else if st.IsDir() {
+			report(path, name, errors.New("is a directory, not a file"))
+		}
+	}
+	checkFile(tp+".ca_file", e.TLS.CAFile)
+	checkFile(tp+".cert_file", e.TLS.CertFile)
+	checkFile(tp+".key_file", e.TLS.KeyFile)
+	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+		missing := tp + ".key_file"
+		if e.TLS.CertFile == "" {
+			missing = tp + ".cert_file"
+		}
+		report(missing, "", errors.New("cert_file and key_file must be set together"))
+	}
+	switch e.TLS.MinVersion {
+	case "", "1.2", "1.3":
+	default:
+		report(tp+".min_version", e.TLS.MinVersion, errors.New(`must be "1.2" or "1.3" (or empty for 1.2)`))
+	}
+}
+
+// checkSecret validates a Standard Webhooks secret without ever putting it
+// in the error.
+func checkSecret(s string) error {
+	raw, ok := strings.CutPrefix(strings.TrimSpace(s), SecretPrefix)
+	if !ok {
+		return fmt.Errorf("must start with %q (value not shown)", SecretPrefix)
+	}
+	key, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		key, err = base64.RawStdEncoding.DecodeString(raw)
+	}
+	if err != nil {
+		return fmt.Errorf("must be %q followed by standard base64 (value not shown)", SecretPrefix)
+	}
+	if len(key) < SecretMinBytes || len(key) > SecretMaxBytes {
+		return fmt.Errorf("must decode to %d..%d bytes, not %d (value not shown)", SecretMinBytes, SecretMaxBytes, len(key))
+	}
+	return nil
+}
+
+// checkDatabaseURL accepts a postgres:// or postgresql:// URL or a key=value
+// connection string. Its errors never include the value.
+func checkDatabaseURL(s string) error {
+	bad := errors.New("must be a postgres:// or postgresql:// URL or a key=value connection string (value not shown)")
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return bad
+		}
+		return nil
+	}
+	if !strings.Contains(s, "=") {
+		return bad
+	}
+	return nil
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v has no control characters but tab.
+func validHeaderValue(v string) bool {
+	for _, c := range []byte(v) {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// fmtDuration prints a duration without trailing zero units: "5m", "1h30m".
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
