@@ -464,7 +464,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseUint(v, 10, 63); err == nil {
+	if secs, err := strconv.ParseUint(v, 10, 63); err == nil || errors.Is(err, strconv.ErrRange) {
+		// An out-of-range value saturates (secs is then the maximum).
 		const maxSecs = uint64(1<<63-1) / uint64(time.Second)
 		return time.Duration(min(secs, maxSecs)) * time.Second
 	}
