@@ -224,4 +224,3 @@ func TestGuardedDialer_ProxyIsDialledUnchecked(t *testing.T) {
 	require.NoError(t, err, "the operator's proxy is reachable")
 	require.NoError(t, c.Close())
 }
-
