@@ -40,8 +40,9 @@ type HandlerFunc[T Tx] func(ctx context.Context, tx T, msg *Received) error
 
 // StatusError is an error a HandlerFunc returns to choose the HTTP status of
 // the answer; any other error answers 500. The transaction is rolled back
-// whatever the status. Herald retries 5xx and 429 answers, so use a 4xx
-// status only for messages that retrying cannot fix.
+// whatever the status. Herald retries every status except 410 Gone and
+// those configured as permanent for the endpoint; never answer 410, which
+// asks Herald to stop calling the endpoint altogether.
 type StatusError struct {
 	Status int
 	Err    error
