@@ -377,7 +377,13 @@ func (d *decoder) decodeMap(n ast.Node, v reflect.Value, path string) {
 func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 	pairs, ok := mappingPairs(n)
 	if !ok {
-		d.fail(path, "", fmt.Errorf("must be a mapping, not %s", kindOf(n)))
+		err := fmt.Errorf("must be a mapping, not %s", kindOf(n))
+		if path == "" { // the whole document: nothing else is worth reporting
+			d.failAt(n, path, err)
+			d.failed[path] = true
+			return
+		}
+		d.fail(path, "", err)
 		return
 	}
 	fields := yamlFields(v.Type())

@@ -110,6 +110,9 @@ func ParseLookupEnv(data []byte, filename string, lookupEnv func(string) (string
 	problems := d.problems
 	cfg.src = src
 	cfg.warnings = cfg.check(func(path, value string, err error) {
+		if d.failed[""] {
+			return // the document is not a mapping
+		}
 		for p := path; p != ""; p = parentPath(p) {
 			if d.failed[p] {
 				return // already reported while decoding

@@ -124,8 +124,8 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	}
 	if need := longest + RelayLeaseMargin; c.Relay.Lease < need {
 		report("relay.lease", fmtDuration(c.Relay.Lease), fmt.Errorf(
-			"must be at least %s plus %s, so at least %s: %s is %s",
-			longestPath, fmtDuration(RelayLeaseMargin), fmtDuration(need), longestPath, fmtDuration(longest)))
+			"must be at least %s (%s) + %s = %s",
+			longestPath, fmtDuration(longest), fmtDuration(RelayLeaseMargin), fmtDuration(need)))
 	}
 
 	// retry
