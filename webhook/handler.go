@@ -58,8 +58,9 @@ func (e *StatusError) Unwrap() error { return e.Err }
 type Outcome struct {
 	// ID is the webhook-id header, possibly empty on a rejected request.
 	ID string
-	// Bytes is the size of the verified body; 0 if verification failed.
-	Bytes int
+	// Body is the verified body, also on duplicates; nil if verification
+	// failed. Log it only where payloads are known to be safe to log.
+	Body []byte
 	// Status is the HTTP status answered.
 	Status int
 	// Duplicate is true if the id had already been processed, in which
@@ -140,7 +141,7 @@ func (h *Handler[T]) serve(w http.ResponseWriter, r *http.Request) Outcome {
 	if unix, err := parseTimestamp(r.Header.Get(HeaderTimestamp)); err == nil {
 		msg.Timestamp = time.Unix(unix, 0)
 	}
-	out := Outcome{ID: id, Bytes: len(body)}
+	out := Outcome{ID: id, Body: body}
 
 	ctx := r.Context()
 	tx, duplicate, err := h.store.Begin(ctx, id)

@@ -153,12 +153,12 @@ func runHandlerContract[T Tx](t *testing.T, newUnderTest func(t *testing.T) hand
 		resp := b.post(t, "msg_1", body)
 		require.Equal(t, http.StatusNoContent, resp.StatusCode)
 		require.Empty(t, resp.Header.Get(HeaderDuplicate))
-		require.Equal(t, Outcome{ID: "msg_1", Bytes: len(body), Status: http.StatusNoContent}, <-b.outcomes)
+		require.Equal(t, Outcome{ID: "msg_1", Body: body, Status: http.StatusNoContent}, <-b.outcomes)
 
 		resp = b.post(t, "msg_1", body)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.Equal(t, "true", resp.Header.Get(HeaderDuplicate))
-		require.Equal(t, Outcome{ID: "msg_1", Bytes: len(body), Status: http.StatusOK, Duplicate: true}, <-b.outcomes)
+		require.Equal(t, Outcome{ID: "msg_1", Body: body, Status: http.StatusOK, Duplicate: true}, <-b.outcomes)
 
 		require.EqualValues(t, 1, b.calls.Load())
 		require.Equal(t, 1, b.effects(t, "msg_1"))
