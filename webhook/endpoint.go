@@ -75,7 +75,7 @@ type EndpointConfig struct {
 type Endpoint struct {
 	name            string
 	url             *url.URL
-	host            string
+	template        *http.Request // shared, never modified: see Deliver
 	signer          *Signer
 	timeout         time.Duration
 	timeoutReason   string
@@ -106,9 +106,16 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		return nil, &ConfigError{Field: "url", Err: err}
 	}
 	e := &Endpoint{
-		name:            cfg.Name,
-		url:             u,
-		host:            u.Host,
+		name: cfg.Name,
+		url:  u,
+		template: &http.Request{
+			Method:     http.MethodPost,
+			URL:        u,
+			Proto:      "HTTP/1.1",
+			ProtoMajor: 1,
+			ProtoMinor: 1,
+			Host:       u.Host,
+		},
 		followRedirects: cfg.FollowRedirects,
 		maxResponse:     c.cfg.MaxResponseBytes,
 		keepResponse:    c.cfg.KeepResponseBytes,
@@ -358,25 +365,17 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	body := m.Body
-	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           e.url,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          http.NoBody,
-		GetBody:       getNoBody,
-		ContentLength: int64(len(body)),
-		Host:          e.host,
-	}
+	// WithContext copies the template: one allocation for the request.
+	req := e.template.WithContext(ctx)
+	req.Header = h
+	req.Body, req.GetBody = http.NoBody, getNoBody
+	req.ContentLength = int64(len(body))
 	if len(body) > 0 {
 		// GetBody lets net/http replay the request on a fresh connection
 		// and follow 307/308 redirects.
 		req.Body = newBodyReader(body)
 		req.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 	}
-	req = req.WithContext(ctx)
 
 	var resp *http.Response
 	var err error
