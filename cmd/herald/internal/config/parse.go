@@ -70,7 +70,7 @@ func ParseLookupEnv(data []byte, filename string, lookupEnv func(string) (string
 	cfg := Default()
 	d := &decoder{src: src, lookup: lookupEnv, anchors: map[string]ast.Node{}, failed: map[string]bool{}}
 
-	file, err := parser.ParseBytes(data, 0)
+	file, err := parseYAML(data)
 	if err != nil {
 		return nil, &Error{Problems: []*FieldError{syntaxProblem(filename, err)}}
 	}
@@ -157,4 +157,15 @@ func syntaxProblem(filename string, err error) *FieldError {
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	return &FieldError{File: filename, Err: fmt.Errorf("invalid YAML: %s", msg)}
+}
+
+// parseYAML is parser.ParseBytes, turning a panic in go-yaml into an error
+// so that no input can crash Herald at startup.
+func parseYAML(data []byte) (f *ast.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, fmt.Errorf("go-yaml panicked: %v", r)
+		}
+	}()
+	return parser.ParseBytes(data, 0)
 }
