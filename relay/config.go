@@ -1,0 +1,117 @@
+package relay
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults and bounds of Config.
+const (
+	MaxInFlightDefault = 256
+	LeaseDefault       = 60 * time.Second
+	// LeaseMargin is the least by which Lease must exceed every endpoint's
+	// timeout: the headroom a claimed delivery has to wait for a worker.
+	LeaseMargin = 5 * time.Second
+	// attemptMargin is the least lease an attempt must leave unused when it
+	// ends: room for clock skew between relay and database and for the write.
+	attemptMargin          = time.Second
+	PollIntervalDefault    = time.Second
+	AckIntervalDefault     = 5 * time.Millisecond
+	AckBatchDefault        = 256
+	ShutdownTimeoutDefault = 30 * time.Second
+	// retryPollInterval bounds how often the retry lane is polled while the
+	// hot lane keeps the claimer busy.
+	retryPollInterval = 50 * time.Millisecond
+	// progressInterval is how often a busy relay logs its progress.
+	progressInterval = 10 * time.Second
+)
+
+// Config configures a Relay. The zero value of every field but Endpoints
+// means its default.
+type Config struct {
+	// Endpoints receive the messages. May be empty: messages are then kept
+	// as unroutable.
+	Endpoints []Endpoint
+	// Retry computes the next attempt after a failure. Defaults to
+	// DefaultRetryPolicy().
+	Retry RetryPolicy
+	// MaxInFlight bounds the HTTP requests in flight across all endpoints.
+	// Defaults to 256.
+	MaxInFlight int
+	// Lease is how long a claimed message stays invisible to other relays.
+	// It must exceed every endpoint's timeout by LeaseMargin, so that a
+	// request always ends before its lease does. Defaults to 60s.
+	Lease time.Duration
+	// PollInterval is how often an idle relay looks for new messages when
+	// no notification wakes it. Defaults to 1s.
+	PollInterval time.Duration
+	// Listen makes the relay LISTEN for producers' notifications, which wake
+	// it within milliseconds of a commit. Defaults to false in this struct;
+	// the herald command turns it on (relay.listen).
+	Listen bool
+	// AckInterval is the longest a finished delivery waits before its
+	// outcome is written. Defaults to 5ms.
+	AckInterval time.Duration
+	// AckBatch flushes outcomes as soon as this many are pending. Defaults to 256.
+	AckBatch int
+	// ShutdownTimeout is how long Stop lets requests in flight finish before
+	// cancelling them. Defaults to 30s.
+	ShutdownTimeout time.Duration
+	// AsyncCommit writes the relay's own claims and acks with
+	// synchronous_commit = off. Producers' inserts stay durable: a lost ack
+	// after a database crash means a message is delivered again, never lost.
+	AsyncCommit bool
+	// Logger receives structured progress and failure logs. Defaults to a
+	// no-op logger.
+	Logger zerolog.Logger
+	// Metrics, if set, records Prometheus metrics.
+	Metrics *Metrics
+}
+
+func (c Config) withDefaults() Config {
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, MaxInFlightDefault)
+	c.Lease = cmp.Or(c.Lease, LeaseDefault)
+	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
+	c.AckInterval = cmp.Or(c.AckInterval, AckIntervalDefault)
+	c.AckBatch = cmp.Or(c.AckBatch, AckBatchDefault)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	if c.Retry == nil {
+		c.Retry = DefaultRetryPolicy()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("MaxInFlight must be at least 1 (got %d)", c.MaxInFlight))
+	}
+	if c.AckBatch < 1 {
+		errs = append(errs, fmt.Errorf("AckBatch must be at least 1 (got %d)", c.AckBatch))
+	}
+	seen := make(map[string]bool, len(c.Endpoints))
+	for i, ep := range c.Endpoints {
+		if ep.Name == "" {
+			errs = append(errs, fmt.Errorf("Endpoints[%d]: Name is empty", i))
+		}
+		if seen[ep.Name] {
+			errs = append(errs, fmt.Errorf("Endpoints[%d]: duplicate name %q", i, ep.Name))
+		}
+		seen[ep.Name] = true
+		if ep.Sender == nil {
+			errs = append(errs, fmt.Errorf("Endpoints[%d] (%s): Sender is nil", i, ep.Name))
+		}
+		if ep.Timeout <= 0 {
+			errs = append(errs, fmt.Errorf("Endpoints[%d] (%s): Timeout must be positive", i, ep.Name))
+		}
+		if c.Lease < ep.Timeout+LeaseMargin {
+			errs = append(errs, fmt.Errorf("Lease %s must be at least endpoint %s's timeout %s + %s",
+				c.Lease, ep.Name, ep.Timeout, LeaseMargin))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,104 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/herald-relay/herald/outbox"
+)
+
+// runListener holds one connection outside the pool that LISTENs for
+// producers' notifications and wakes the claimer on each. It reconnects
+// with backoff; after a reconnect it wakes the claimer once, since
+// notifications sent while it was away are gone.
+func (r *Relay) runListener(ctx context.Context) {
+	eb := newErrorBackoff()
+	for ctx.Err() == nil {
+		err := r.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.m.dbErrors.WithLabelValues("listen").Inc()
+		sleep(ctx, eb.failed(r.log, err, "listen"))
+	}
+}
+
+func (r *Relay) listen(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("listen: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+outbox.NotifyChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	signal(r.wake)
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("listen: wait: %w", err)
+		}
+		signal(r.wake)
+	}
+}
+
+// runProgress logs what the relay did every progressInterval, when it did
+// something.
+func (r *Relay) runProgress(ctx context.Context) {
+	t := time.NewTicker(progressInterval)
+	defer t.Stop()
+	var last Stats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := r.Stats()
+		if st.Delivered == last.Delivered && st.Retried == last.Retried && st.Dead == last.Dead {
+			continue
+		}
+		r.log.Info().Int64("delivered", st.Delivered-last.Delivered).Int64("retried", st.Retried-last.Retried).
+			Int64("dead", st.Dead-last.Dead).Int64("in_flight", r.inFlight.Load()).
+			Dur("interval", progressInterval).Msg("progress")
+		last = st
+	}
+}
+
+// errorBackoff paces retries of a failing database operation, logs the
+// first failure and then at most one line per backoff step, and one
+// "recovered" line when it works again.
+type errorBackoff struct {
+	failures int
+	next     time.Duration
+}
+
+func newErrorBackoff() *errorBackoff { return &errorBackoff{} }
+
+const (
+	errorBackoffMin = 100 * time.Millisecond
+	errorBackoffMax = 10 * time.Second
+)
+
+func (b *errorBackoff) failed(log zerolog.Logger, err error, op string) time.Duration {
+	b.failures++
+	if b.next == 0 {
+		b.next = errorBackoffMin
+	} else {
+		b.next = min(2*b.next, errorBackoffMax)
+	}
+	if b.failures == 1 || b.next == errorBackoffMax || b.failures%10 == 0 {
+		log.Error().Err(err).Str("op", op).Int("failures", b.failures).Dur("retry_in", b.next).Msg("database error")
+	}
+	return b.next
+}
+
+func (b *errorBackoff) recovered(log zerolog.Logger, op string) {
+	if b.failures > 0 {
+		log.Info().Str("op", op).Int("failures", b.failures).Msg("database recovered")
+		b.failures, b.next = 0, 0
+	}
+}

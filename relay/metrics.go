@@ -1,0 +1,79 @@
+package relay
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the relay's Prometheus metrics.
+type Metrics struct {
+	attempts       *prometheus.CounterVec
+	attemptSeconds *prometheus.HistogramVec
+	delivered      *prometheus.CounterVec
+	dead           *prometheus.CounterVec
+	claimed        *prometheus.CounterVec
+	claimSeconds   *prometheus.HistogramVec
+	ackSeconds     prometheus.Histogram
+	commitToAck    prometheus.Histogram
+	inFlight       prometheus.Gauge
+	fenced         prometheus.Counter
+	dbErrors       *prometheus.CounterVec
+}
+
+// NewMetrics creates the relay's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_delivery_attempts_total",
+			Help: "Delivery attempts by endpoint and result (ok, retry, dead, released).",
+		}, []string{"endpoint", "result"}),
+		attemptSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herald_delivery_attempt_seconds",
+			Help:    "Duration of one HTTP delivery attempt.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_delivered_total",
+			Help: "Messages acknowledged with a 2xx, by endpoint.",
+		}, []string{"endpoint"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_dead_total",
+			Help: "Messages (or message-endpoint pairs) given up, by reason: exhausted, gone, rejected, unroutable, invalid.",
+		}, []string{"reason"}),
+		claimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_claimed_total",
+			Help: "Rows claimed, by lane (hot: new messages, retry: failed pairs).",
+		}, []string{"lane"}),
+		claimSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herald_claim_seconds",
+			Help:    "Duration of one claim round trip.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"lane"}),
+		ackSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_ack_flush_seconds",
+			Help:    "Duration of one batched write of delivery outcomes.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		commitToAck: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_commit_to_ack_seconds",
+			Help:    "From a message's insert to its last endpoint's 2xx.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 16),
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_in_flight",
+			Help: "Claimed deliveries queued or in flight.",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_fenced_writes_total",
+			Help: "Outcomes not written because another relay holds a newer lease on the row.",
+		}),
+		dbErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_db_errors_total",
+			Help: "Database errors by operation (claim, ack, listen).",
+		}, []string{"op"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.attempts, m.attemptSeconds, m.delivered, m.dead, m.claimed, m.claimSeconds,
+			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.dbErrors)
+	}
+	return m
+}

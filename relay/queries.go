@@ -1,0 +1,116 @@
+package relay
+
+// The relay's SQL. Every write made after a delivery is fenced by the lease
+// token the row was claimed with (lease = $token), except deleting a row
+// whose every delivery succeeded, which is right whoever holds it now.
+
+// claimHotSQL claims up to $1 due messages in seq order. The planner walks
+// the primary key; the UPDATE touches only unindexed columns, so it is a HOT
+// update when the page has room (fillfactor 80). The `= ANY(ARRAY(...))`
+// form keeps the plan an index scan when the prepared statement goes generic
+// (an UPDATE ... FROM c can turn into a hash join over the whole table).
+// $2 = lease in milliseconds, $3 = lease token.
+const claimHotSQL = `WITH c AS (
+    SELECT seq FROM outbox.messages
+    WHERE visible_at <= now()
+    ORDER BY seq
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox.messages m
+SET visible_at = now() + $2 * interval '1 millisecond', attempts = m.attempts + 1, lease = $3
+WHERE m.seq = ANY(ARRAY(SELECT seq FROM c))
+RETURNING m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m.endpoint, ''),
+          coalesce(m.headers::text, ''), m.created_at, m.attempts`
+
+// claimRetrySQL claims up to $1 due (message, endpoint) pairs from the retry
+// lane, soonest first, through deliveries_due_idx. next_attempt_at becomes
+// the lease expiry, so a pair whose relay died is due again when it lapses.
+const claimRetrySQL = `WITH c AS (
+    SELECT seq, endpoint FROM outbox.deliveries
+    WHERE next_attempt_at <= now()
+    ORDER BY next_attempt_at, seq
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox.deliveries d
+SET next_attempt_at = now() + $2 * interval '1 millisecond', attempts = d.attempts + 1, lease = $3
+FROM c
+WHERE d.seq = c.seq AND d.endpoint = c.endpoint
+RETURNING d.seq, d.endpoint, d.id, d.topic, d.payload::text, coalesce(d.key, ''), coalesce(d.headers::text, ''),
+          d.created_at, d.attempts, extract(epoch from now() - d.first_attempt_at)::float8`
+
+// ackHotSQL deletes messages every endpoint acknowledged.
+const ackHotSQL = `DELETE FROM outbox.messages WHERE seq = ANY($1::bigint[])`
+
+// releaseHotSQL gives back claimed messages that were not attempted (the
+// relay is stopping): visible at once, the claim not counted.
+const releaseHotSQL = `UPDATE outbox.messages m
+SET visible_at = now(), attempts = greatest(m.attempts - 1, 0), lease = NULL
+FROM unnest($1::bigint[], $2::bigint[]) AS r(seq, lease)
+WHERE m.seq = r.seq AND m.lease = r.lease`
+
+// settleHotSQL moves messages that did not succeed everywhere out of the hot
+// lane in one statement: the message row is deleted (fenced by its lease)
+// and each pair still owed goes to the retry lane, each given-up pair to
+// dead. Pairs: $3 seq, $4 endpoint (” = none), $5 attempts, $6 delay ms,
+// $7 status (0 = none), $8 error, $9 response, $10 dead reason (” = retry),
+// $11 attempted (false: not attempted yet, keeps last_* empty).
+const settleHotSQL = `WITH settled AS (
+    DELETE FROM outbox.messages m
+    USING unnest($1::bigint[], $2::bigint[]) AS s(seq, lease)
+    WHERE m.seq = s.seq AND m.lease = s.lease
+    RETURNING m.seq, m.id, m.topic, m.payload, m.key, m.headers, m.created_at
+), pairs AS (
+    SELECT * FROM unnest($3::bigint[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[], $9::text[], $10::text[], $11::bool[])
+        AS p(seq, endpoint, attempts, delay_ms, status, error, response, dead_reason, attempted)
+), retry AS (
+    INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+        first_attempt_at, last_attempt_at, next_attempt_at, last_status, last_error, last_response)
+    SELECT s.seq, p.endpoint, s.id, s.topic, s.payload, s.key, s.headers, s.created_at, p.attempts,
+        now(), now(), now() + p.delay_ms * interval '1 millisecond',
+        nullif(p.status, 0), nullif(p.error, ''), nullif(p.response, '')
+    FROM settled s JOIN pairs p ON p.seq = s.seq
+    WHERE p.dead_reason = ''
+)
+INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+    first_attempt_at, last_attempt_at, last_status, last_error, last_response, reason)
+SELECT s.seq, nullif(p.endpoint, ''), s.id, s.topic, s.payload, s.key, s.headers, s.created_at, p.attempts,
+    CASE WHEN p.attempted THEN now() END, CASE WHEN p.attempted THEN now() END,
+    nullif(p.status, 0), nullif(p.error, ''), nullif(p.response, ''), p.dead_reason
+FROM settled s JOIN pairs p ON p.seq = s.seq
+WHERE p.dead_reason <> ''`
+
+// ackRetrySQL deletes acknowledged pairs from the retry lane.
+const ackRetrySQL = `DELETE FROM outbox.deliveries d
+USING unnest($1::bigint[], $2::text[]) AS k(seq, endpoint)
+WHERE d.seq = k.seq AND d.endpoint = k.endpoint`
+
+// rescheduleRetrySQL records a failed attempt of pairs in the retry lane.
+// $4 delay ms; $8 attempted = false releases a pair that was not attempted:
+// due at once, the claim not counted, last_* left as they were.
+const rescheduleRetrySQL = `UPDATE outbox.deliveries d
+SET next_attempt_at = now() + k.delay_ms * interval '1 millisecond',
+    attempts = CASE WHEN k.attempted THEN d.attempts ELSE greatest(d.attempts - 1, 0) END,
+    last_attempt_at = CASE WHEN k.attempted THEN now() ELSE d.last_attempt_at END,
+    last_status = CASE WHEN k.attempted THEN nullif(k.status, 0) ELSE d.last_status END,
+    last_error = CASE WHEN k.attempted THEN nullif(k.error, '') ELSE d.last_error END,
+    last_response = CASE WHEN k.attempted THEN nullif(k.response, '') ELSE d.last_response END,
+    lease = NULL
+FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::text[], $8::bool[])
+    AS k(seq, endpoint, lease, delay_ms, status, error, response, attempted)
+WHERE d.seq = k.seq AND d.endpoint = k.endpoint AND d.lease = k.lease`
+
+// buryRetrySQL moves given-up pairs from the retry lane to dead.
+const buryRetrySQL = `WITH gone AS (
+    DELETE FROM outbox.deliveries d
+    USING unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[])
+        AS k(seq, endpoint, lease, status, error, response, reason)
+    WHERE d.seq = k.seq AND d.endpoint = k.endpoint AND d.lease = k.lease
+    RETURNING d.*, k.status AS k_status, k.error AS k_error, k.response AS k_response, k.reason AS k_reason
+)
+INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+    first_attempt_at, last_attempt_at, last_status, last_error, last_response, reason)
+SELECT seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+    first_attempt_at, now(), nullif(k_status, 0), nullif(k_error, ''), nullif(k_response, ''), k_reason
+FROM gone`

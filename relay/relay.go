@@ -1,0 +1,533 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/herald-relay/herald/webhook"
+)
+
+// Relay claims committed outbox messages, delivers them to their endpoints
+// and records the outcome. Several relays may run on one database.
+type Relay struct {
+	cfg    Config
+	pool   *pgxpool.Pool
+	router *router
+	log    zerolog.Logger
+	m      *Metrics
+
+	work    chan *pair // claimed pairs waiting for a worker
+	results chan *pair // finished pairs, for the completer
+	wake    chan struct{}
+	room    chan struct{}
+
+	inFlight atomic.Int64 // pairs claimed and not yet finished
+	stopping atomic.Bool  // set by Stop: workers start nothing new
+	stats    stats
+
+	startOnce, stopOnce sync.Once
+	started             bool
+	stopClaiming        context.CancelFunc // stops the claimer and the listener
+	cancelWork          context.CancelFunc // aborts requests in flight
+	claimerDone         chan struct{}
+	workersDone         chan struct{}
+	completerDone       chan struct{}
+	background          sync.WaitGroup // listener, progress logger
+	stopErr             error
+}
+
+// stats are counters for progress logs and tests.
+type stats struct {
+	delivered, retried, dead, released atomic.Int64
+	claims, claimedRows                atomic.Int64
+}
+
+// Stats is a snapshot of a relay's counters since it started.
+type Stats struct {
+	// Delivered counts (message, endpoint) pairs acknowledged with a 2xx.
+	Delivered int64
+	// Retried counts failed attempts that were rescheduled.
+	Retried int64
+	// Dead counts pairs (or unroutable messages) given up.
+	Dead int64
+	// Released counts claimed pairs given back unattempted at shutdown.
+	Released int64
+	// Claims counts claim round trips; ClaimedRows the rows they returned.
+	Claims, ClaimedRows int64
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() Stats {
+	return Stats{
+		Delivered: r.stats.delivered.Load(), Retried: r.stats.retried.Load(),
+		Dead: r.stats.dead.Load(), Released: r.stats.released.Load(),
+		Claims: r.stats.claims.Load(), ClaimedRows: r.stats.claimedRows.Load(),
+	}
+}
+
+type lane uint8
+
+const (
+	hotLane lane = iota
+	retryLane
+)
+
+func (l lane) String() string {
+	if l == hotLane {
+		return "hot"
+	}
+	return "retry"
+}
+
+// job is one claimed row: a message from the hot lane (one pair per
+// endpoint) or one pair from the retry lane.
+type job struct {
+	lane      lane
+	seq       int64
+	lease     int64
+	msg       webhook.Message
+	topic     string
+	createdAt time.Time
+	// attempts is the claim count of a hot message, or the attempt number of
+	// a retry pair, including this one.
+	attempts int
+	// elapsed is the time since the pair's first attempt (retry lane).
+	elapsed time.Duration
+	// deadline is the latest time an attempt may end while the lease holds.
+	deadline time.Time
+	// invalid, when set, is why the row cannot be sent; it goes to dead.
+	invalid   string
+	pairs     []pair
+	remaining int
+}
+
+type result uint8
+
+const (
+	resultOK result = iota
+	resultRetry
+	resultDead
+	resultReleased
+)
+
+// pair is one (message, endpoint) delivery.
+type pair struct {
+	job        *job
+	ep         *Endpoint // nil for a job with no endpoint (unroutable or invalid)
+	result     result
+	status     int
+	errText    string
+	response   string
+	retryAfter time.Duration
+	deadReason string
+	attempted  bool
+	delay      time.Duration // set by the completer for resultRetry
+}
+
+// New returns a relay on pool. It does not touch the database until Start.
+func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("relay config: %w", err)
+	}
+	m := cfg.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Relay{
+		cfg:    cfg,
+		pool:   pool,
+		router: newRouter(cfg.Endpoints),
+		log:    cfg.Logger.With().Str("component", "relay").Logger(),
+		m:      m,
+		// Room for a full window of fan-out; the claimer sizes claims so
+		// the queue rarely holds more than MaxInFlight.
+		work:          make(chan *pair, 2*cfg.MaxInFlight),
+		results:       make(chan *pair, 2*cfg.MaxInFlight),
+		wake:          make(chan struct{}, 1),
+		room:          make(chan struct{}, 1),
+		claimerDone:   make(chan struct{}),
+		workersDone:   make(chan struct{}),
+		completerDone: make(chan struct{}),
+	}, nil
+}
+
+// Start checks the database and starts the relay's goroutines. It does not
+// block; Stop ends them.
+func (r *Relay) Start(ctx context.Context) error {
+	err := errors.New("relay: already started")
+	r.startOnce.Do(func() { err = r.start(ctx) })
+	return err
+}
+
+func (r *Relay) start(ctx context.Context) error {
+	if err := r.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("relay: ping database: %w", err)
+	}
+	var ok bool
+	if err := r.pool.QueryRow(ctx, `SELECT to_regclass('outbox.deliveries') IS NOT NULL`).Scan(&ok); err != nil {
+		return fmt.Errorf("relay: check schema: %w", err)
+	}
+	if !ok {
+		return errors.New("relay: outbox schema not found: run `herald migrate` first")
+	}
+	claimCtx, stopClaiming := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopClaiming, r.cancelWork = stopClaiming, cancelWork
+	r.started = true
+
+	go r.runClaimer(claimCtx)
+	var workers sync.WaitGroup
+	for range r.cfg.MaxInFlight {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			r.runWorker(workCtx)
+		}()
+	}
+	go func() {
+		workers.Wait()
+		close(r.workersDone)
+		close(r.results)
+	}()
+	go r.runCompleter()
+	if r.cfg.Listen {
+		r.background.Add(1)
+		go func() {
+			defer r.background.Done()
+			r.runListener(claimCtx)
+		}()
+	}
+	r.background.Add(1)
+	go func() {
+		defer r.background.Done()
+		r.runProgress(claimCtx)
+	}()
+	r.log.Info().Int("endpoints", len(r.cfg.Endpoints)).Int("max_in_flight", r.cfg.MaxInFlight).
+		Dur("lease", r.cfg.Lease).Bool("listen", r.cfg.Listen).Msg("relay started")
+	return nil
+}
+
+// Stop stops claiming, gives back claimed messages not yet attempted, lets
+// requests in flight finish for up to Config.ShutdownTimeout (or until ctx
+// ends), cancels what is left, and writes every outcome. It is safe to call
+// more than once, and before Start.
+func (r *Relay) Stop(ctx context.Context) error {
+	r.stopOnce.Do(func() { r.stopErr = r.stop(ctx) })
+	return r.stopErr
+}
+
+func (r *Relay) stop(ctx context.Context) error {
+	if !r.started {
+		return nil
+	}
+	r.log.Info().Int64("in_flight", r.inFlight.Load()).Msg("relay stopping")
+	r.stopping.Store(true)
+	r.stopClaiming()
+	<-r.claimerDone
+	grace := time.NewTimer(r.cfg.ShutdownTimeout)
+	defer grace.Stop()
+	select {
+	case <-r.workersDone:
+	case <-grace.C:
+		r.log.Warn().Int64("in_flight", r.inFlight.Load()).Msg("shutdown timeout: cancelling requests in flight")
+	case <-ctx.Done():
+		r.log.Warn().Int64("in_flight", r.inFlight.Load()).Msg("stop deadline: cancelling requests in flight")
+	}
+	r.cancelWork()
+	<-r.workersDone
+	<-r.completerDone
+	r.background.Wait()
+	st := r.Stats()
+	r.log.Info().Int64("delivered", st.Delivered).Int64("retried", st.Retried).Int64("dead", st.Dead).
+		Int64("released", st.Released).Msg("relay stopped")
+	return nil
+}
+
+// Run starts the relay, blocks until ctx is done, then stops it.
+func (r *Relay) Run(ctx context.Context) error {
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return r.Stop(context.WithoutCancel(ctx))
+}
+
+// signal wakes the claimer; it never blocks.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// runClaimer keeps the in-flight window full: it claims when the window is
+// at most half full, as many rows as fit, and sleeps only when a claim
+// comes back short, until a notification, a due retry or the poll interval.
+func (r *Relay) runClaimer(ctx context.Context) {
+	defer close(r.claimerDone)
+	defer close(r.work)
+	window := int64(r.cfg.MaxInFlight)
+	fanout := 1.0 // pairs per hot message, a running estimate
+	var lastRetryPoll time.Time
+	retryFull := false
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	errBackoff := newErrorBackoff()
+	for ctx.Err() == nil {
+		inFlight := r.inFlight.Load()
+		if inFlight > window/2 {
+			select {
+			case <-r.room:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		free := window - inFlight
+		hotWant := max(1, int(float64(free)/fanout))
+		retryWant := 0
+		if retryFull || time.Since(lastRetryPoll) >= retryPollInterval {
+			retryWant = max(1, int(free/4))
+			lastRetryPoll = time.Now()
+		}
+		jobs, hotGot, retryGot, err := r.claim(ctx, hotWant, retryWant)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.m.dbErrors.WithLabelValues("claim").Inc()
+			d := errBackoff.failed(r.log, err, "claim")
+			sleep(ctx, d)
+			continue
+		}
+		errBackoff.recovered(r.log, "claim")
+		retryFull = retryWant > 0 && retryGot == retryWant
+		pairs := r.dispatch(jobs)
+		if hotGot > 0 {
+			// Estimated from the hot lane only: retry jobs are single pairs.
+			hotPairs := pairs - retryGot
+			fanout = max(1, 0.8*fanout+0.2*float64(hotPairs)/float64(hotGot))
+		}
+		if hotGot == hotWant || retryFull {
+			continue // more may be waiting
+		}
+		if !poll.Stop() {
+			select {
+			case <-poll.C:
+			default:
+			}
+		}
+		poll.Reset(r.cfg.PollInterval)
+		select {
+		case <-poll.C:
+		case <-r.wake:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// claim claims from both lanes in one round trip.
+func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job, hotGot, retryGot int, err error) {
+	leaseMs := r.cfg.Lease.Milliseconds()
+	token := rand.Int64()
+	start := time.Now()
+	// A request may start only while it is sure to end before the lease
+	// does, by the relay's clock (which started counting before the
+	// database's now()), with a second to spare for clock skew and for
+	// writing the outcome.
+	deadline := start.Add(r.cfg.Lease - attemptMargin)
+	b := &pgx.Batch{}
+	b.Queue(claimHotSQL, hotWant, leaseMs, token)
+	if retryWant > 0 {
+		b.Queue(claimRetrySQL, retryWant, leaseMs, token)
+	}
+	br := r.pool.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("claim: %w", cerr)
+		}
+	}()
+	rows, err := br.Query()
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("claim messages: %w", err)
+	}
+	for rows.Next() {
+		j := &job{lane: hotLane, lease: token, deadline: deadline}
+		var key, endpoint, headers string
+		if err := rows.Scan(&j.seq, &j.msg.ID, &j.topic, &j.msg.Body, &key, &endpoint, &headers, &j.createdAt, &j.attempts); err != nil {
+			rows.Close()
+			return nil, 0, 0, fmt.Errorf("claim messages: scan: %w", err)
+		}
+		r.prepare(j, endpoint, headers)
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, 0, fmt.Errorf("claim messages: %w", err)
+	}
+	hotGot = len(jobs)
+	r.m.claimSeconds.WithLabelValues("hot").Observe(time.Since(start).Seconds())
+	if retryWant > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("claim retries: %w", err)
+		}
+		for rows.Next() {
+			j := &job{lane: retryLane, lease: token, deadline: deadline}
+			var endpoint, key, headers string
+			var elapsed float64
+			if err := rows.Scan(&j.seq, &endpoint, &j.msg.ID, &j.topic, &j.msg.Body, &key, &headers, &j.createdAt, &j.attempts, &elapsed); err != nil {
+				rows.Close()
+				return nil, 0, 0, fmt.Errorf("claim retries: scan: %w", err)
+			}
+			j.elapsed = time.Duration(elapsed * float64(time.Second))
+			r.prepareRetry(j, endpoint, headers)
+			jobs = append(jobs, j)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, 0, 0, fmt.Errorf("claim retries: %w", err)
+		}
+		retryGot = len(jobs) - hotGot
+		r.m.claimSeconds.WithLabelValues("retry").Observe(time.Since(start).Seconds())
+	}
+	r.stats.claims.Add(1)
+	r.stats.claimedRows.Add(int64(len(jobs)))
+	r.m.claimed.WithLabelValues("hot").Add(float64(hotGot))
+	r.m.claimed.WithLabelValues("retry").Add(float64(retryGot))
+	return jobs, hotGot, retryGot, nil
+}
+
+// prepare routes a hot message to its endpoints, or marks why it cannot go.
+func (r *Relay) prepare(j *job, endpoint, headers string) {
+	if !r.parseHeaders(j, headers) {
+		return
+	}
+	eps := r.router.route(j.topic, endpoint)
+	if len(eps) == 0 {
+		return // unroutable: no pairs
+	}
+	j.pairs = make([]pair, len(eps))
+	for i, ep := range eps {
+		j.pairs[i] = pair{job: j, ep: ep}
+	}
+}
+
+// prepareRetry binds a retry pair to its endpoint. An endpoint that is no
+// longer configured keeps its pairs waiting: they are released, not killed,
+// so that a configuration mistake loses nothing.
+func (r *Relay) prepareRetry(j *job, endpoint, headers string) {
+	if !r.parseHeaders(j, headers) {
+		j.pairs = []pair{{job: j, ep: &Endpoint{Name: endpoint}}}
+		return
+	}
+	ep := r.router.byName[endpoint]
+	if ep == nil {
+		ep = &Endpoint{Name: endpoint} // no Sender: released by the worker
+	}
+	j.pairs = []pair{{job: j, ep: ep}}
+}
+
+func (r *Relay) parseHeaders(j *job, headers string) bool {
+	if headers == "" {
+		return true
+	}
+	h, err := webhook.ParseHeaders([]byte(headers))
+	if err != nil {
+		j.invalid = "headers: " + err.Error()
+		return false
+	}
+	j.msg.Headers = h
+	return true
+}
+
+// dispatch hands the claimed pairs to the workers, and jobs with nothing to
+// send straight to the completer. It returns the number of pairs.
+func (r *Relay) dispatch(jobs []*job) int {
+	n := 0
+	for _, j := range jobs {
+		j.remaining = len(j.pairs)
+		if j.invalid != "" || len(j.pairs) == 0 {
+			j.remaining = 1
+			r.results <- &pair{job: j}
+			continue
+		}
+		n += len(j.pairs)
+	}
+	r.inFlight.Add(int64(n))
+	r.m.inFlight.Set(float64(r.inFlight.Load()))
+	for _, j := range jobs {
+		if j.invalid != "" || len(j.pairs) == 0 {
+			continue
+		}
+		for i := range j.pairs {
+			r.work <- &j.pairs[i]
+		}
+	}
+	return n
+}
+
+// runWorker makes delivery attempts. A pair is attempted only if the relay
+// is not stopping and the attempt is sure to end while the lease holds;
+// otherwise it is released untouched.
+func (r *Relay) runWorker(ctx context.Context) {
+	for p := range r.work {
+		r.attempt(ctx, p)
+		if n := r.inFlight.Add(-1); n <= int64(r.cfg.MaxInFlight)/2 {
+			signal(r.room)
+		}
+		r.results <- p
+	}
+}
+
+func (r *Relay) attempt(ctx context.Context, p *pair) {
+	ep := p.ep
+	if r.stopping.Load() || ep.Sender == nil || time.Now().Add(ep.Timeout).After(p.job.deadline) {
+		p.result = resultReleased
+		return
+	}
+	start := time.Now()
+	err := ep.Sender.Deliver(ctx, &p.job.msg)
+	r.m.attemptSeconds.WithLabelValues(ep.Name).Observe(time.Since(start).Seconds())
+	p.attempted = true
+	if err == nil {
+		p.result = resultOK
+		return
+	}
+	p.result = resultRetry
+	var de *webhook.DeliveryError
+	if errors.As(err, &de) {
+		p.status = de.Status
+		p.errText = de.Reason
+		p.response = string(de.Response)
+		p.retryAfter = de.RetryAfter
+		switch {
+		case de.Gone:
+			p.result, p.deadReason = resultDead, "gone"
+		case !de.Retryable:
+			p.result, p.deadReason = resultDead, "rejected"
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		p.errText = "cancelled: relay shutting down"
+		return
+	}
+	p.errText = err.Error()
+}

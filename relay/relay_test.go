@@ -1,0 +1,416 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/internal/heraldtest"
+	"github.com/herald-relay/herald/outbox"
+	"github.com/herald-relay/herald/relay"
+	"github.com/herald-relay/herald/webhook"
+)
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// receiver is a real HTTP endpoint that records what arrives and answers
+// with what the test's respond function says.
+type receiver struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	got     []received
+	byID    map[string]int
+	active  map[string]bool // ids whose request is being handled right now
+	overlap atomic.Int64    // requests that arrived while one with the same id was in flight
+	respond func(n int, r *http.Request) int
+	hold    chan struct{} // when set, every request waits on it
+}
+
+type received struct {
+	id   string
+	at   time.Time
+	body []byte
+	hdr  http.Header
+}
+
+func newReceiver(t *testing.T, respond func(n int, r *http.Request) int) *receiver {
+	rc := &receiver{byID: map[string]int{}, active: map[string]bool{}, respond: respond}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id := r.Header.Get("webhook-id")
+		rc.mu.Lock()
+		if rc.active[id] {
+			rc.overlap.Add(1)
+		}
+		rc.active[id] = true
+		rc.byID[id]++
+		n := rc.byID[id]
+		rc.got = append(rc.got, received{id: id, at: time.Now(), body: body, hdr: r.Header.Clone()})
+		rc.mu.Unlock()
+		if rc.hold != nil {
+			<-rc.hold
+		}
+		status := http.StatusNoContent
+		if rc.respond != nil {
+			status = rc.respond(n, r)
+		}
+		rc.mu.Lock()
+		delete(rc.active, id)
+		rc.mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) requests() []received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]received(nil), rc.got...)
+}
+
+func (rc *receiver) uniqueIDs() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.byID)
+}
+
+func endpoint(t *testing.T, name, url string, topics ...string) relay.Endpoint {
+	t.Helper()
+	c := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true})
+	ep, err := c.Endpoint(webhook.EndpointConfig{Name: name, URL: url, Secrets: []string{testSecret}, Timeout: time.Second})
+	require.NoError(t, err)
+	t.Cleanup(ep.Close)
+	return relay.Endpoint{Name: name, Topics: topics, Sender: ep, Timeout: time.Second}
+}
+
+func fastRetry() *relay.ExponentialRetry {
+	return &relay.ExponentialRetry{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second, MaxElapsedTime: time.Minute}
+}
+
+func startRelay(t *testing.T, pool *pgxpool.Pool, cfg relay.Config) *relay.Relay {
+	t.Helper()
+	cfg.PollInterval = 20 * time.Millisecond
+	cfg.Listen = true
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	if cfg.Retry == nil {
+		cfg.Retry = fastRetry()
+	}
+	r, err := relay.New(pool, cfg)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background()))
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	return r
+}
+
+func enqueue(t *testing.T, pool *pgxpool.Pool, msgs ...outbox.Message) {
+	t.Helper()
+	require.NoError(t, outbox.Enqueue(context.Background(), pool, msgs...))
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n))
+	return n
+}
+
+// eventually polls cond every 10ms for up to d.
+func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s: "+msg, append([]any{d}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCommittedMessageIsDeliveredSignedAndRolledBackIsNot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "billing", rc.srv.URL, "orders.*")}})
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, outbox.Enqueue(ctx, tx, outbox.Message{ID: "msg_rolled_back", Topic: "orders.created", Payload: json.RawMessage(`{"n":0}`)}))
+	require.NoError(t, tx.Rollback(ctx))
+
+	tx, err = pool.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, outbox.Enqueue(ctx, tx, outbox.Message{ID: "msg_committed", Topic: "orders.created",
+		Payload: json.RawMessage(`{"order_id": 42}`), Headers: map[string]string{"X-Tenant": "acme"}}))
+	require.NoError(t, tx.Commit(ctx))
+
+	eventually(t, 5*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0 && len(rc.requests()) == 1
+	},
+		"committed message delivered and deleted")
+	got := rc.requests()[0]
+	require.Equal(t, "msg_committed", got.id)
+	require.Equal(t, `{"order_id": 42}`, string(got.body), "the body is the payload byte for byte")
+	require.Equal(t, "application/json", got.hdr.Get("Content-Type"))
+	require.Equal(t, "acme", got.hdr.Get("X-Tenant"))
+	require.Contains(t, got.hdr.Get("User-Agent"), "Herald/")
+	wh, err := standardwebhooks.NewWebhook(testSecret)
+	require.NoError(t, err)
+	require.NoError(t, wh.Verify(got.body, got.hdr), "the reference verifier accepts the signature")
+
+	// Nothing else arrives: the rolled-back message never existed.
+	time.Sleep(200 * time.Millisecond)
+	require.Len(t, rc.requests(), 1)
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
+}
+
+func TestFailingEndpointIsRetriedWithGrowingGaps(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	const failures = 4
+	rc := newReceiver(t, func(n int, _ *http.Request) int {
+		if n <= failures {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	r := startRelay(t, pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "flaky", rc.srv.URL, "*")},
+		Retry:     &relay.ExponentialRetry{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second, MaxElapsedTime: time.Minute},
+	})
+	enqueue(t, pool, outbox.Message{ID: "msg_flaky", Topic: "t", Payload: json.RawMessage(`{}`)})
+
+	eventually(t, 10*time.Second, func() bool {
+		return len(rc.requests()) == failures+1 && count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0
+	}, "delivered after %d failures", failures)
+	reqs := rc.requests()
+	for i := 2; i < len(reqs); i++ {
+		prev, gap := reqs[i-1].at.Sub(reqs[i-2].at), reqs[i].at.Sub(reqs[i-1].at)
+		require.Greater(t, gap, prev, "gap %d (%s) grows over gap %d (%s)", i, gap, i-1, prev)
+	}
+	for _, q := range reqs {
+		require.Equal(t, "msg_flaky", q.id, "webhook-id is stable across retries")
+	}
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.messages`))
+	require.EqualValues(t, failures, r.Stats().Retried)
+	require.EqualValues(t, 1, r.Stats().Delivered)
+}
+
+func TestPermanentlyFailingEndpointEndsDead(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusInternalServerError })
+	startRelay(t, pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "down", rc.srv.URL, "*")},
+		Retry:     &relay.ExponentialRetry{InitialInterval: 50 * time.Millisecond, Multiplier: 1.5, MaxInterval: time.Second, MaxAttempts: 3, MaxElapsedTime: time.Hour},
+	})
+	enqueue(t, pool, outbox.Message{ID: "msg_doomed", Topic: "t", Payload: json.RawMessage(`{}`)})
+
+	eventually(t, 10*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.dead`) == 1 }, "message dead")
+	var reason, lastErr string
+	var attempts, status int
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT reason, attempts, last_status, last_error FROM outbox.dead WHERE id = 'msg_doomed'`).Scan(&reason, &attempts, &status, &lastErr))
+	require.Equal(t, "exhausted", reason)
+	require.Equal(t, 3, attempts)
+	require.Equal(t, 500, status)
+	require.NotEmpty(t, lastErr)
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.messages`))
+	time.Sleep(300 * time.Millisecond)
+	require.Len(t, rc.requests(), 3, "a dead message is never retried automatically")
+}
+
+func TestGoneAndRejectedAndUnroutable(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	gone := newReceiver(t, func(int, *http.Request) int { return http.StatusGone })
+	bad := newReceiver(t, func(int, *http.Request) int { return http.StatusUnprocessableEntity })
+	ok := newReceiver(t, nil)
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{
+		endpoint(t, "gone", gone.srv.URL, "a"),
+		endpoint(t, "bad", bad.srv.URL, "a"),
+		endpoint(t, "ok", ok.srv.URL, "a"),
+	}})
+	enqueue(t, pool,
+		outbox.Message{ID: "msg_fanout", Topic: "a", Payload: json.RawMessage(`{}`)},
+		outbox.Message{ID: "msg_nobody", Topic: "nobody.listens", Payload: json.RawMessage(`{}`)},
+		outbox.Message{ID: "msg_unknown_ep", Topic: "a", Endpoint: "missing", Payload: json.RawMessage(`{}`)},
+	)
+	_, err := pool.Exec(context.Background(), `INSERT INTO outbox.messages (id, topic, payload, headers) VALUES ('msg_bad_headers', 'a', '{}', '{"Host": "evil"}')`)
+	require.NoError(t, err)
+
+	eventually(t, 5*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.dead`) == 5 }, "five dead rows")
+	rows, err := pool.Query(context.Background(), `SELECT id, coalesce(endpoint, ''), reason FROM outbox.dead ORDER BY id, endpoint`)
+	require.NoError(t, err)
+	var got []string
+	for rows.Next() {
+		var id, ep, reason string
+		require.NoError(t, rows.Scan(&id, &ep, &reason))
+		got = append(got, id+"/"+ep+"/"+reason)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{
+		"msg_bad_headers//invalid",
+		"msg_fanout/bad/rejected",
+		"msg_fanout/gone/gone",
+		"msg_nobody//unroutable",
+		"msg_unknown_ep//unroutable",
+	}, got)
+	require.Len(t, ok.requests(), 1, "the healthy endpoint got the fan-out message")
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.messages`))
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
+}
+
+// TestKilledRelayLeavesMessageToTheNext kills a relay process with SIGKILL
+// while its request is in flight. Its lease is never released; the next
+// relay delivers the message once the lease lapses.
+func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
+	t.Parallel()
+	url := heraldtest.URL(t)
+	pool := heraldtest.PoolFor(t, url)
+	first := make(chan struct{})
+	var once sync.Once
+	rc := newReceiver(t, func(n int, r *http.Request) int {
+		if n == 1 {
+			once.Do(func() { close(first) })
+			<-r.Context().Done() // the killed relay never reads the answer
+			return http.StatusOK
+		}
+		return http.StatusOK
+	})
+	enqueue(t, pool, outbox.Message{ID: "msg_survivor", Topic: "t", Payload: json.RawMessage(`{}`)})
+
+	child := exec.Command(os.Args[0], "-test.run=^TestChildRelay$", "-test.v")
+	child.Env = append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+rc.srv.URL)
+	var childOut bytes.Buffer
+	child.Stdout, child.Stderr = &childOut, &childOut
+	require.NoError(t, child.Start())
+	select {
+	case <-first:
+	case <-time.After(15 * time.Second):
+		_ = child.Process.Kill()
+		_ = child.Wait()
+		t.Fatalf("the child relay never delivered; its output:\n%s", childOut.String())
+	}
+	killedAt := time.Now()
+	require.NoError(t, child.Process.Kill())
+	_ = child.Wait()
+
+	var lease *int64
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT lease FROM outbox.messages WHERE id = 'msg_survivor'`).Scan(&lease))
+	require.NotNil(t, lease, "the killed relay's lease is still on the row")
+
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "ep", rc.srv.URL, "*")}, Lease: 6 * time.Second})
+	eventually(t, 20*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0 }, "delivered by the second relay")
+	reqs := rc.requests()
+	require.Len(t, reqs, 2)
+	require.Equal(t, "msg_survivor", reqs[1].id)
+	require.Greater(t, reqs[1].at.Sub(killedAt), 3*time.Second, "not before the first lease lapsed")
+	require.Zero(t, rc.overlap.Load())
+}
+
+// TestChildRelay is the relay process that TestKilledRelayLeavesMessageToTheNext
+// kills. It does nothing unless started by that test.
+func TestChildRelay(t *testing.T) {
+	url := os.Getenv("HERALD_CHILD_RELAY_DB")
+	if url == "" {
+		return // only meaningful as the child process
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	require.NoError(t, err)
+	r, err := relay.New(pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "ep", os.Getenv("HERALD_CHILD_RELAY_URL"), "*")},
+		Lease:     6 * time.Second, PollInterval: 20 * time.Millisecond,
+		Logger: zerolog.New(os.Stderr),
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background()))
+	time.Sleep(time.Minute) // killed long before
+}
+
+func TestTwoRelaysDeliverEachMessageOnceAtATime(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	url := heraldtest.URL(t)
+	rc := newReceiver(t, func(n int, r *http.Request) int {
+		// One first attempt in 20 fails, to exercise the retry lane as well.
+		if id := r.Header.Get("webhook-id"); n == 1 && len(id) > 0 && id[len(id)-1] == '7' && id[len(id)-2]%2 == 0 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	msgs := make([]outbox.Message, n)
+	for i := range msgs {
+		msgs[i] = outbox.Message{ID: "msg_" + strconv.Itoa(i), Topic: "bulk", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+	}
+	pool := heraldtest.PoolFor(t, url)
+	enqueue(t, pool, msgs...)
+	var relays []*relay.Relay
+	for range 2 {
+		relays = append(relays, startRelay(t, heraldtest.PoolFor(t, url), relay.Config{
+			Endpoints: []relay.Endpoint{endpoint(t, "ep", rc.srv.URL, "bulk")}, MaxInFlight: 32,
+		}))
+	}
+	eventually(t, 60*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.messages`)+count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0
+	}, "all delivered")
+	require.Equal(t, n, rc.uniqueIDs(), "none lost")
+	require.Zero(t, rc.overlap.Load(), "no message was delivered by two relays at once")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`))
+	var total int64
+	for _, r := range relays {
+		require.Positive(t, r.Stats().Delivered, "both relays took part")
+		total += r.Stats().Delivered
+	}
+	require.EqualValues(t, n, total, "each message acknowledged exactly once")
+}
+
+func TestStopLetsInFlightFinishAndReleasesTheRest(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	rc.hold = make(chan struct{})
+	r, err := relay.New(pool, relay.Config{
+		Endpoints:   []relay.Endpoint{endpoint(t, "ep", rc.srv.URL, "*")},
+		MaxInFlight: 2, PollInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+	})
+	require.NoError(t, err)
+	msgs := make([]outbox.Message, 10)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: "t", Payload: json.RawMessage(`{}`)}
+	}
+	enqueue(t, pool, msgs...)
+	require.NoError(t, r.Start(context.Background()))
+	eventually(t, 5*time.Second, func() bool { return len(rc.requests()) == 2 }, "two requests in flight")
+
+	stopped := make(chan error)
+	go func() { stopped <- r.Stop(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	close(rc.hold) // the in-flight requests finish during the grace period
+	require.NoError(t, <-stopped)
+
+	require.Len(t, rc.requests(), 2, "nothing new started after Stop")
+	require.Equal(t, 8, count(t, pool, `SELECT count(*) FROM outbox.messages`))
+	require.Equal(t, 8, count(t, pool, `SELECT count(*) FROM outbox.messages WHERE visible_at <= now() AND lease IS NULL`),
+		"claimed messages not attempted were released for the next relay at once")
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
+	require.EqualValues(t, 2, r.Stats().Delivered)
+}

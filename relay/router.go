@@ -1,0 +1,113 @@
+package relay
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/herald-relay/herald/webhook"
+)
+
+// Sender makes one delivery attempt; *webhook.Endpoint implements it. It
+// returns nil for an acknowledgment and, for anything else, an error that
+// may be a *webhook.DeliveryError.
+type Sender interface {
+	Deliver(ctx context.Context, m *webhook.Message) error
+}
+
+// Endpoint is a destination and the topics it subscribes to.
+type Endpoint struct {
+	// Name identifies the endpoint in the database, logs and metrics.
+	Name string
+	// Topics are glob patterns; '*' matches any run of characters, dots
+	// included. A message whose endpoint column names this endpoint is
+	// delivered here whatever its topic.
+	Topics []string
+	// Sender delivers to the endpoint.
+	Sender Sender
+	// Timeout is the Sender's per-attempt timeout; the relay never starts an
+	// attempt unless the lease outlasts it.
+	Timeout time.Duration
+}
+
+// router maps a message to its endpoints. Lookups by topic are cached: a
+// deployment has few topics and the hot path should not re-match globs.
+type router struct {
+	byName    map[string]*Endpoint
+	endpoints []*Endpoint
+
+	mu    sync.RWMutex
+	cache map[string][]*Endpoint
+}
+
+// maxCachedTopics bounds the topic cache; past it, lookups are computed.
+const maxCachedTopics = 4096
+
+func newRouter(eps []Endpoint) *router {
+	r := &router{byName: make(map[string]*Endpoint, len(eps)), cache: make(map[string][]*Endpoint)}
+	for i := range eps {
+		ep := &eps[i]
+		r.byName[ep.Name] = ep
+		r.endpoints = append(r.endpoints, ep)
+	}
+	return r
+}
+
+// route returns the endpoints for a message: the named one if set (nil
+// when unknown), else every endpoint subscribed to the topic.
+func (r *router) route(topic, endpoint string) []*Endpoint {
+	if endpoint != "" {
+		if ep, ok := r.byName[endpoint]; ok {
+			return []*Endpoint{ep}
+		}
+		return nil
+	}
+	r.mu.RLock()
+	eps, ok := r.cache[topic]
+	r.mu.RUnlock()
+	if ok {
+		return eps
+	}
+	for _, ep := range r.endpoints {
+		for _, pat := range ep.Topics {
+			if matchTopic(pat, topic) {
+				eps = append(eps, ep)
+				break
+			}
+		}
+	}
+	r.mu.Lock()
+	if len(r.cache) < maxCachedTopics {
+		r.cache[topic] = eps
+	}
+	r.mu.Unlock()
+	return eps
+}
+
+// matchTopic reports whether topic matches the glob pattern, in which '*'
+// matches any run of characters (dots included) and everything else matches
+// itself.
+func matchTopic(pattern, topic string) bool {
+	star := strings.IndexByte(pattern, '*')
+	if star < 0 {
+		return pattern == topic
+	}
+	if !strings.HasPrefix(topic, pattern[:star]) {
+		return false
+	}
+	topic = topic[star:]
+	pattern = pattern[star+1:]
+	for {
+		star = strings.IndexByte(pattern, '*')
+		if star < 0 {
+			return strings.HasSuffix(topic, pattern)
+		}
+		i := strings.Index(topic, pattern[:star])
+		if i < 0 {
+			return false
+		}
+		topic = topic[i+star:]
+		pattern = pattern[star+1:]
+	}
+}
