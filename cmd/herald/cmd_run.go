@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/robfig/cron/v3"
+	"github.com/rs/zerolog"
+
+	"github.com/herald-relay/herald/cmd/herald/internal/config"
+	"github.com/herald-relay/herald/migrations"
+	"github.com/herald-relay/herald/relay"
+)
+
+func cmdRun(ctx context.Context, g *globals, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(g, false)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(g, cfg)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn().Str("config", g.configPath).Msg(w)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	pool, err := openPool(ctx, cfg, cfg.Relay.AsyncCommit)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	err = migrations.Check(ctx, conn.Conn())
+	conn.Release()
+	if err != nil {
+		return err
+	}
+
+	eps, closeEndpoints, err := endpoints(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeEndpoints()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newQueueCollector(pool))
+	r, err := relay.New(pool, relay.Config{
+		Endpoints:       eps,
+		Retry:           retryPolicy(cfg),
+		MaxInFlight:     cfg.Relay.MaxInFlight,
+		Lease:           cfg.Relay.Lease,
+		PollInterval:    cfg.Relay.PollInterval,
+		Listen:          cfg.Relay.Listen,
+		AckInterval:     cfg.Relay.AckInterval,
+		AckBatch:        cfg.Relay.AckBatch,
+		ShutdownTimeout: cfg.Relay.ShutdownTimeout,
+		AsyncCommit:     cfg.Relay.AsyncCommit,
+		Logger:          log,
+		Metrics:         relay.NewMetrics(reg),
+	})
+	if err != nil {
+		return err
+	}
+
+	var metricsSrv *http.Server
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, req *http.Request) {
+			ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+			defer cancel()
+			if err := pool.Ping(ctx); err != nil {
+				http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("metrics server stopped")
+			}
+		}()
+		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
+	}
+
+	maint, err := startMaintenance(cfg, pool, log)
+	if err != nil {
+		return err
+	}
+
+	if err := r.Start(ctx); err != nil {
+		maint.stop()
+		return err
+	}
+	<-ctx.Done()
+	log.Info().Msg("signal received: stopping (a second signal exits at once)")
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Relay.ShutdownTimeout+30*time.Second)
+	defer cancel()
+	err = r.Stop(stopCtx)
+	maint.stop()
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(stopCtx)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info().Msg("herald stopped")
+	return nil
+}
+
+type maintenance struct {
+	c *cron.Cron
+}
+
+func (m maintenance) stop() {
+	if m.c != nil {
+		<-m.c.Stop().Done()
+	}
+}
+
+// startMaintenance schedules the purge of old dead messages. Every relay
+// schedules it; an advisory lock lets one of them do the work.
+func startMaintenance(cfg *config.Config, pool *pgxpool.Pool, log zerolog.Logger) (maintenance, error) {
+	if cfg.Maintenance.DeadRetention <= 0 {
+		return maintenance{}, nil
+	}
+	sched, err := cfg.Maintenance.ParseSchedule()
+	if err != nil {
+		return maintenance{}, fmt.Errorf("maintenance.schedule: %w", err)
+	}
+	log = log.With().Str("component", "maintenance").Logger()
+	c := cron.New()
+	c.Schedule(sched, cron.FuncJob(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		n, err := purgeDead(ctx, pool, cfg.Maintenance.DeadRetention)
+		if err != nil {
+			log.Error().Err(err).Msg("purge dead messages")
+			return
+		}
+		if n > 0 {
+			log.Info().Int64("deleted", n).Dur("older_than", cfg.Maintenance.DeadRetention).Msg("purged dead messages")
+		}
+	}))
+	c.Start()
+	return maintenance{c: c}, nil
+}

@@ -1,0 +1,140 @@
+// Command herald relays a PostgreSQL transactional outbox to webhook
+// endpoints. Run `herald help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/herald-relay/herald/webhook"
+)
+
+const usage = `herald relays a PostgreSQL transactional outbox to webhook endpoints.
+
+Usage:
+  herald [global flags] <command> [flags]
+
+Commands:
+  run                 deliver outbox messages until SIGINT/SIGTERM
+  migrate [up]        apply pending schema migrations (safe to run concurrently; no-op when up to date)
+  migrate status      print the schema version
+  migrate print       print the migrations' SQL, for teams on other migration tools
+  migrate down --to N roll the schema back to version N
+  dead list           list dead messages (--endpoint, --reason, --limit)
+  dead replay         put dead messages back for delivery (--id, --endpoint, --reason, --all)
+  dead purge          delete dead messages older than --older-than
+  config check        validate the configuration and print warnings
+  version             print the version
+
+Global flags:
+  --config FILE       configuration file (default herald.yaml, env HERALD_CONFIG)
+  --log-format F      json (default) or console; overrides log.format
+  --log-level L       debug, info, warn or error; overrides log.level
+
+Environment:
+  HERALD_CONFIG       configuration file, when --config is not given
+  DATABASE_URL        overrides database.url
+  ${VAR}              any variable referenced in the configuration file
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// A second signal after the first forces an exit.
+		<-ctx.Done()
+		stop()
+		forced := make(chan os.Signal, 1)
+		signal.Notify(forced, os.Interrupt, syscall.SIGTERM)
+		<-forced
+		fmt.Fprintln(os.Stderr, "herald: second signal, exiting without waiting")
+		os.Exit(130)
+	}()
+	os.Exit(Main(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks errors that are the caller's mistake in invoking herald.
+var errUsage = errors.New("usage")
+
+// globals are the flags every command accepts.
+type globals struct {
+	configPath string
+	configSet  bool
+	logFormat  string
+	logLevel   string
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+// Main runs herald with args and returns the process exit code: 0 on
+// success, 2 for a usage error, 1 for any other failure.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.configPath, "config", "", "configuration file")
+	fs.StringVar(&g.logFormat, "log-format", "", "json or console")
+	fs.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error")
+	help := fs.Bool("help", false, "")
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "herald: %v\n\n%s", err, usage)
+		return 2
+	}
+	if *help || fs.NArg() == 0 {
+		fmt.Fprint(stdout, usage)
+		if *help {
+			return 0
+		}
+		return 2
+	}
+	g.configSet = g.configPath != ""
+	if !g.configSet {
+		g.configPath = os.Getenv("HERALD_CONFIG")
+		g.configSet = g.configPath != ""
+	}
+	if g.configPath == "" {
+		g.configPath = "herald.yaml"
+	}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(ctx, g, rest)
+	case "migrate":
+		err = cmdMigrate(ctx, g, rest)
+	case "dead":
+		err = cmdDead(ctx, g, rest)
+	case "config":
+		err = cmdConfig(g, rest)
+	case "version":
+		fmt.Fprintln(stdout, "herald", webhook.Version)
+	case "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "herald: %v\n\nRun `herald help` for usage.\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "herald: %v\n", err)
+		return 1
+	}
+}
+
+// parseFlags parses a command's flags, turning flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %s: %v", errUsage, fs.Name(), err)
+	}
+	return nil
+}
