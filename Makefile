@@ -1,0 +1,37 @@
+# Herald's tasks. `make help` lists them.
+SHELL := /bin/bash
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/herald_demo?sslmode=disable
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+export TEST_DATABASE_URL
+BENCH_ARGS ?=
+GO ?= go
+
+.PHONY: help demo test test/short bench build lint verify db/clean
+
+help: ## list the tasks
+	@grep -E '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+demo: ## build, migrate DATABASE_URL, run a receiver and herald, send sample messages, show them arrive
+	@DATABASE_URL='$(DATABASE_URL)' ./scripts/demo.sh
+
+test: ## run every test against PostgreSQL (TEST_DATABASE_URL), with the race detector
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test/short: ## tests without the race detector
+	$(GO) test -count=1 ./...
+
+bench: ## measure throughput, latency and costs (see README "Performance"); BENCH_ARGS=-quick for a smoke run
+	$(GO) run ./cmd/herald-bench $(BENCH_ARGS)
+
+build: ## build bin/herald and bin/herald-receiver
+	$(GO) build -o bin/ ./cmd/herald ./cmd/herald-receiver
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+verify: lint test ## what CI runs
+
+db/clean: ## drop test databases left behind by interrupted test runs
+	@psql "$(TEST_DATABASE_URL)" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'herald_test_%' OR datname LIKE 'herald_tpl_%'" | \
+		while read -r db; do psql "$(TEST_DATABASE_URL)" -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done
