@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/herald-relay/herald/cmd/herald/internal/config"
 	"github.com/herald-relay/herald/internal/heraldtest"
 )
 
@@ -199,4 +200,16 @@ func TestRunDeliversAndStopsOnSIGTERM(t *testing.T) {
 	}
 	require.Contains(t, logs.String(), `"herald stopped"`)
 	require.NotContains(t, logs.String(), strings.TrimPrefix(testSecret, "whsec_"), "no secret in logs")
+}
+
+// TestShippedConfigsAreValid checks the configuration files shipped for
+// users: the documented example and the one docker-compose.yml mounts.
+func TestShippedConfigsAreValid(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"../../deploy/herald.compose.yaml", "../../config.example.yaml"} {
+		_, err := config.LoadLookupEnv(path, func(name string) (string, bool) {
+			return "whsec_ZGVtby1vbmx5LWRvLW5vdC11c2UtaW4tcHJvZHVjdGlvbg==", true
+		})
+		require.NoError(t, err, path)
+	}
 }
