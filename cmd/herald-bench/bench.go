@@ -1,0 +1,842 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/herald-relay/herald/migrations"
+	"github.com/herald-relay/herald/outbox"
+)
+
+// bench is one run's state.
+type bench struct {
+	opt            options
+	out            io.Writer
+	self           string // this executable, re-run as receiver / inproc relay
+	tmp            string // binaries, configs, logs
+	root           string // repository root
+	mode           string // binary or inproc
+	heraldBin      string
+	heraldProfiles bool
+	dsn            string
+	pool           *pgxpool.Pool
+	recv           *recvTarget
+	relayStarts    int
+	profiles       []string
+	closers        []io.Closer
+	res            *Results
+}
+
+// Results is everything a run measured; it is written as JSON.
+type Results struct {
+	Started     string          `json:"started"`
+	Finished    string          `json:"finished"`
+	Machine     Machine         `json:"machine"`
+	RelayMode   string          `json:"relay_mode"`
+	Options     map[string]any  `json:"options"`
+	Notes       []string        `json:"notes"`
+	Drains      []DrainResult   `json:"drains"`
+	Peers       []PeerRun       `json:"peer_runs,omitempty"`
+	Latency     *LatencyResult  `json:"latency,omitempty"`
+	Producers   []ProducerRun   `json:"producers"`
+	Claims      []DrainResult   `json:"claim_backlogs"`
+	ManyRelays  []DrainResult   `json:"many_relays"`
+	Table       []Row           `json:"table"`
+	Profiles    []string        `json:"cpu_profiles,omitempty"`
+	Errors      []string        `json:"errors,omitempty"`
+	PeerSummary *PeerComparison `json:"peer_comparison,omitempty"`
+}
+
+func (b *bench) say(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+}
+
+func (b *bench) note(format string, a ...any) {
+	s := fmt.Sprintf(format, a...)
+	b.res.Notes = append(b.res.Notes, s)
+	b.say("note: %s", s)
+}
+
+// run performs the whole benchmark and returns its results.
+func run(ctx context.Context, opt options) (*Results, error) {
+	b := &bench{opt: opt, out: opt.out, res: &Results{Started: time.Now().UTC().Format(time.RFC3339)}}
+	if b.out == nil {
+		b.out = os.Stdout
+	}
+	defer func() {
+		for _, c := range b.closers {
+			c.Close()
+		}
+	}()
+	var err error
+	if b.self, err = os.Executable(); err != nil {
+		return nil, err
+	}
+	if b.tmp, err = os.MkdirTemp("", "herald-bench-"); err != nil {
+		return nil, err
+	}
+	b.say("work dir (binaries, configs, logs): %s", b.tmp)
+	if b.root, err = repoRoot(); err != nil {
+		return nil, err
+	}
+	b.res.Machine = describeMachine()
+	b.res.Options = map[string]any{
+		"n": opt.n, "rounds": opt.rounds, "quick": opt.quick, "million": opt.million, "peer_n": opt.peerN,
+		"latency_rate": opt.latRate, "latency_duration_s": opt.latDur.Seconds(), "latency_producers": opt.latProducers,
+		"enqueue_n": opt.enqN, "sql_duration_s": opt.sqlDur.Seconds(), "sql_producers": opt.sqlProducers,
+		"backlogs": opt.backlogs, "slice": opt.slice, "relays": opt.relayCounts,
+	}
+	if err := b.chooseRelay(ctx); err != nil {
+		return nil, err
+	}
+	b.res.RelayMode = b.mode
+	if err := b.setupDB(ctx); err != nil {
+		return nil, err
+	}
+	defer b.pool.Close()
+	if !opt.keepDB {
+		defer b.dropDB()
+	}
+	if err := b.describePostgres(ctx); err != nil {
+		return nil, err
+	}
+	if b.recv, err = b.startReceiver(ctx); err != nil {
+		return nil, err
+	}
+	defer b.recv.stop()
+
+	// Each phase records its own failure and the run goes on, so that one
+	// broken measurement still leaves the others.
+	phase := func(name string, f func() error) {
+		if ctx.Err() != nil {
+			return
+		}
+		b.say("== %s", name)
+		if err := f(); err != nil {
+			msg := fmt.Sprintf("%s: %v", name, err)
+			b.res.Errors = append(b.res.Errors, msg)
+			b.say("FAILED %s", msg)
+		}
+	}
+	phase("drain rounds (vs peers)", func() error { return b.drainRounds(ctx) })
+	phase("commit-to-receipt latency", func() error { return b.latency(ctx) })
+	phase("producer throughput", func() error { return b.producers(ctx) })
+	phase("claim latency by backlog", func() error { return b.claimBacklogs(ctx) })
+	phase("several relays on one database", func() error { return b.manyRelays(ctx) })
+	b.res.Profiles = b.profiles
+	b.res.Finished = time.Now().UTC().Format(time.RFC3339)
+	b.buildTable()
+	b.printReport()
+	if opt.jsonPath != "" {
+		js, err := json.MarshalIndent(b.res, "", "  ")
+		if err != nil {
+			return b.res, fmt.Errorf("results as JSON: %w", err)
+		}
+		if err := os.WriteFile(opt.jsonPath, append(js, '\n'), 0o644); err != nil {
+			return b.res, err
+		}
+		b.say("wrote %s", opt.jsonPath)
+	}
+	if ctx.Err() != nil {
+		return b.res, ctx.Err()
+	}
+	if len(b.res.Errors) > 0 {
+		return b.res, fmt.Errorf("%d phase(s) failed: %s", len(b.res.Errors), strings.Join(b.res.Errors, "; "))
+	}
+	return b.res, nil
+}
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run herald-bench inside the herald module (go env GOMOD is empty)")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// chooseRelay builds the herald binary (binary mode) or settles on inproc.
+func (b *bench) chooseRelay(ctx context.Context) error {
+	if b.opt.relayMode == "inproc" {
+		b.mode = "inproc"
+		return nil
+	}
+	bin := b.opt.heraldBin
+	if bin == "" {
+		bin = filepath.Join(b.tmp, "herald")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/herald")
+		cmd.Dir = b.root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			if b.opt.relayMode == "binary" {
+				return fmt.Errorf("go build ./cmd/herald: %v\n%s", err, out)
+			}
+			b.mode = "inproc"
+			b.note("relay mode inproc: ./cmd/herald does not build yet (%s); the relay library runs in a herald-bench child process with herald.yaml's defaults", firstLine(string(out)))
+			return nil
+		}
+	}
+	help, _ := exec.CommandContext(ctx, bin, "help").CombinedOutput()
+	if !strings.Contains(string(help), "--config") || !strings.Contains(string(help), "run") {
+		if b.opt.relayMode == "binary" {
+			return fmt.Errorf("%s help does not offer run and --config:\n%s", bin, help)
+		}
+		b.mode = "inproc"
+		b.note("relay mode inproc: herald has no usable `run --config` yet (%s)", firstLine(string(help)))
+		return nil
+	}
+	b.mode, b.heraldBin = "binary", bin
+	b.heraldProfiles = true // herald run --cpuprofile FILE
+	if v, err := exec.Command("go", "version", "-m", bin).Output(); err == nil {
+		b.say("herald binary: %s", firstLine(string(v)))
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// setupDB drops and recreates the bench database and migrates it.
+func (b *bench) setupDB(ctx context.Context) error {
+	admin, err := pgx.Connect(ctx, b.opt.adminDSN)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w (is PostgreSQL up?)", redact(b.opt.adminDSN), err)
+	}
+	defer admin.Close(ctx)
+	name := pgx.Identifier{b.opt.dbName}.Sanitize()
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database: %w", err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
+	u, err := url.Parse(b.opt.adminDSN)
+	if err != nil {
+		return err
+	}
+	u.Path = "/" + b.opt.dbName
+	b.dsn = u.String()
+	conn, err := pgx.Connect(ctx, b.dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := migrations.Migrate(ctx, conn, -1); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(b.dsn)
+	if err != nil {
+		return err
+	}
+	cfg.MaxConns = int32(max(16, b.opt.latProducers+4, b.opt.sqlProducers+4))
+	b.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	return err
+}
+
+func (b *bench) dropDB() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b.pool.Close()
+	admin, err := pgx.Connect(ctx, b.opt.adminDSN)
+	if err != nil {
+		return
+	}
+	defer admin.Close(ctx)
+	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{b.opt.dbName}.Sanitize()+" WITH (FORCE)")
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(dsn)"
+	}
+	return u.Redacted()
+}
+
+func (b *bench) describePostgres(ctx context.Context) error {
+	m := &b.res.Machine
+	if err := b.pool.QueryRow(ctx, "SELECT version()").Scan(&m.Postgres); err != nil {
+		return err
+	}
+	rows, err := b.pool.Query(ctx, `SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN
+		('synchronous_commit','fsync','full_page_writes','wal_sync_method','shared_buffers','wal_buffers','max_wal_size',
+		 'checkpoint_timeout','work_mem','max_connections','autovacuum','wal_level','commit_delay','track_counts')`)
+	if err != nil {
+		return err
+	}
+	m.PGSettings = map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		m.PGSettings[k] = v
+	}
+	return rows.Err()
+}
+
+// event is the peers' outbox event shape (peers/internal/common.MakeEvent):
+// about 300 bytes of JSON.
+type event struct {
+	ID            string    `json:"id"`
+	AggregateType string    `json:"aggregate_type"`
+	AggregateID   string    `json:"aggregate_id"`
+	EventType     string    `json:"event_type"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	Payload       struct {
+		OrderID     string `json:"order_id"`
+		CustomerID  string `json:"customer_id"`
+		AmountCents int64  `json:"amount_cents"`
+		Currency    string `json:"currency"`
+		Items       int    `json:"items"`
+		Note        string `json:"note"`
+	} `json:"payload"`
+}
+
+func makeEvent(run uint32, i int) []byte {
+	e := event{
+		ID:            fmt.Sprintf("%08x-0000-4000-8000-%012x", run, i),
+		AggregateType: "order",
+		AggregateID:   fmt.Sprintf("ord-%010d", i),
+		EventType:     "order.placed",
+		OccurredAt:    time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Millisecond),
+	}
+	e.Payload.OrderID = e.AggregateID
+	e.Payload.CustomerID = fmt.Sprintf("cus-%08d", i%50000)
+	e.Payload.AmountCents = int64(1000 + i%90000)
+	e.Payload.Currency = "EUR"
+	e.Payload.Items = 1 + i%7
+	e.Payload.Note = "none"
+	js, _ := json.Marshal(e)
+	return js
+}
+
+func makeMessages(run uint32, from, n int, idPrefix string) []outbox.Message {
+	msgs := make([]outbox.Message, n)
+	for k := range msgs {
+		msgs[k] = outbox.Message{Topic: "order.placed", Payload: makeEvent(run, from+k)}
+		if idPrefix != "" {
+			msgs[k].ID = fmt.Sprintf("%s%d", idPrefix, from+k)
+		}
+	}
+	return msgs
+}
+
+// truncate empties Herald's tables.
+func (b *bench) truncate(ctx context.Context) error {
+	_, err := b.pool.Exec(ctx, "TRUNCATE outbox.messages, outbox.deliveries, outbox.dead")
+	return err
+}
+
+func (b *bench) checkpoint(ctx context.Context) error {
+	_, err := b.pool.Exec(ctx, "CHECKPOINT")
+	return err
+}
+
+// preload commits n messages, 1000 per transaction, without NOTIFY, then
+// ANALYZEs the table. It returns the insert rate.
+func (b *bench) preload(ctx context.Context, n int) (float64, error) {
+	run := rand.Uint32()
+	const batch = 1000
+	start := time.Now()
+	w := outbox.Writer{SkipNotify: true}
+	for i := 0; i < n; i += batch {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		msgs := makeMessages(run, i, min(batch, n-i), "")
+		if err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return w.Enqueue(ctx, tx, msgs...) }); err != nil {
+			return 0, err
+		}
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	_, err := b.pool.Exec(ctx, "ANALYZE outbox.messages")
+	return rate, err
+}
+
+// tupStats are pg_stat_user_tables counters summed over the outbox tables.
+type tupStats struct {
+	Ins, Upd, HotUpd, Del int64
+	Tables                map[string][4]int64
+}
+
+// tableStats reads the counters after making sure every backend flushed
+// them: our own pool's connections are closed (a backend flushes at exit)
+// and relay backends are gone before this is called; the wait covers the
+// exits still in progress.
+func (b *bench) tableStats(ctx context.Context) (tupStats, error) {
+	b.pool.Reset()
+	time.Sleep(1200 * time.Millisecond)
+	s := tupStats{Tables: map[string][4]int64{}}
+	rows, err := b.pool.Query(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
+		FROM pg_stat_user_tables WHERE schemaname = 'outbox' AND relname <> 'schema_version'`)
+	if err != nil {
+		return s, err
+	}
+	for rows.Next() {
+		var name string
+		var v [4]int64
+		if err := rows.Scan(&name, &v[0], &v[1], &v[2], &v[3]); err != nil {
+			return s, err
+		}
+		s.Tables[name] = v
+		s.Ins += v[0]
+		s.Upd += v[1]
+		s.HotUpd += v[2]
+		s.Del += v[3]
+	}
+	return s, rows.Err()
+}
+
+// Writes are database row writes per delivered message over a drain.
+type Writes struct {
+	InsPerMsg      float64             `json:"ins_per_msg"`
+	UpdPerMsg      float64             `json:"upd_per_msg"`
+	HotUpdPerMsg   float64             `json:"hot_upd_per_msg"`
+	DelPerMsg      float64             `json:"del_per_msg"`
+	RelayWritesPer float64             `json:"relay_writes_per_msg"` // beyond the producer's insert
+	HOTShare       float64             `json:"hot_share_of_updates"`
+	ByTable        map[string][4]int64 `json:"by_table_delta_ins_upd_hot_del"`
+}
+
+func writesPer(a, z tupStats, n int) Writes {
+	f := func(v int64) float64 { return round(float64(v)/float64(n), 3) }
+	w := Writes{InsPerMsg: f(z.Ins - a.Ins), UpdPerMsg: f(z.Upd - a.Upd), HotUpdPerMsg: f(z.HotUpd - a.HotUpd), DelPerMsg: f(z.Del - a.Del),
+		ByTable: map[string][4]int64{}}
+	w.RelayWritesPer = f(z.Ins - a.Ins - int64(n) + z.Upd - a.Upd + z.Del - a.Del)
+	if z.Upd > a.Upd {
+		w.HOTShare = round(float64(z.HotUpd-a.HotUpd)/float64(z.Upd-a.Upd), 3)
+	}
+	for k, v := range z.Tables {
+		p := a.Tables[k]
+		w.ByTable[k] = [4]int64{v[0] - p[0], v[1] - p[1], v[2] - p[2], v[3] - p[3]}
+	}
+	return w
+}
+
+// round rounds to digits decimals; NaN and ±Inf (nothing measured, or past
+// the last histogram bucket) become -1, since JSON has no NaN.
+func round(v float64, digits int) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return -1
+	}
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+// DrainResult is one drain of a backlog by one or more relays.
+type DrainResult struct {
+	Label          string  `json:"label"`
+	N              int     `json:"n"`
+	Relays         int     `json:"relays"`
+	Receiver       string  `json:"receiver"`
+	PreloadRate    float64 `json:"preload_rows_per_s"`
+	Seconds        float64 `json:"seconds"`          // relay start -> receiver has all and the table is empty
+	Rate           float64 `json:"deliveries_per_s"` // N / Seconds
+	RecvSeconds    float64 `json:"receiver_seconds"` // relay start -> receiver has all
+	SliceN         int     `json:"slice_n"`
+	SliceSeconds   float64 `json:"slice_seconds"`
+	SliceRate      float64 `json:"slice_deliveries_per_s"`
+	ClaimsInSlice  float64 `json:"claims_in_slice"`
+	ClaimP99Ms     float64 `json:"claim_p99_ms_bucket_upper"` // over the slice
+	ClaimP99Interp float64 `json:"claim_p99_ms_interpolated"`
+	ClaimP50Interp float64 `json:"claim_p50_ms_interpolated"`
+	ClaimMeanMs    float64 `json:"claim_mean_ms"`
+	RowsPerClaim   float64 `json:"rows_per_claim"`
+	CPU            CPU     `json:"cpu"`
+	CPUPerMsgUs    CPU     `json:"cpu_us_per_delivery"`
+	RSSMiB         float64 `json:"relay_peak_rss_mib"` // max over the relays
+	Posts          int64   `json:"receiver_posts"`
+	Unique         int64   `json:"receiver_unique"`
+	Writes         *Writes `json:"writes,omitempty"`
+	Leftover       int64   `json:"rows_left_in_deliveries_and_dead"`
+}
+
+type drainSpec struct {
+	label       string
+	n, slice    int
+	relays      int
+	recv        *recvTarget
+	stopAtSlice bool // stop the relays once the slice is delivered (claim phase)
+	writes      bool // measure pg_stat_user_tables deltas
+}
+
+// drain commits a backlog with no relay running, then starts the relays and
+// times them until the receiver has every message and the table is empty.
+func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
+	r := DrainResult{Label: s.label, N: s.n, Relays: s.relays, Receiver: s.recv.name, SliceN: min(s.slice, s.n)}
+	if err := b.truncate(ctx); err != nil {
+		return r, err
+	}
+	var before tupStats
+	var err error
+	if s.writes {
+		if before, err = b.tableStats(ctx); err != nil {
+			return r, err
+		}
+	}
+	if r.PreloadRate, err = b.preload(ctx, s.n); err != nil {
+		return r, fmt.Errorf("preload: %w", err)
+	}
+	if err := b.checkpoint(ctx); err != nil {
+		return r, err
+	}
+	if err := s.recv.reset(); err != nil {
+		return r, err
+	}
+	recvPID := s.recv.pid
+	cpuA := snapCPU(nil, recvPID)
+	t0 := time.Now()
+	procs := make([]*relayProc, 0, s.relays)
+	stopAll := func() error {
+		var errs []error
+		for _, p := range procs {
+			if err := p.stop(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for i := range s.relays {
+		p, err := b.startRelay(i, s.recv.hookURL())
+		if err != nil {
+			_ = stopAll()
+			return r, err
+		}
+		procs = append(procs, p)
+	}
+	pids := make([]int, len(procs))
+	for i, p := range procs {
+		pids[i] = p.pid
+	}
+	cpuA.relays = map[int]float64{} // relays were born in the window: count from zero
+
+	timeout := 60*time.Second + time.Duration(s.n)*time.Millisecond/2 // >= 2k/s
+	deadline := t0.Add(timeout)
+	var sliceAt, recvAt time.Time
+	var claims hist
+	var st recvStats
+	fail := func(err error) (DrainResult, error) {
+		_ = stopAll()
+		return r, err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("timeout after %s: receiver has %d unique of %d", timeout, st.Unique, s.n))
+		}
+		for _, p := range procs {
+			if err := p.alive(); err != nil {
+				return fail(err)
+			}
+		}
+		if st, err = s.recv.stats(); err != nil {
+			return fail(err)
+		}
+		if sliceAt.IsZero() && st.Unique >= int64(r.SliceN) {
+			sliceAt = time.Now()
+			for _, p := range procs {
+				h, err := scrape(p.metricsURL, "herald_claim_seconds", `lane="hot"`)
+				if err != nil {
+					return fail(err)
+				}
+				claims = claims.add(h)
+			}
+			if s.stopAtSlice {
+				break
+			}
+		}
+		if st.Unique >= int64(s.n) {
+			recvAt = time.Now()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	doneAt := sliceAt
+	if !s.stopAtSlice {
+		// Delivered means acknowledged too: wait for the relays' deletes.
+		for {
+			var empty bool
+			if err := b.pool.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM outbox.messages)").Scan(&empty); err != nil {
+				return fail(err)
+			}
+			if empty {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fail(errors.New("timeout waiting for the outbox to empty"))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		doneAt = time.Now()
+	}
+	cpuB := snapCPU(pids, recvPID)
+	for _, p := range procs {
+		r.RSSMiB = max(r.RSSMiB, round(peakRSSMiB(p.pid), 1))
+	}
+	var rowsClaimed float64
+	for _, p := range procs {
+		if h, err := scrape(p.metricsURL, "herald_claimed_total", `lane="hot"`); err == nil {
+			rowsClaimed += h.sample
+		}
+	}
+	if err := stopAll(); err != nil {
+		return r, err
+	}
+	st, _ = s.recv.stats()
+	r.Posts, r.Unique = st.Total, st.Unique
+	r.SliceSeconds = round(sliceAt.Sub(t0).Seconds(), 4)
+	r.SliceRate = round(float64(r.SliceN)/sliceAt.Sub(t0).Seconds(), 1)
+	delivered := r.SliceN
+	if !s.stopAtSlice {
+		r.Seconds = round(doneAt.Sub(t0).Seconds(), 4)
+		r.RecvSeconds = round(recvAt.Sub(t0).Seconds(), 4)
+		r.Rate = round(float64(s.n)/doneAt.Sub(t0).Seconds(), 1)
+		delivered = s.n
+	}
+	r.CPU = cpuDiff(cpuA, cpuB)
+	us := func(v float64) float64 { return round(v/float64(delivered)*1e6, 1) }
+	r.CPU = CPU{Relay: round(r.CPU.Relay, 2), Receiver: round(r.CPU.Receiver, 2), Postgres: round(r.CPU.Postgres, 2), Machine: round(r.CPU.Machine, 2)}
+	r.CPUPerMsgUs = CPU{Relay: us(r.CPU.Relay), Receiver: us(r.CPU.Receiver), Postgres: us(r.CPU.Postgres), Machine: us(r.CPU.Machine)}
+	r.ClaimsInSlice = claims.count
+	r.ClaimP99Ms = round(claims.quantileUpper(0.99)*1000, 3)
+	r.ClaimP99Interp = round(claims.quantileInterp(0.99)*1000, 3)
+	r.ClaimP50Interp = round(claims.quantileInterp(0.50)*1000, 3)
+	r.ClaimMeanMs = round(claims.mean()*1000, 3)
+	if claims.count > 0 && !s.stopAtSlice {
+		r.RowsPerClaim = round(rowsClaimed/claims.count, 1) // approximate: claims counted at the slice
+	}
+	if err := b.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM outbox.deliveries) + (SELECT count(*) FROM outbox.dead)").Scan(&r.Leftover); err != nil {
+		return r, err
+	}
+	if s.writes && !s.stopAtSlice {
+		after, err := b.tableStats(ctx)
+		if err != nil {
+			return r, err
+		}
+		w := writesPer(before, after, s.n)
+		r.Writes = &w
+	}
+	if !s.stopAtSlice && st.Unique != int64(s.n) {
+		return r, fmt.Errorf("receiver has %d unique ids, want %d", st.Unique, s.n)
+	}
+	return r, nil
+}
+
+func (b *bench) logDrain(r DrainResult) {
+	if r.Rate > 0 {
+		b.say("   %s: %d msgs, %d relay(s): %.0f deliveries/s (%.2fs), slice %d in %.2fs = %.0f/s, claim p99<=%.3gms (%.0f claims), relay CPU %.1f us/msg, machine %.1f us/msg, RSS %.1f MiB, posts %d",
+			r.Label, r.N, r.Relays, r.Rate, r.Seconds, r.SliceN, r.SliceSeconds, r.SliceRate, r.ClaimP99Ms, r.ClaimsInSlice, r.CPUPerMsgUs.Relay, r.CPUPerMsgUs.Machine, r.RSSMiB, r.Posts)
+	} else {
+		b.say("   %s: %d waiting: slice %d in %.2fs = %.0f/s, claim p99<=%.3gms (interp %.3g, mean %.3g, %.0f claims), RSS %.1f MiB",
+			r.Label, r.N, r.SliceN, r.SliceSeconds, r.SliceRate, r.ClaimP99Ms, r.ClaimP99Interp, r.ClaimMeanMs, r.ClaimsInSlice, r.RSSMiB)
+	}
+	if r.Writes != nil {
+		b.say("   writes/msg: ins %.3f upd %.3f (hot %.3f) del %.3f => relay writes %.3f/msg", r.Writes.InsPerMsg, r.Writes.UpdPerMsg, r.Writes.HotUpdPerMsg, r.Writes.DelPerMsg, r.Writes.RelayWritesPer)
+	}
+}
+
+// claimBacklogs times a fixed slice with 10k, 100k (and 1M) waiting.
+func (b *bench) claimBacklogs(ctx context.Context) error {
+	for _, n := range b.opt.backlogs {
+		r, err := b.drain(ctx, drainSpec{label: fmt.Sprintf("backlog %d", n), n: n, slice: b.opt.slice, relays: 1, recv: b.recv, stopAtSlice: n > b.opt.slice})
+		if err != nil {
+			return err
+		}
+		b.logDrain(r)
+		b.res.Claims = append(b.res.Claims, r)
+	}
+	return b.truncate(ctx)
+}
+
+// manyRelays drains N with 1, 2 and 4 relay processes.
+func (b *bench) manyRelays(ctx context.Context) error {
+	for _, k := range b.opt.relayCounts {
+		r, err := b.drain(ctx, drainSpec{label: fmt.Sprintf("%d relays", k), n: b.opt.n, slice: b.opt.n, relays: k, recv: b.recv, writes: true})
+		if err != nil {
+			return err
+		}
+		b.logDrain(r)
+		b.res.ManyRelays = append(b.res.ManyRelays, r)
+	}
+	return nil
+}
+
+// LatencyResult is commit-to-receipt latency at a fixed offered load.
+type LatencyResult struct {
+	OfferedPerS    int     `json:"offered_per_s"`
+	Seconds        float64 `json:"seconds"`
+	Producers      int     `json:"producers"`
+	Messages       int     `json:"messages"`
+	AchievedPerS   float64 `json:"achieved_per_s"`
+	P50Ms          float64 `json:"p50_ms"`
+	P95Ms          float64 `json:"p95_ms"`
+	P99Ms          float64 `json:"p99_ms"`
+	MaxMs          float64 `json:"max_ms"`
+	Negative       int     `json:"received_before_commit_returned"`
+	CommitP50Ms    float64 `json:"producer_enqueue_commit_p50_ms"`
+	CommitP99Ms    float64 `json:"producer_enqueue_commit_p99_ms"`
+	MaxLagMs       float64 `json:"producer_max_schedule_lag_ms"`
+	RelayCPU       float64 `json:"relay_cpu_s"`
+	RelayCPUPerMsg float64 `json:"relay_cpu_us_per_msg"`
+	RSSMiB         float64 `json:"relay_peak_rss_mib"`
+}
+
+// latency offers latRate messages/s from latProducers goroutines, each
+// committing one message per transaction with outbox.Enqueue (NOTIFY on),
+// and measures from each commit's return to its first receipt.
+func (b *bench) latency(ctx context.Context) error {
+	if err := b.truncate(ctx); err != nil {
+		return err
+	}
+	if err := b.recv.reset(); err != nil {
+		return err
+	}
+	p, err := b.startRelay(0, b.recv.hookURL())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = p.stop() }()
+	if err := p.waitReady(20 * time.Second); err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond) // let LISTEN settle
+	_, relayCPU0, _ := procCPU(p.pid)
+	total := int(float64(b.opt.latRate) * b.opt.latDur.Seconds())
+	run := rand.Uint32()
+	prefix := fmt.Sprintf("lat_%08x_", run)
+	committed := make([]int64, total)
+	commitDur := make([]time.Duration, total)
+	interval := time.Second / time.Duration(b.opt.latRate)
+	var next atomic.Int64
+	var maxLag atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, b.opt.latProducers)
+	start := time.Now().Add(50 * time.Millisecond)
+	for range b.opt.latProducers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total || ctx.Err() != nil {
+					return
+				}
+				at := start.Add(time.Duration(i) * interval)
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				} else if lag := int64(-d); lag > maxLag.Load() {
+					maxLag.Store(lag)
+				}
+				msg := makeMessages(run, i, 1, prefix)
+				t := time.Now()
+				err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return outbox.Enqueue(ctx, tx, msg...) })
+				committed[i] = time.Now().UnixNano()
+				commitDur[i] = time.Since(t)
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := b.recv.stats()
+		if err != nil {
+			return err
+		}
+		if st.Unique >= int64(total) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("receiver has %d of %d after 30s", st.Unique, total)
+		}
+		if err := p.alive(); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, relayCPU1, _ := procCPU(p.pid)
+	rss := peakRSSMiB(p.pid)
+	times, err := b.recv.times(prefix)
+	if err != nil {
+		return err
+	}
+	lat := make([]float64, 0, total)
+	neg := 0
+	for i := range total {
+		t, ok := times[fmt.Sprintf("%s%d", prefix, i)]
+		if !ok {
+			return fmt.Errorf("message %d never received", i)
+		}
+		d := float64(t-committed[i]) / 1e6
+		if d < 0 {
+			neg++
+		}
+		lat = append(lat, d)
+	}
+	slices.Sort(lat)
+	cd := make([]float64, total)
+	for i, d := range commitDur {
+		cd[i] = float64(d) / 1e6
+	}
+	slices.Sort(cd)
+	r := &LatencyResult{
+		OfferedPerS: b.opt.latRate, Seconds: round(elapsed.Seconds(), 3), Producers: b.opt.latProducers, Messages: total,
+		AchievedPerS: round(float64(total)/elapsed.Seconds(), 1),
+		P50Ms:        round(pct(lat, 0.50), 3), P95Ms: round(pct(lat, 0.95), 3), P99Ms: round(pct(lat, 0.99), 3), MaxMs: round(lat[len(lat)-1], 3),
+		Negative:    neg,
+		CommitP50Ms: round(pct(cd, 0.5), 3), CommitP99Ms: round(pct(cd, 0.99), 3),
+		MaxLagMs: round(float64(maxLag.Load())/1e6, 3),
+		RelayCPU: round(relayCPU1-relayCPU0, 3), RelayCPUPerMsg: round((relayCPU1-relayCPU0)/float64(total)*1e6, 1),
+		RSSMiB: round(rss, 1),
+	}
+	b.res.Latency = r
+	b.say("   %d msg at %d/s offered (%.0f/s achieved): commit->receipt p50 %.2f ms, p95 %.2f, p99 %.2f, max %.2f; enqueue+commit p50 %.2f ms p99 %.2f",
+		total, r.OfferedPerS, r.AchievedPerS, r.P50Ms, r.P95Ms, r.P99Ms, r.MaxMs, r.CommitP50Ms, r.CommitP99Ms)
+	return p.stop()
+}
+
+// pct is the nearest-rank percentile of sorted values.
+func pct(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestMain lets the test binary play the receiver and inproc relay children
+// that the bench re-executes itself as.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(childMain(role, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func adminDSN() string {
+	if v := os.Getenv("HERALD_BENCH_ADMIN_DSN"); v != "" {
+		return v
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// TestPipeline runs every phase with tiny sizes against the real database,
+// so that CI notices when the bench rots. It checks that figures came out,
+// not what they are.
+func TestPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminDSN())
+	if err != nil {
+		t.Skipf("PostgreSQL not reachable: %v", err)
+	}
+	conn.Close(ctx)
+
+	dir := t.TempDir()
+	db := fmt.Sprintf("herald_bench_test_%d_%x", os.Getpid(), rand.Uint32())
+	var out bytes.Buffer
+	opt, err := parseFlags([]string{
+		"-n", "500", "-rounds", "1", "-no-peers", "-db", db, "-admin-dsn", adminDSN(),
+		"-latency-rate", "200", "-latency-duration", "1s", "-latency-producers", "4",
+		"-enqueue-n", "1000", "-sql-duration", "300ms", "-sql-producers", "2",
+		"-backlogs", "500", "-slice", "300", "-relays", "1,2",
+		"-json", filepath.Join(dir, "results.json"),
+	}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := run(ctx, opt)
+	t.Cleanup(func() { dropTestDB(t, db) })
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if len(res.Drains) != 1 || res.Drains[0].Unique != 500 || res.Drains[0].Rate <= 0 {
+		t.Errorf("drains = %+v", res.Drains)
+	}
+	if w := res.Drains[0].Writes; w == nil || w.InsPerMsg < 1 {
+		t.Errorf("writes = %+v, want at least the producer's insert per message", w)
+	}
+	if res.Latency == nil || res.Latency.Messages != 200 || res.Latency.P99Ms <= 0 {
+		t.Errorf("latency = %+v", res.Latency)
+	}
+	if len(res.Producers) != 6 {
+		t.Errorf("got %d producer runs, want 6", len(res.Producers))
+	}
+	if len(res.Claims) != 1 || res.Claims[0].ClaimsInSlice <= 0 {
+		t.Errorf("claims = %+v", res.Claims)
+	}
+	if len(res.ManyRelays) != 2 || res.ManyRelays[1].Relays != 2 || res.ManyRelays[1].Unique != 500 {
+		t.Errorf("many relays = %+v", res.ManyRelays)
+	}
+	if !strings.Contains(out.String(), "| metric | value | target | met? |") {
+		t.Errorf("no table in output:\n%s", out.String())
+	}
+	js, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(js, &back); err != nil || len(back.Table) == 0 {
+		t.Errorf("results.json: %v, %d rows", err, len(back.Table))
+	}
+}
+
+func dropTestDB(t *testing.T, db string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminDSN())
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	var n int
+	_ = conn.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", db).Scan(&n)
+	if n != 0 {
+		t.Errorf("database %s was not dropped", db)
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
+	}
+}
+
+func TestQuantiles(t *testing.T) {
+	h := hist{le: []float64{0.001, 0.005, 0.01}, cum: []float64{50, 99, 100}, count: 100, sum: 0.3}
+	if got := h.quantileUpper(0.99); got != 0.005 {
+		t.Errorf("p99 upper = %v, want 0.005", got)
+	}
+	if got := h.quantileInterp(0.5); got != 0.001 {
+		t.Errorf("p50 interp = %v, want 0.001", got)
+	}
+	if got := pct([]float64{1, 2, 3, 4}, 0.5); got != 2 {
+		t.Errorf("pct = %v, want 2", got)
+	}
+}

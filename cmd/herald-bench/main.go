@@ -1,0 +1,169 @@
+// Command herald-bench measures Herald end to end on one machine: it creates
+// its own database, starts a loopback receiver and the relay (the herald
+// binary, or the relay library in a child process), and reports drain
+// throughput, commit-to-receipt latency, producer throughput, claim latency
+// by backlog, database writes per delivery, CPU and memory, several relays on
+// one database and, with the peer programs of ../shared/peers, River and a
+// naive relay measured in the same run. It prints a Markdown table and
+// writes every figure as JSON.
+//
+//	go run ./cmd/herald-bench                 # full run (~10 min)
+//	go run ./cmd/herald-bench -quick          # smoke run (~1-2 min)
+//	go run ./cmd/herald-bench -json bench-results.json -peers ../shared/peers
+//
+// Everything it loads is on 127.0.0.1, and every loop is bounded in count
+// and time.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(childMain(role, os.Args[1:]))
+	}
+	opt, err := parseFlags(os.Args[1:], os.Stdout)
+	if err == flag.ErrHelp {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "herald-bench:", err)
+		os.Exit(2)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if _, err := run(ctx, opt); err != nil {
+		fmt.Fprintln(os.Stderr, "herald-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line flags.
+type options struct {
+	n            int
+	rounds       int
+	quick        bool
+	million      bool
+	relayMode    string
+	heraldBin    string
+	peers        string
+	noPeers      bool
+	peerN        int
+	jsonPath     string
+	dbName       string
+	adminDSN     string
+	latRate      int
+	latDur       time.Duration
+	latProducers int
+	enqN         int
+	sqlDur       time.Duration
+	sqlProducers int
+	backlogs     []int
+	slice        int
+	relayCounts  []int
+	cpuprofile   string
+	keepDB       bool
+	out          io.Writer
+}
+
+func parseFlags(args []string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("herald-bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.IntVar(&o.n, "n", 100000, "messages per drain (rows waiting when the relay starts)")
+	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of herald vs peers (and of the producer variants)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: small N, one round, short phases (~1-2 min)")
+	fs.BoolVar(&o.million, "million", false, "also measure claim latency and drain rate with 1,000,000 waiting (adds ~1-2 min)")
+	fs.StringVar(&o.relayMode, "relay-mode", "auto", "binary (go build ./cmd/herald; herald run --config), inproc (relay library in a herald-bench child process), or auto (binary if it builds and runs, else inproc)")
+	fs.StringVar(&o.heraldBin, "herald", "", "use this herald binary instead of building ./cmd/herald")
+	fs.StringVar(&o.peers, "peers", "", "path of the peers module (default: ../shared/peers from the repository root, if present)")
+	fs.BoolVar(&o.noPeers, "no-peers", false, "skip the peer programs")
+	fs.IntVar(&o.peerN, "peer-n", 0, "messages per peer comparison drain (default: -n)")
+	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "write all results as JSON here (\"\" for none)")
+	fs.StringVar(&o.dbName, "db", "herald_bench", "database to drop, create and use")
+	fs.StringVar(&o.adminDSN, "admin-dsn", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "connection used to create databases and roles")
+	fs.IntVar(&o.latRate, "latency-rate", 1000, "offered load of the latency phase, messages/s")
+	fs.DurationVar(&o.latDur, "latency-duration", 10*time.Second, "length of the latency phase")
+	fs.IntVar(&o.latProducers, "latency-producers", 16, "concurrent producer goroutines in the latency phase")
+	fs.IntVar(&o.enqN, "enqueue-n", 100000, "messages per outbox.Enqueue throughput run")
+	fs.DurationVar(&o.sqlDur, "sql-duration", 3*time.Second, "length of each plain-SQL producer run")
+	fs.IntVar(&o.sqlProducers, "sql-producers", 8, "concurrent plain-SQL producers")
+	backlogs := fs.String("backlogs", "10000,100000", "claim-latency backlogs (comma separated; -million adds 1000000)")
+	fs.IntVar(&o.slice, "slice", 50000, "messages drained (and timed) at each claim-latency backlog")
+	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
+	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick {
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("n", func() { o.n = 20000 })
+		def("rounds", func() { o.rounds = 1 })
+		def("latency-duration", func() { o.latDur = 3 * time.Second })
+		def("enqueue-n", func() { o.enqN = 20000 })
+		def("sql-duration", func() { o.sqlDur = time.Second })
+		def("backlogs", func() { *backlogs = "10000,50000" })
+		def("slice", func() { o.slice = 20000 })
+	}
+	var err error
+	if o.backlogs, err = intList(*backlogs); err != nil {
+		return o, fmt.Errorf("-backlogs: %w", err)
+	}
+	if o.million {
+		o.backlogs = append(o.backlogs, 1000000)
+	}
+	if o.relayCounts, err = intList(*relays); err != nil {
+		return o, fmt.Errorf("-relays: %w", err)
+	}
+	if o.peerN == 0 {
+		o.peerN = o.n
+	}
+	switch {
+	case o.n < 1 || o.rounds < 1 || o.slice < 1 || o.latRate < 1 || o.latProducers < 1 || o.enqN < 1 || o.sqlProducers < 1:
+		return o, fmt.Errorf("-n, -rounds, -slice, -latency-rate, -latency-producers, -enqueue-n and -sql-producers must be positive")
+	case o.n > 5000000 || o.peerN > 5000000:
+		return o, fmt.Errorf("-n is capped at 5,000,000")
+	case o.relayMode != "auto" && o.relayMode != "binary" && o.relayMode != "inproc":
+		return o, fmt.Errorf("-relay-mode must be auto, binary or inproc (got %q)", o.relayMode)
+	case o.latDur > 10*time.Minute || o.sqlDur > 10*time.Minute:
+		return o, fmt.Errorf("phase durations are capped at 10m")
+	}
+	o.out = out
+	return o, nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v < 1 || v > 5000000 {
+			return nil, fmt.Errorf("bad value %q (1..5000000)", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

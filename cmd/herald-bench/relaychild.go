@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/herald-relay/herald/relay"
+	"github.com/herald-relay/herald/webhook"
+)
+
+// relayChildMain is -relay-mode inproc: the relay library, wired the way
+// herald.yaml's defaults wire it, in a child process of its own (so that
+// its CPU and RSS are measured like the herald binary's), serving the same
+// Prometheus metrics. It stops gracefully on SIGTERM and can write a CPU
+// profile, which the herald binary may not offer.
+func relayChildMain(args []string) error {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	dsn := fs.String("dsn", "", "database URL")
+	hook := fs.String("url", "", "webhook URL")
+	secret := fs.String("secret", "", "whsec_ secret")
+	metricsAddr := fs.String("metrics", "", "host:port for /metrics")
+	maxConns := fs.Int("max-conns", 8, "pool size (database.max_conns)")
+	inflight := fs.Int("inflight", relay.MaxInFlightDefault, "relay.max_in_flight")
+	epConns := fs.Int("endpoint-conns", 64, "idle connections per endpoint (endpoints[].max_in_flight)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer cancel()
+
+	pcfg, err := pgxpool.ParseConfig(*dsn)
+	if err != nil {
+		return err
+	}
+	pcfg.MaxConns = int32(*maxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	client := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true})
+	ep, err := client.Endpoint(webhook.EndpointConfig{
+		Name: "bench", URL: *hook, Secrets: []string{*secret}, Timeout: 15 * time.Second, MaxConns: *epConns,
+	})
+	if err != nil {
+		return err
+	}
+	defer ep.Close()
+	reg := prometheus.NewRegistry()
+	r, err := relay.New(pool, relay.Config{
+		Endpoints:   []relay.Endpoint{{Name: "bench", Topics: []string{"*"}, Sender: ep, Timeout: 15 * time.Second}},
+		MaxInFlight: *inflight,
+		Listen:      true,
+		AsyncCommit: true,
+		Logger:      zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger(),
+		Metrics:     relay.NewMetrics(reg),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *metricsAddr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stopCancel()
+	if err := r.Stop(stopCtx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("relay stop: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Row is one line of the final table.
+type Row struct {
+	Metric string  `json:"metric"`
+	Value  string  `json:"value"`
+	Raw    float64 `json:"raw"`
+	Target string  `json:"target"`
+	Met    string  `json:"met"` // yes, no, or "" for information only
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
+
+func (b *bench) row(metric string, raw float64, format, target string, met string) {
+	v := "n/a"
+	if !math.IsNaN(raw) && raw != -1 {
+		v = fmt.Sprintf(format, raw)
+	}
+	raw = round(raw, 4)
+	b.res.Table = append(b.res.Table, Row{Metric: metric, Value: v, Raw: raw, Target: target, Met: met})
+}
+
+func (b *bench) buildTable() {
+	res := b.res
+	// 1. drain
+	var rates, relayUs, recvUs, pgUs, machUs, rss, wr, hot []float64
+	for _, d := range res.Drains {
+		rates = append(rates, d.Rate)
+		relayUs = append(relayUs, d.CPUPerMsgUs.Relay)
+		recvUs = append(recvUs, d.CPUPerMsgUs.Receiver)
+		pgUs = append(pgUs, d.CPUPerMsgUs.Postgres)
+		machUs = append(machUs, d.CPUPerMsgUs.Machine)
+		rss = append(rss, d.RSSMiB)
+		if d.Writes != nil {
+			wr = append(wr, d.Writes.RelayWritesPer)
+			hot = append(hot, d.Writes.HOTShare)
+		}
+	}
+	if len(rates) > 0 {
+		d := res.Drains[0]
+		m := median(rates)
+		b.row(fmt.Sprintf("drain %d waiting: deliveries/s (median of %d, %s)", d.N, len(rates), d.Receiver), m, "%.0f", "≥ 12000", yesNo(m >= 12000))
+		b.row("  relay CPU µs per delivery (median)", median(relayUs), "%.1f", "", "")
+		b.row("  receiver / PostgreSQL / machine CPU µs per delivery (medians)", median(machUs), fmt.Sprintf("%.1f / %.1f / %%.1f", median(recvUs), median(pgUs)), "", "")
+		mr := slicesMax(rss)
+		b.row("  relay peak RSS MiB (max over drains)", mr, "%.1f", "< 100", yesNo(mr < 100))
+	}
+	if c := res.PeerSummary; c != nil {
+		b.row(fmt.Sprintf("river-relay %s: deliveries/s (median)", c.RiverConfig), c.RiverMedian, "%.0f", "", "")
+		b.row(fmt.Sprintf("naive-relay %s: deliveries/s (median)", c.NaiveConfig), c.NaiveMedian, "%.0f", "", "")
+		b.row("herald ÷ river (ratio of medians, same run)", c.HeraldOnRiver, "%.2f×", "≥ 2×", yesNo(c.HeraldOnRiver >= 2))
+		b.row("herald ÷ naive-relay (ratio of medians)", c.HeraldOnNaive, "%.2f×", "", "")
+	} else {
+		b.row("herald ÷ river", math.NaN(), "", "≥ 2×", "not measured (no peers)")
+	}
+	// 2. latency
+	if l := res.Latency; l != nil {
+		b.row(fmt.Sprintf("commit→receipt p50 at %d msg/s (%d producers, 1 msg/tx)", l.OfferedPerS, l.Producers), l.P50Ms, "%.2f ms", "≤ 5 ms", yesNo(l.P50Ms <= 5))
+		b.row("commit→receipt p95", l.P95Ms, "%.2f ms", "", "")
+		b.row("commit→receipt p99", l.P99Ms, "%.2f ms", "≤ 25 ms", yesNo(l.P99Ms <= 25))
+		b.row("  producer Enqueue+commit p99 (1 msg/tx, NOTIFY)", l.CommitP99Ms, "%.2f ms", "", "")
+	}
+	// 3. producers
+	for _, v := range []struct {
+		method string
+		batch  int
+		notify bool
+		target bool
+	}{{"enqueue", 1000, true, true}, {"enqueue", 1000, false, false}, {"enqueue", 100, true, false}, {"enqueue", 100, false, false}, {"sql", 1, false, false}, {"sql", 1, true, false}} {
+		m, k := b.medianProducer(v.method, v.batch, v.notify)
+		if k == 0 {
+			continue
+		}
+		name := fmt.Sprintf("outbox.Enqueue batch %d, 1 producer, %s: rows/s", v.batch, notifyLabel(v.notify))
+		if v.method == "sql" {
+			name = fmt.Sprintf("plain SQL INSERT 1 row/tx, %d producers, %s: rows/s", b.opt.sqlProducers, notifyLabel(v.notify))
+		}
+		target, met := "", ""
+		if v.target {
+			target, met = "≥ 40000", yesNo(m >= 40000)
+		}
+		b.row(name, m, "%.0f", target, met)
+	}
+	// 4. claim latency by backlog
+	var base float64
+	for i, c := range res.Claims {
+		b.row(fmt.Sprintf("claim p99 (hot lane) with %d waiting [bucket upper bound; interp %.2f ms]", c.N, c.ClaimP99Interp), c.ClaimP99Ms, "≤ %.1f ms", "< 5 ms", yesNo(c.ClaimsInSlice > 0 && c.ClaimP99Ms >= 0 && c.ClaimP99Ms < 5))
+		met, target := "", ""
+		if i == 0 {
+			base = c.SliceRate
+		} else if base > 0 {
+			target, met = fmt.Sprintf("≥ 80%% of %d-waiting rate", res.Claims[0].N), yesNo(c.SliceRate >= 0.8*base)
+		}
+		b.row(fmt.Sprintf("  deliveries/s over the first %d with %d waiting (%.0f%% of %d-waiting)", c.SliceN, c.N, 100*c.SliceRate/base, res.Claims[0].N), c.SliceRate, "%.0f", target, met)
+		b.row(fmt.Sprintf("  relay peak RSS MiB with %d waiting", c.N), c.RSSMiB, "%.1f", "< 100", yesNo(c.RSSMiB < 100))
+	}
+	// 5. writes
+	if len(wr) > 0 {
+		m := median(wr)
+		b.row("relay row writes per delivery, beyond the producer's insert (pg_stat_user_tables, median)", m, "%.3f", "≤ 2", yesNo(m <= 2))
+		d := res.Drains[0].Writes
+		b.row(fmt.Sprintf("  per delivery: ins %.3f, upd %.3f, HOT upd %.3f, del %.3f (round 1); HOT share of updates (median)", d.InsPerMsg, d.UpdPerMsg, d.HotUpdPerMsg, d.DelPerMsg), median(hot), "%.3f", "claims HOT (≈1)", yesNo(median(hot) >= 0.9))
+	}
+	// 6. many relays
+	prev := 0.0
+	for _, d := range res.ManyRelays {
+		target, met := "", ""
+		if prev > 0 {
+			target, met = "≥ previous row (−5% noise allowance)", yesNo(d.Rate >= 0.95*prev)
+		}
+		b.row(fmt.Sprintf("%d relay process(es), %d waiting: total deliveries/s", d.Relays, d.N), d.Rate, "%.0f", target, met)
+		prev = d.Rate
+	}
+}
+
+func slicesMax(v []float64) float64 {
+	m := math.NaN()
+	for _, x := range v {
+		if math.IsNaN(m) || x > m {
+			m = x
+		}
+	}
+	return m
+}
+
+func (b *bench) printReport() {
+	w := b.out
+	res := b.res
+	m := res.Machine
+	fmt.Fprintf(w, "\n## Herald benchmark (%s, relay mode %s)\n\n", res.Started, res.RelayMode)
+	fmt.Fprintf(w, "| metric | value | target | met? |\n|---|---|---|---|\n")
+	for _, r := range res.Table {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.Metric, r.Value, r.Target, r.Met)
+	}
+	fmt.Fprintf(w, "\n### Machine\n\n")
+	fmt.Fprintf(w, "- nproc %d; CPU %s; memory %.1f GiB; kernel %s; /proc/loadavg at start: %s (other work on the machine skews absolute figures: compare ratios)\n", m.NProc, m.CPUModel, m.MemoryGiB, m.Kernel, m.LoadAvg)
+	fmt.Fprintf(w, "- %s\n- %s\n", m.GoVersion, m.Postgres)
+	keys := make([]string, 0, len(m.PGSettings))
+	for k := range m.PGSettings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var kv []string
+	for _, k := range keys {
+		kv = append(kv, k+"="+m.PGSettings[k])
+	}
+	fmt.Fprintf(w, "- PostgreSQL settings: %s\n", strings.Join(kv, ", "))
+	fmt.Fprintf(w, "\n### How it was measured\n\n")
+	fmt.Fprintf(w, "- Relay: %s, one endpoint (topics [\"*\"], whsec_ secret: every request signed), delivery.allow_private_networks, otherwise herald.yaml defaults; every drain starts fresh relay process(es) once N rows are committed (1000 per tx, no NOTIFY) and ANALYZEd, after a CHECKPOINT; timed from process start until the receiver has N unique webhook-ids and outbox.messages is empty (acks written).\n", relayModeText(res.RelayMode))
+	fmt.Fprintf(w, "- CPU from /proc (relay and receiver processes, all postgres processes, /proc/stat for the machine) over that window; RSS = VmHWM of the relay.\n")
+	fmt.Fprintf(w, "- Claim latency: herald_claim_seconds{lane=\"hot\"} scraped from the relay when the slice was delivered; p99 is the upper bound of the bucket that holds it (buckets 0.5, 1, 2.5, 5, 10 ms…), with linear interpolation in brackets.\n")
+	fmt.Fprintf(w, "- Latency: producers commit one message per transaction with outbox.Enqueue (NOTIFY); latency = receiver's first receipt of the webhook-id − the producer's commit return (same clock).\n")
+	fmt.Fprintf(w, "- Writes: pg_stat_user_tables deltas over the outbox tables (backends flushed by exiting), divided by N; \"beyond the producer\" = ins − N + upd + del.\n")
+	if c := res.PeerSummary; c != nil {
+		fmt.Fprintf(w, "- Peers: %d interleaved rounds (order rotated), N=%d each, all three posting to the %s; river-relay %s, naive-relay %s; CHECKPOINT before each.\n", c.Rounds, c.N, c.Receiver, c.RiverConfig, c.NaiveConfig)
+		fmt.Fprintf(w, "\n| round | relay | config | deliveries/s | s | CPU s relay · receiver · postgres · machine |\n|---|---|---|---|---|---|\n")
+		for _, p := range res.Peers {
+			fmt.Fprintf(w, "| %d | %s | %s | %.0f | %.2f | %.2f · %.2f · %.2f · %.2f |\n", p.Round, p.Relay, p.Variant, p.Rate, p.Seconds, p.CPU["relay"], p.CPU["receiver"], p.CPU["postgres"], p.CPU["total"])
+		}
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "- note: %s\n", n)
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintf(w, "- ERROR: %s\n", e)
+	}
+	if len(res.Profiles) > 0 {
+		fmt.Fprintf(w, "- CPU profiles: %s\n", strings.Join(res.Profiles, " "))
+	}
+	fmt.Fprintln(w)
+}
+
+func relayModeText(mode string) string {
+	if mode == "binary" {
+		return "the herald binary (`herald run --config`, built from ./cmd/herald)"
+	}
+	return "inproc: the relay library (relay.New with Listen and AsyncCommit, webhook endpoint with 64 idle conns, pool of 8) in a herald-bench child process"
+}
