@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"crypto/tls"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -44,6 +45,9 @@ const (
 	RelayShutdownTimeoutDefault = 30 * time.Second
 	RelayShutdownTimeoutMax     = 10 * time.Minute
 	RelayAsyncCommitDefault     = true
+	RelayEndpointRefreshDefault = 5 * time.Second
+	RelayEndpointRefreshMin     = 100 * time.Millisecond
+	RelayEndpointRefreshMax     = 5 * time.Minute
 
 	RetryInitialIntervalDefault     = time.Second
 	RetryMultiplierDefault          = 2.0
@@ -52,9 +56,25 @@ const (
 	RetryMaxAttemptsDefault         = 0
 	RetryRandomizationFactorDefault = 0.2
 
+	BreakerFailureThresholdDefault = 10
+	BreakerFailureThresholdMax     = 1000000
+	BreakerProbeIntervalDefault    = 5 * time.Second
+	BreakerProbeIntervalMin        = 100 * time.Millisecond
+	BreakerProbeIntervalMax        = time.Hour
+	BreakerMaxProbeIntervalDefault = 5 * time.Minute
+	BreakerMaxProbeIntervalMax     = 24 * time.Hour
+	BreakerDisableAfterDefault     = 0
+
 	EndpointMaxInFlightDefault = 64
 	EndpointMaxInFlightMin     = 1
 	EndpointMaxInFlightMax     = 10000
+	EndpointRateLimitMax       = 1e6 // requests per second
+	EndpointRateBurstMax       = 1000000
+
+	// OnDeadBlock and OnDeadSkip are the values of endpoints[].on_dead.
+	OnDeadBlock   = "block"
+	OnDeadSkip    = "skip"
+	OnDeadDefault = OnDeadBlock
 
 	MaintenanceScheduleDefault      = "@every 1h"
 	MaintenanceDeadRetentionDefault = 720 * time.Hour
@@ -79,6 +99,7 @@ type Config struct {
 	Delivery    Delivery    `yaml:"delivery"`
 	Relay       Relay       `yaml:"relay"`
 	Retry       Retry       `yaml:"retry"`
+	Breaker     Breaker     `yaml:"breaker"`
 	Endpoints   []Endpoint  `yaml:"endpoints"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Maintenance Maintenance `yaml:"maintenance"`
@@ -155,6 +176,10 @@ type Relay struct {
 	// AsyncCommit sets synchronous_commit=off for the relay's own writes.
 	// Defaults to true.
 	AsyncCommit bool `yaml:"async_commit"`
+	// EndpointRefresh is how often a relay re-reads outbox.endpoints, on top
+	// of the NOTIFY it receives when a row changes, 100ms..5m. Defaults to
+	// RelayEndpointRefreshDefault (5s).
+	EndpointRefresh time.Duration `yaml:"endpoint_refresh"`
 }
 
 // Retry is the exponential backoff applied after a failed attempt.
@@ -177,6 +202,28 @@ type Retry struct {
 	// RandomizationFactor spreads each delay by ±factor, 0..1.
 	// Defaults to RetryRandomizationFactorDefault (0.2).
 	RandomizationFactor float64 `yaml:"randomization_factor"`
+}
+
+// Breaker is the circuit breaker each relay keeps per endpoint: after
+// FailureThreshold consecutive failed attempts no message of the endpoint is
+// claimed, except one probe after ProbeInterval, then after twice that, up
+// to MaxProbeInterval; a successful probe closes the breaker.
+type Breaker struct {
+	// FailureThreshold is the number of consecutive failed attempts that
+	// open the breaker, 0..1000000; 0 means no breaker. Defaults to
+	// BreakerFailureThresholdDefault (10).
+	FailureThreshold int `yaml:"failure_threshold"`
+	// ProbeInterval is how long after opening the first probe is sent; the
+	// interval doubles after each failed probe. 100ms..1h. Defaults to
+	// BreakerProbeIntervalDefault (5s).
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	// MaxProbeInterval caps the probe interval, ProbeInterval..24h.
+	// Defaults to BreakerMaxProbeIntervalDefault (5m).
+	MaxProbeInterval time.Duration `yaml:"max_probe_interval"`
+	// DisableAfter disables an endpoint whose breaker has been open for
+	// longer than this, until an operator enables it again; 0 means never.
+	// Requires FailureThreshold > 0. Defaults to 0.
+	DisableAfter time.Duration `yaml:"disable_after"`
 }
 
 // Endpoint is one webhook receiver.
@@ -216,6 +263,39 @@ type Endpoint struct {
 	PermanentStatuses []int `yaml:"permanent_statuses"`
 	// TLS configures the client side of TLS. Defaults to the system roots.
 	TLS EndpointTLS `yaml:"tls"`
+	// Ordered delivers the messages of one key to this endpoint in commit
+	// order: a key's next message waits until the previous one is
+	// acknowledged (or dead, see OnDead). Defaults to false.
+	Ordered bool `yaml:"ordered"`
+	// OnDead says what happens, on an ordered endpoint, to the later
+	// messages of a key when one of its messages dies: OnDeadBlock holds
+	// them until the dead message is replayed or purged, OnDeadSkip delivers
+	// them. Ignored unless Ordered. Defaults to OnDeadDefault ("block").
+	OnDead string `yaml:"on_dead"`
+	// RateLimit caps requests per second to this endpoint, 0..1e6; 0 means
+	// unlimited. Defaults to 0.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is the burst allowed above RateLimit, 0..1000000; 0 means
+	// max(1, ceil(RateLimit)) (see Burst). Must be 0 when RateLimit is 0.
+	// Defaults to 0.
+	RateBurst int `yaml:"rate_burst"`
+	// Disabled creates the endpoint disabled: no message is delivered to it
+	// (they wait) until an operator runs `herald endpoints enable`. It only
+	// applies when the endpoint first appears in outbox.endpoints; after
+	// that the state in the table is kept. Defaults to false.
+	Disabled bool `yaml:"disabled"`
+}
+
+// Burst returns the rate limiter's burst: RateBurst, or when that is 0,
+// max(1, ceil(RateLimit)). It is 0 when RateLimit is 0 (no limit).
+func (e Endpoint) Burst() int {
+	switch {
+	case e.RateLimit <= 0:
+		return 0
+	case e.RateBurst > 0:
+		return e.RateBurst
+	}
+	return max(1, int(math.Ceil(min(e.RateLimit, EndpointRateLimitMax))))
 }
 
 // SigningSecrets returns the secrets that sign requests, newest first.
@@ -303,6 +383,7 @@ func Default() *Config {
 			AckBatch:        RelayAckBatchDefault,
 			ShutdownTimeout: RelayShutdownTimeoutDefault,
 			AsyncCommit:     RelayAsyncCommitDefault,
+			EndpointRefresh: RelayEndpointRefreshDefault,
 		},
 		Retry: Retry{
 			InitialInterval:     RetryInitialIntervalDefault,
@@ -311,6 +392,12 @@ func Default() *Config {
 			MaxElapsedTime:      RetryMaxElapsedTimeDefault,
 			MaxAttempts:         RetryMaxAttemptsDefault,
 			RandomizationFactor: RetryRandomizationFactorDefault,
+		},
+		Breaker: Breaker{
+			FailureThreshold: BreakerFailureThresholdDefault,
+			ProbeInterval:    BreakerProbeIntervalDefault,
+			MaxProbeInterval: BreakerMaxProbeIntervalDefault,
+			DisableAfter:     BreakerDisableAfterDefault,
 		},
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
@@ -326,19 +413,22 @@ func DefaultEndpoint() Endpoint {
 	return Endpoint{
 		MaxInFlight:       EndpointMaxInFlightDefault,
 		PermanentStatuses: EndpointPermanentStatusesDefault(),
+		OnDead:            OnDeadDefault,
 	}
 }
 
 // WithDefaults returns a copy of e with its zero-valued fields defaulted:
 // Timeout from d.Timeout (or DeliveryTimeoutDefault), MaxInFlight from
-// EndpointMaxInFlightDefault and a nil PermanentStatuses from
-// EndpointPermanentStatusesDefault.
+// EndpointMaxInFlightDefault, a nil PermanentStatuses from
+// EndpointPermanentStatusesDefault and OnDead from OnDeadDefault. RateBurst
+// is left as it is: see Burst.
 func (e Endpoint) WithDefaults(d Delivery) Endpoint {
 	e.Timeout = cmp.Or(e.Timeout, d.Timeout, DeliveryTimeoutDefault)
 	e.MaxInFlight = cmp.Or(e.MaxInFlight, EndpointMaxInFlightDefault)
 	if e.PermanentStatuses == nil {
 		e.PermanentStatuses = EndpointPermanentStatusesDefault()
 	}
+	e.OnDead = cmp.Or(e.OnDead, OnDeadDefault)
 	return e
 }
 

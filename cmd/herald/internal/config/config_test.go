@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -60,6 +61,7 @@ func TestParseExampleFile(t *testing.T) {
 	require.Equal(t, want.Delivery, cfg.Delivery)
 	require.Equal(t, want.Relay, cfg.Relay)
 	require.Equal(t, want.Retry, cfg.Retry)
+	require.Equal(t, want.Breaker, cfg.Breaker)
 	require.Equal(t, want.Metrics, cfg.Metrics)
 	require.Equal(t, want.Maintenance, cfg.Maintenance)
 
@@ -73,6 +75,11 @@ func TestParseExampleFile(t *testing.T) {
 	require.Equal(t, map[string]Secret{"X-Env": "prod"}, e.Headers)
 	require.Equal(t, 15*time.Second, e.Timeout)
 	require.Equal(t, []int{400, 413, 422}, e.PermanentStatuses)
+	require.False(t, e.Ordered)
+	require.Equal(t, "block", e.OnDead)
+	require.Zero(t, e.RateLimit)
+	require.Zero(t, e.RateBurst)
+	require.False(t, e.Disabled)
 }
 
 // TestExampleDocumentsEveryKey walks Config's yaml tags and requires every
@@ -193,11 +200,11 @@ endpoints:
 	want.Endpoints = []Endpoint{
 		{
 			Name: "a", URL: "https://a.example.com/hook", Secret: Secret(testSecret), Topics: []string{"x.*"},
-			Timeout: 20 * time.Second, MaxInFlight: 64, PermanentStatuses: []int{400, 413, 422},
+			Timeout: 20 * time.Second, MaxInFlight: 64, PermanentStatuses: []int{400, 413, 422}, OnDead: "block",
 		},
 		{
 			Name: "b", URL: "https://b.example.com/hook", Secrets: []Secret{Secret(testSecret2), Secret(testSecret)},
-			Topics: []string{"y"}, Timeout: 3 * time.Second, MaxInFlight: 5, PermanentStatuses: []int{},
+			Topics: []string{"y"}, Timeout: 3 * time.Second, MaxInFlight: 5, PermanentStatuses: []int{}, OnDead: "block",
 		},
 	}
 	want.src, want.warnings = cfg.src, cfg.warnings
@@ -213,6 +220,159 @@ endpoints:
 	want.src, want.warnings = cfg.src, cfg.warnings
 	require.Equal(t, want, cfg)
 	require.Equal(t, []string{"herald.yaml: endpoints: no endpoints are configured: every message will be kept as unroutable"}, cfg.Warnings())
+}
+
+func TestParseEndpointHealthKeys(t *testing.T) {
+	t.Parallel()
+
+	cfg, err := Parse([]byte(base+`relay:
+  endpoint_refresh: 250ms
+breaker:
+  failure_threshold: 3
+  probe_interval: 1s
+  max_probe_interval: 1m
+  disable_after: 1h
+endpoints:
+  - name: a
+    url: https://a.example.com/hook
+    secret: `+testSecret+`
+    topics: ["x.*"]
+    ordered: true
+    on_dead: skip
+    rate_limit: 2.5
+    rate_burst: 7
+    disabled: true
+  - name: b
+    url: https://b.example.com/hook
+    secret: `+testSecret+`
+    topics: ["y"]
+    rate_limit: 2.5
+`), "herald.yaml", env(nil))
+	require.NoError(t, err)
+	require.Empty(t, cfg.Warnings())
+	require.Equal(t, 250*time.Millisecond, cfg.Relay.EndpointRefresh)
+	require.Equal(t, Breaker{FailureThreshold: 3, ProbeInterval: time.Second, MaxProbeInterval: time.Minute, DisableAfter: time.Hour}, cfg.Breaker)
+
+	a, b := cfg.Endpoints[0], cfg.Endpoints[1]
+	require.True(t, a.Ordered)
+	require.Equal(t, OnDeadSkip, a.OnDead)
+	require.InDelta(t, 2.5, a.RateLimit, 0)
+	require.Equal(t, 7, a.RateBurst)
+	require.Equal(t, 7, a.Burst())
+	require.True(t, a.Disabled)
+
+	require.False(t, b.Ordered)
+	require.Equal(t, OnDeadBlock, b.OnDead)
+	require.Zero(t, b.RateBurst)
+	require.Equal(t, 3, b.Burst(), "burst defaults to ceil(rate_limit)")
+	require.False(t, b.Disabled)
+}
+
+func TestBurst(t *testing.T) {
+	t.Parallel()
+
+	for _, tt := range []struct {
+		limit float64
+		burst int
+		want  int
+	}{
+		{0, 0, 0},
+		{0.1, 0, 1},
+		{1, 0, 1},
+		{1.01, 0, 2},
+		{100, 0, 100},
+		{100, 5, 5},
+		{0.5, 10, 10},
+	} {
+		require.Equal(t, tt.want, Endpoint{RateLimit: tt.limit, RateBurst: tt.burst}.Burst(), "%v/%v", tt.limit, tt.burst)
+	}
+}
+
+func TestValidateEndpoint(t *testing.T) {
+	t.Parallel()
+
+	valid := func() Endpoint {
+		return Endpoint{Name: "billing", URL: "https://billing.example.com/hook", Secrets: []Secret{Secret(testSecret2), Secret(testSecret)}}
+	}
+	require.NoError(t, ValidateEndpoint(valid(), Delivery{}), "zero timeout, max_in_flight, on_dead and statuses stand for their defaults")
+
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(ca, []byte("x"), 0o600))
+	ok := valid()
+	ok.TLS.CAFile, ok.Timeout, ok.MaxInFlight, ok.RateLimit, ok.RateBurst, ok.Ordered, ok.OnDead = ca, 5*time.Minute, 10, 0.5, 2, true, OnDeadSkip
+	require.NoError(t, ValidateEndpoint(ok, Delivery{}))
+
+	tests := []struct {
+		name string
+		edit func(e *Endpoint)
+		want []string // the error's lines
+	}{
+		{"NoName", func(e *Endpoint) { e.Name = "" }, []string{"name: required"}},
+		{"BadName", func(e *Endpoint) { e.Name = "Billing!" }, []string{`name: must match ^[a-z0-9][a-z0-9_.-]{0,62}$ (got "Billing!")`}},
+		{"BadURL", func(e *Endpoint) { e.URL = "ftp://x" }, []string{`url: must be an absolute http or https URL (got "ftp://x")`}},
+		{"NoSecret", func(e *Endpoint) { e.Secrets = nil }, []string{"secret: required (or secrets, during a rotation)"}},
+		{"BadSecret", func(e *Endpoint) { e.Secrets = []Secret{Secret(testSecret), "whsec_hunter2!"} }, []string{
+			`secrets[1]: must be "whsec_" followed by standard base64 (value not shown)`,
+		}},
+		{"DuplicateSecret", func(e *Endpoint) { e.Secrets = []Secret{Secret(testSecret), Secret(testSecret)} }, []string{
+			"secrets[1]: duplicate of secrets[0]",
+		}},
+		{"Headers", func(e *Endpoint) { e.Headers = map[string]Secret{"Host": "x", "X-A": "hunter2\n"} }, []string{
+			`headers.Host: header is set by Herald and cannot be overridden (got "Host")`,
+			"headers.X-A: header value must not contain control characters",
+		}},
+		{"Ranges", func(e *Endpoint) {
+			e.Timeout, e.MaxInFlight, e.RateLimit, e.RateBurst = time.Hour, 10001, -1, -1
+		}, []string{
+			`max_in_flight: must be between 1 and 10000 (got "10001")`,
+			`rate_burst: must be between 0 (max(1, ceil(rate_limit))) and 1000000 (got "-1")`,
+			`rate_limit: must be between 0 (unlimited) and 1e+06 (got "-1")`,
+			`timeout: must be between 1s and 5m (got "1h")`,
+		}},
+		{"NaNRate", func(e *Endpoint) { e.RateLimit = math.NaN() }, []string{`rate_limit: must be between 0 (unlimited) and 1e+06 (got "NaN")`}},
+		{"BurstWithoutLimit", func(e *Endpoint) { e.RateBurst = 3 }, []string{`rate_burst: must be 0 when rate_limit is 0 (unlimited) (got "3")`}},
+		{"OnDead", func(e *Endpoint) { e.OnDead = "drop" }, []string{`on_dead: must be block or skip (got "drop")`}},
+		{"Statuses", func(e *Endpoint) { e.PermanentStatuses = []int{410} }, []string{`permanent_statuses[0]: 410 Gone is always final; remove it (got "410")`}},
+		{"TLS", func(e *Endpoint) { e.TLS = EndpointTLS{CAFile: "ca.pem", CertFile: ca, MinVersion: "1.0"} }, []string{
+			`tls.ca_file: file does not exist or cannot be read (got "ca.pem")`,
+			`tls.ca_file: must be an absolute path (got "ca.pem")`,
+			`tls.key_file: cert_file and key_file must be set together`,
+			`tls.min_version: must be "1.2" or "1.3" (or empty for 1.2) (got "1.0")`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := valid()
+			tt.edit(&e)
+			err := ValidateEndpoint(e, Delivery{})
+			require.Error(t, err)
+			require.Equal(t, strings.Join(tt.want, "\n"), err.Error())
+			require.NotContains(t, err.Error(), "hunter2")
+			var cerr *Error
+			require.ErrorAs(t, err, &cerr)
+			for _, p := range cerr.Problems {
+				require.Empty(t, p.File)
+				require.Zero(t, p.Line)
+			}
+		})
+	}
+
+	t.Run("Lease", func(t *testing.T) {
+		t.Parallel()
+		cfg := Default()
+		e := valid()
+		require.NoError(t, cfg.ValidateEndpoint(e))
+		e.Timeout = 2 * time.Minute
+		require.NoError(t, ValidateEndpoint(e, cfg.Delivery))
+		require.EqualError(t, cfg.ValidateEndpoint(e), `timeout: must be at most relay.lease (1m) - 5s = 55s (got "2m")`)
+		e.URL = ""
+		require.EqualError(t, cfg.ValidateEndpoint(e), "timeout: must be at most relay.lease (1m) - 5s = 55s (got \"2m\")\nurl: required")
+		cfg.Relay.Lease = 3 * time.Minute
+		e.URL = "https://x"
+		require.NoError(t, cfg.ValidateEndpoint(e))
+	})
 }
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -392,6 +552,47 @@ func TestParseErrors(t *testing.T) {
 				`herald.yaml:7: endpoints[0].max_in_flight: must be between 1 and 10000 (got "0")`,
 				`herald.yaml:8: endpoints[0].timeout: must be between 1s and 5m (got "0s")`,
 				`herald.yaml:9: endpoints[0].topics[1]: must not be empty`,
+			},
+		},
+		{
+			name: "OrderingAndRateLimit",
+			yaml: endpoint("    ordered: maybe\n    on_dead: drop\n    rate_limit: -1\n    rate_burst: -2\n    disabled: 1\n"),
+			want: []string{
+				`herald.yaml:7: endpoints[0].ordered: must be true or false (got "maybe")`,
+				`herald.yaml:8: endpoints[0].on_dead: must be block or skip (got "drop")`,
+				`herald.yaml:9: endpoints[0].rate_limit: must be between 0 (unlimited) and 1e+06 (got "-1")`,
+				`herald.yaml:10: endpoints[0].rate_burst: must be between 0 (max(1, ceil(rate_limit))) and 1000000 (got "-2")`,
+				`herald.yaml:11: endpoints[0].disabled: must be true or false (got "1")`,
+			},
+		},
+		{
+			name: "RateBurstWithoutRateLimit",
+			yaml: endpoint("    rate_burst: 5\n  - name: b\n    url: https://b\n    secret: " + testSecret + "\n    rate_limit: 1e7\n    rate_burst: 1000001\n"),
+			want: []string{
+				`herald.yaml:7: endpoints[0].rate_burst: must be 0 when rate_limit is 0 (unlimited) (got "5")`,
+				`herald.yaml:11: endpoints[1].rate_limit: must be between 0 (unlimited) and 1e+06 (got "1e+07")`,
+				`herald.yaml:12: endpoints[1].rate_burst: must be between 0 (max(1, ceil(rate_limit))) and 1000000 (got "1000001")`,
+			},
+		},
+		{
+			name: "Breaker",
+			yaml: base + "breaker:\n  failure_threshold: -1\n  probe_interval: 10ms\n  max_probe_interval: 5ms\n  disable_after: -1s\nrelay:\n  endpoint_refresh: 6m\n",
+			want: []string{
+				`herald.yaml:4: breaker.failure_threshold: must be between 0 and 1000000 (got "-1")`,
+				`herald.yaml:5: breaker.probe_interval: must be between 100ms and 1h (got "10ms")`,
+				`herald.yaml:6: breaker.max_probe_interval: must be at least breaker.probe_interval (10ms) (got "5ms")`,
+				`herald.yaml:7: breaker.disable_after: must be 0 (never) or more (got "-1s")`,
+				`herald.yaml:9: relay.endpoint_refresh: must be between 100ms and 5m (got "6m")`,
+			},
+		},
+		{
+			name: "BreakerLimits",
+			yaml: base + "breaker:\n  failure_threshold: 0\n  probe_interval: 2h\n  max_probe_interval: 25h\n  disable_after: 1h\nrelay:\n  endpoint_refresh: 0s\n",
+			want: []string{
+				`herald.yaml:5: breaker.probe_interval: must be between 100ms and 1h (got "2h")`,
+				`herald.yaml:6: breaker.max_probe_interval: must be between 2h and 24h (got "25h")`,
+				`herald.yaml:7: breaker.disable_after: needs breaker.failure_threshold above 0: with no breaker an endpoint is never disabled (got "1h")`,
+				`herald.yaml:9: relay.endpoint_refresh: must be between 100ms and 5m (got "0s")`,
 			},
 		},
 		{
@@ -701,11 +902,13 @@ endpoints:
     url: http://a.example.com
     secret: `+testSecret+`
     max_in_flight: 20
+    on_dead: skip
 `), "herald.yaml", env(nil))
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"herald.yaml:7: endpoints[0].url: plain http: requests and their signatures are sent unencrypted",
 		"herald.yaml:6: endpoints[0].topics: no topics: the endpoint receives only messages that name it",
+		"herald.yaml:10: endpoints[0].on_dead: has no effect unless ordered is true",
 		"herald.yaml:9: endpoints[0].max_in_flight: 20 is more than relay.max_in_flight (10), which caps it",
 	}, cfg.Warnings())
 }

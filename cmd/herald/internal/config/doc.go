@@ -24,6 +24,13 @@
 // never add keys or structure. An unset variable is an error naming it.
 // A non-empty DATABASE_URL overrides database.url.
 //
+// # Endpoints outside the file
+//
+// Endpoints may also come from the database table outbox.endpoints or from
+// the herald endpoints command. ValidateEndpoint runs on them the checks
+// Parse runs on each endpoints[] item, naming bare fields ("url",
+// "secrets[1]"); Config.ValidateEndpoint adds the relay.lease check.
+//
 // # Secrets
 //
 // database.url, endpoint secrets and header values are of type Secret,

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -116,6 +117,7 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	durRange("relay.ack_interval", c.Relay.AckInterval, RelayAckIntervalMin, RelayAckIntervalMax)
 	intRange("relay.ack_batch", c.Relay.AckBatch, RelayAckBatchMin, RelayAckBatchMax)
 	durRange("relay.shutdown_timeout", c.Relay.ShutdownTimeout, 0, RelayShutdownTimeoutMax)
+	durRange("relay.endpoint_refresh", c.Relay.EndpointRefresh, RelayEndpointRefreshMin, RelayEndpointRefreshMax)
 	longestPath, longest := "delivery.timeout", c.Delivery.Timeout
 	for i, e := range c.Endpoints {
 		if i == 0 || e.Timeout > longest {
@@ -149,6 +151,23 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 		report("retry.randomization_factor", str(c.Retry.RandomizationFactor), errors.New("must be between 0 and 1"))
 	}
 
+	// breaker
+	intRange("breaker.failure_threshold", c.Breaker.FailureThreshold, 0, BreakerFailureThresholdMax)
+	durRange("breaker.probe_interval", c.Breaker.ProbeInterval, BreakerProbeIntervalMin, BreakerProbeIntervalMax)
+	if c.Breaker.MaxProbeInterval < c.Breaker.ProbeInterval {
+		report("breaker.max_probe_interval", fmtDuration(c.Breaker.MaxProbeInterval), fmt.Errorf(
+			"must be at least breaker.probe_interval (%s)", fmtDuration(c.Breaker.ProbeInterval)))
+	} else {
+		durRange("breaker.max_probe_interval", c.Breaker.MaxProbeInterval, c.Breaker.ProbeInterval, BreakerMaxProbeIntervalMax)
+	}
+	switch {
+	case c.Breaker.DisableAfter < 0:
+		report("breaker.disable_after", fmtDuration(c.Breaker.DisableAfter), errors.New("must be 0 (never) or more"))
+	case c.Breaker.DisableAfter > 0 && c.Breaker.FailureThreshold == 0:
+		report("breaker.disable_after", fmtDuration(c.Breaker.DisableAfter), errors.New(
+			"needs breaker.failure_threshold above 0: with no breaker an endpoint is never disabled"))
+	}
+
 	// endpoints
 	if len(c.Endpoints) == 0 {
 		warn("endpoints", "no endpoints are configured: every message will be kept as unroutable")
@@ -156,17 +175,17 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	names := make(map[string]int, len(c.Endpoints))
 	for i, e := range c.Endpoints {
 		p := fmt.Sprintf("endpoints[%d]", i)
-		switch first, dup := names[e.Name]; {
-		case e.Name == "":
-			report(p+".name", "", errors.New("required"))
-		case !endpointNameRE.MatchString(e.Name):
-			report(p+".name", e.Name, errors.New("must match ^[a-z0-9][a-z0-9_.-]{0,62}$"))
-		case dup:
-			report(p+".name", e.Name, fmt.Errorf("duplicate of endpoints[%d].name", first))
-		default:
-			names[e.Name] = i
+		if checkEndpointName(p+".name", e.Name, report) {
+			if first, dup := names[e.Name]; dup {
+				report(p+".name", e.Name, fmt.Errorf("duplicate of endpoints[%d].name", first))
+			} else {
+				names[e.Name] = i
+			}
 		}
-		c.checkEndpoint(p, e, report, warn)
+		checkEndpoint(p, e, report, warn)
+		if e.MaxInFlight > c.Relay.MaxInFlight && e.MaxInFlight <= EndpointMaxInFlightMax {
+			warn(p+".max_in_flight", fmt.Sprintf("%d is more than relay.max_in_flight (%d), which caps it", e.MaxInFlight, c.Relay.MaxInFlight))
+		}
 	}
 
 	// metrics
@@ -187,63 +206,78 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	return warnings
 }
 
-func (c *Config) checkEndpoint(p string, e Endpoint, report func(path, value string, err error), warn func(path, msg string)) {
+// checkEndpointName reports a missing or malformed endpoint name at path and
+// returns whether the name is valid.
+func checkEndpointName(path, name string, report func(path, value string, err error)) bool {
+	switch {
+	case name == "":
+		report(path, "", errors.New("required"))
+	case !endpointNameRE.MatchString(name):
+		report(path, name, errors.New("must match ^[a-z0-9][a-z0-9_.-]{0,62}$"))
+	default:
+		return true
+	}
+	return false
+}
+
+// checkEndpoint checks every field of e but its name. p is the path of the
+// endpoint ("endpoints[2]"), or "" to report bare field names ("url").
+func checkEndpoint(p string, e Endpoint, report func(path, value string, err error), warn func(path, msg string)) {
+	at := func(key string) string { return joinPath(p, key) }
+
 	// url
 	switch u, err := url.Parse(e.URL); {
 	case e.URL == "":
-		report(p+".url", "", errors.New("required"))
+		report(at("url"), "", errors.New("required"))
 	case err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Opaque != "":
 		shown := e.URL
 		if err == nil {
 			shown = u.Redacted()
 		}
-		report(p+".url", shown, errors.New("must be an absolute http or https URL"))
+		report(at("url"), shown, errors.New("must be an absolute http or https URL"))
 	case u.Scheme == "http":
-		warn(p+".url", "plain http: requests and their signatures are sent unencrypted")
+		warn(at("url"), "plain http: requests and their signatures are sent unencrypted")
 	}
 
 	// secret, secrets
 	switch {
 	case e.Secret != "" && len(e.Secrets) > 0:
-		report(p+".secrets", "", errors.New("set secret or secrets, not both"))
+		report(at("secrets"), "", errors.New("set secret or secrets, not both"))
 	case e.Secret == "" && len(e.Secrets) == 0:
-		report(p+".secret", "", errors.New("required (or secrets, during a rotation)"))
+		report(at("secret"), "", errors.New("required (or secrets, during a rotation)"))
 	case e.Secret != "":
 		if err := checkSecret(e.Secret.Value()); err != nil {
-			report(p+".secret", "", err)
+			report(at("secret"), "", err)
 		}
 	default:
 		for j, s := range e.Secrets {
-			sp := fmt.Sprintf("%s.secrets[%d]", p, j)
+			sp := at(fmt.Sprintf("secrets[%d]", j))
 			if err := checkSecret(s.Value()); err != nil {
 				report(sp, "", err)
 			} else if k := slices.Index(e.Secrets, s); k < j {
-				report(sp, "", fmt.Errorf("duplicate of %s.secrets[%d]", p, k))
+				report(sp, "", fmt.Errorf("duplicate of %s", at(fmt.Sprintf("secrets[%d]", k))))
 			}
 		}
 	}
 
 	// topics
 	if len(e.Topics) == 0 {
-		warn(p+".topics", "no topics: the endpoint receives only messages that name it")
+		warn(at("topics"), "no topics: the endpoint receives only messages that name it")
 	}
 	for j, t := range e.Topics {
 		if strings.TrimSpace(t) == "" {
-			report(fmt.Sprintf("%s.topics[%d]", p, j), "", errors.New("must not be empty"))
+			report(at(fmt.Sprintf("topics[%d]", j)), "", errors.New("must not be empty"))
 		}
 	}
 
-	durRange := func(path string, v, lo, hi time.Duration) {
-		if v < lo || v > hi {
-			report(path, fmtDuration(v), fmt.Errorf("must be between %s and %s", fmtDuration(lo), fmtDuration(hi)))
-		}
+	if e.Timeout < DeliveryTimeoutMin || e.Timeout > DeliveryTimeoutMax {
+		report(at("timeout"), fmtDuration(e.Timeout), fmt.Errorf("must be between %s and %s", fmtDuration(DeliveryTimeoutMin), fmtDuration(DeliveryTimeoutMax)))
 	}
-	durRange(p+".timeout", e.Timeout, DeliveryTimeoutMin, DeliveryTimeoutMax)
 
 	// headers, in sorted order so that errors are stable
 	seen := make(map[string]string, len(e.Headers))
 	for _, name := range slices.Sorted(maps.Keys(e.Headers)) {
-		hp := p + ".headers." + name
+		hp := at("headers." + name)
 		switch lower := strings.ToLower(name); {
 		case !validHeaderName(name):
 			report(hp, name, errors.New("header name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"))
@@ -260,13 +294,11 @@ func (c *Config) checkEndpoint(p string, e Endpoint, report func(path, value str
 	}
 
 	if e.MaxInFlight < EndpointMaxInFlightMin || e.MaxInFlight > EndpointMaxInFlightMax {
-		report(p+".max_in_flight", strconv.Itoa(e.MaxInFlight), fmt.Errorf("must be between %d and %d", EndpointMaxInFlightMin, EndpointMaxInFlightMax))
-	} else if e.MaxInFlight > c.Relay.MaxInFlight {
-		warn(p+".max_in_flight", fmt.Sprintf("%d is more than relay.max_in_flight (%d), which caps it", e.MaxInFlight, c.Relay.MaxInFlight))
+		report(at("max_in_flight"), strconv.Itoa(e.MaxInFlight), fmt.Errorf("must be between %d and %d", EndpointMaxInFlightMin, EndpointMaxInFlightMax))
 	}
 
 	for j, s := range e.PermanentStatuses {
-		sp := fmt.Sprintf("%s.permanent_statuses[%d]", p, j)
+		sp := at(fmt.Sprintf("permanent_statuses[%d]", j))
 		switch {
 		case s < 400 || s > 499:
 			report(sp, strconv.Itoa(s), errors.New("must be a 4xx status (400..499)"))
@@ -280,7 +312,7 @@ func (c *Config) checkEndpoint(p string, e Endpoint, report func(path, value str
 	}
 
 	// tls
-	tp := p + ".tls"
+	tp := at("tls")
 	checkFile := func(path, name string) {
 		if name == "" {
 			return
@@ -306,6 +338,79 @@ func (c *Config) checkEndpoint(p string, e Endpoint, report func(path, value str
 	default:
 		report(tp+".min_version", e.TLS.MinVersion, errors.New(`must be "1.2" or "1.3" (or empty for 1.2)`))
 	}
+
+	// ordering
+	switch e.OnDead {
+	case "", OnDeadBlock, OnDeadSkip: // "" is the default, block
+	default:
+		report(at("on_dead"), e.OnDead, errors.New("must be block or skip"))
+	}
+	if e.OnDead == OnDeadSkip && !e.Ordered {
+		warn(at("on_dead"), "has no effect unless ordered is true")
+	}
+
+	// rate limit
+	if !(e.RateLimit >= 0 && e.RateLimit <= EndpointRateLimitMax) { // catches NaN too
+		report(at("rate_limit"), strconv.FormatFloat(e.RateLimit, 'g', -1, 64), fmt.Errorf("must be between 0 (unlimited) and %g", float64(EndpointRateLimitMax)))
+	}
+	switch {
+	case e.RateBurst < 0 || e.RateBurst > EndpointRateBurstMax:
+		report(at("rate_burst"), strconv.Itoa(e.RateBurst), fmt.Errorf("must be between 0 (max(1, ceil(rate_limit))) and %d", EndpointRateBurstMax))
+	case e.RateBurst > 0 && e.RateLimit == 0:
+		report(at("rate_burst"), strconv.Itoa(e.RateBurst), errors.New("must be 0 when rate_limit is 0 (unlimited)"))
+	}
+}
+
+// ValidateEndpoint checks one endpoint that does not come from the
+// configuration file (a row of outbox.endpoints, or the herald endpoints
+// command) with the checks Parse runs on each endpoints[] item. It checks
+// ep.WithDefaults(d), so zero Timeout, MaxInFlight and OnDead and a nil
+// PermanentStatuses stand for their defaults. TLS files must be given as
+// absolute paths, since there is no file to resolve them against.
+//
+// It returns nil or an *Error whose problems name bare fields ("url",
+// "secrets[1]", "tls.ca_file"), without a file or line. Secrets are never in
+// the error. It cannot check that relay.lease covers the endpoint's timeout:
+// Config.ValidateEndpoint does that too.
+func ValidateEndpoint(ep Endpoint, d Delivery) error {
+	var problems []*FieldError
+	report := func(path, value string, err error) {
+		problems = append(problems, &FieldError{Field: path, Value: value, Err: err})
+	}
+	e := ep.WithDefaults(d)
+	checkEndpointName("name", e.Name, report)
+	checkEndpoint("", e, report, func(string, string) {})
+	for path, f := range map[string]string{"tls.ca_file": e.TLS.CAFile, "tls.cert_file": e.TLS.CertFile, "tls.key_file": e.TLS.KeyFile} {
+		if f != "" && !filepath.IsAbs(f) {
+			report(path, f, errors.New("must be an absolute path"))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(problems, func(a, b *FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return &Error{Problems: problems}
+}
+
+// ValidateEndpoint is the package's ValidateEndpoint with c.Delivery, plus
+// the check that c.Relay.Lease is at least the endpoint's timeout plus
+// RelayLeaseMargin, which the file's endpoints get from Validate.
+func (c *Config) ValidateEndpoint(ep Endpoint) error {
+	err := ValidateEndpoint(ep, c.Delivery)
+	var problems []*FieldError
+	if cerr := (*Error)(nil); errors.As(err, &cerr) {
+		problems = cerr.Problems
+	}
+	e := ep.WithDefaults(c.Delivery)
+	if e.Timeout+RelayLeaseMargin > c.Relay.Lease {
+		problems = append(problems, &FieldError{Field: "timeout", Value: fmtDuration(e.Timeout), Err: fmt.Errorf(
+			"must be at most relay.lease (%s) - %s = %s", fmtDuration(c.Relay.Lease), fmtDuration(RelayLeaseMargin), fmtDuration(c.Relay.Lease-RelayLeaseMargin))})
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(problems, func(a, b *FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return &Error{Problems: problems}
 }
 
 // checkSecret validates a Standard Webhooks secret without ever putting it
