@@ -181,6 +181,9 @@ func (r *Relay) finish(o *outcomes, j *job) {
 		case resultReleased:
 			o.addSettlePair(j.seq, p.ep.Name, j.attempts-1, 0, p, "")
 			r.released(p)
+		case resultDeferred:
+			o.addSettlePair(j.seq, p.ep.Name, j.attempts-1, 0, p, "")
+			r.deferred(p)
 		case resultDead:
 			o.addSettlePair(j.seq, p.ep.Name, j.attempts, 0, p, p.deadReason)
 			r.died(j, p.ep.Name, p.deadReason, p.errText)
@@ -215,6 +218,10 @@ func (r *Relay) finishRetry(o *outcomes, j *job) {
 		o.ackEndpoint = append(o.ackEndpoint, endpoint)
 		r.m.commitToAck.Observe(time.Since(j.createdAt).Seconds())
 		r.delivered(p)
+		return
+	case resultDeferred:
+		r.deferred(p)
+		r.addReschedule(o, j, p)
 		return
 	case resultReleased:
 		if p.ep.Sender == nil {
@@ -284,6 +291,11 @@ func (r *Relay) delivered(p *pair) {
 func (r *Relay) released(p *pair) {
 	r.stats.released.Add(1)
 	r.m.attempts.WithLabelValues(p.ep.Name, "released").Inc()
+}
+
+func (r *Relay) deferred(p *pair) {
+	r.stats.deferred.Add(1)
+	r.m.deferred.WithLabelValues(p.ep.Name).Inc()
 }
 
 func (r *Relay) died(j *job, endpoint, reason, errText string) {

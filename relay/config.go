@@ -23,6 +23,10 @@ const (
 	AckIntervalDefault     = 5 * time.Millisecond
 	AckBatchDefault        = 256
 	ShutdownTimeoutDefault = 30 * time.Second
+	// Circuit breaker defaults.
+	BreakerFailureThresholdDefault = 10
+	BreakerProbeIntervalDefault    = 5 * time.Second
+	BreakerMaxProbeIntervalDefault = 5 * time.Minute
 	// retryPollInterval bounds how often the retry lane is polled while the
 	// hot lane keeps the claimer busy.
 	retryPollInterval = 50 * time.Millisecond
@@ -70,6 +74,10 @@ type Config struct {
 	Logger zerolog.Logger
 	// Metrics, if set, records Prometheus metrics.
 	Metrics *Metrics
+	// Breaker pauses an endpoint after consecutive failures and probes it
+	// with one delivery at growing intervals. FailureThreshold defaults to
+	// 10; a negative one disables the breaker.
+	Breaker BreakerConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +87,9 @@ func (c Config) withDefaults() Config {
 	c.AckInterval = cmp.Or(c.AckInterval, AckIntervalDefault)
 	c.AckBatch = cmp.Or(c.AckBatch, AckBatchDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.Breaker.FailureThreshold = cmp.Or(c.Breaker.FailureThreshold, BreakerFailureThresholdDefault)
+	c.Breaker.ProbeInterval = cmp.Or(c.Breaker.ProbeInterval, BreakerProbeIntervalDefault)
+	c.Breaker.MaxProbeInterval = max(cmp.Or(c.Breaker.MaxProbeInterval, BreakerMaxProbeIntervalDefault), c.Breaker.ProbeInterval)
 	if c.Retry == nil {
 		c.Retry = DefaultRetryPolicy()
 	}

@@ -17,6 +17,8 @@ type Metrics struct {
 	inFlight       prometheus.Gauge
 	fenced         prometheus.Counter
 	dbErrors       *prometheus.CounterVec
+	paused         *prometheus.GaugeVec
+	deferred       *prometheus.CounterVec
 }
 
 // NewMetrics creates the relay's metrics and registers them with reg.
@@ -70,10 +72,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "herald_db_errors_total",
 			Help: "Database errors by operation (claim, ack, listen).",
 		}, []string{"op"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_endpoint_paused",
+			Help: "1 while an endpoint's circuit breaker is open in this relay.",
+		}, []string{"endpoint"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_deferred_total",
+			Help: "Deliveries not attempted because their endpoint was paused, at max_in_flight or rate-limited; they wait in the retry lane.",
+		}, []string{"endpoint"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.attemptSeconds, m.delivered, m.dead, m.claimed, m.claimSeconds,
-			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.dbErrors)
+			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.dbErrors, m.paused, m.deferred)
 	}
 	return m
 }

@@ -26,9 +26,10 @@ RETURNING m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m
 // claimRetrySQL claims up to $1 due (message, endpoint) pairs from the retry
 // lane, soonest first, through deliveries_due_idx. next_attempt_at becomes
 // the lease expiry, so a pair whose relay died is due again when it lapses.
+// $4 names endpoints to skip: paused by their breaker, or with no room.
 const claimRetrySQL = `WITH c AS (
     SELECT seq, endpoint FROM outbox.deliveries
-    WHERE next_attempt_at <= now()
+    WHERE next_attempt_at <= now() AND NOT (endpoint = ANY(coalesce($4::text[], '{}')))
     ORDER BY next_attempt_at, seq
     LIMIT $1
     FOR UPDATE SKIP LOCKED

@@ -48,6 +48,7 @@ type Relay struct {
 // stats are counters for progress logs and tests.
 type stats struct {
 	delivered, retried, dead, released atomic.Int64
+	deferred                           atomic.Int64
 	claims, claimedRows                atomic.Int64
 }
 
@@ -61,6 +62,9 @@ type Stats struct {
 	Dead int64
 	// Released counts claimed pairs given back unattempted at shutdown.
 	Released int64
+	// Deferred counts pairs not attempted because their endpoint was
+	// paused, at its max_in_flight or rate-limited.
+	Deferred int64
 	// Claims counts claim round trips; ClaimedRows the rows they returned.
 	Claims, ClaimedRows int64
 }
@@ -69,7 +73,7 @@ type Stats struct {
 func (r *Relay) Stats() Stats {
 	return Stats{
 		Delivered: r.stats.delivered.Load(), Retried: r.stats.retried.Load(),
-		Dead: r.stats.dead.Load(), Released: r.stats.released.Load(),
+		Dead: r.stats.dead.Load(), Released: r.stats.released.Load(), Deferred: r.stats.deferred.Load(),
 		Claims: r.stats.claims.Load(), ClaimedRows: r.stats.claimedRows.Load(),
 	}
 }
@@ -116,13 +120,15 @@ const (
 	resultOK result = iota
 	resultRetry
 	resultDead
-	resultReleased
+	resultReleased // not attempted: the relay is stopping, or the lease is too short
+	resultDeferred // not attempted: the endpoint is paused, busy or rate-limited
 )
 
 // pair is one (message, endpoint) delivery.
 type pair struct {
 	job        *job
-	ep         *Endpoint // nil for a job with no endpoint (unroutable or invalid)
+	ep         *endpointState // nil for a job with no endpoint (unroutable or invalid)
+	probe      bool           // the one attempt a paused endpoint is allowed
 	result     result
 	status     int
 	errText    string
@@ -284,15 +290,22 @@ func (r *Relay) runClaimer(ctx context.Context) {
 	defer poll.Stop()
 	errBackoff := newErrorBackoff()
 	for ctx.Err() == nil {
-		inFlight := r.inFlight.Load()
-		if inFlight > window/2 {
+		// The window is the relay's max_in_flight, or less when the
+		// endpoints' own limits allow less: claims wait for half of it to be
+		// free, so that pairs wait in memory for a slot rather than being
+		// deferred to the retry lane, and claims stay large.
+		free, effective := window-r.inFlight.Load(), window
+		if capacity, limit := r.claimCapacity(time.Now()); capacity >= 0 {
+			free, effective = min(free, int64(capacity)), min(window, int64(limit))
+		}
+		if free < max(effective/2, 1) {
 			select {
 			case <-r.room:
+			case <-r.wake:
 			case <-ctx.Done():
 			}
 			continue
 		}
-		free := window - inFlight
 		hotWant := max(1, int(float64(free)/fanout))
 		retryWant := 0
 		if retryFull || time.Since(lastRetryPoll) >= retryPollInterval {
@@ -357,7 +370,7 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	b := &pgx.Batch{}
 	b.Queue(claimHotSQL, hotWant, leaseMs, token)
 	if retryWant > 0 {
-		b.Queue(claimRetrySQL, retryWant, leaseMs, token)
+		b.Queue(claimRetrySQL, retryWant, leaseMs, token, r.excludedEndpoints(start))
 	}
 	br := r.pool.SendBatch(ctx, b)
 	defer func() {
@@ -433,13 +446,13 @@ func (r *Relay) prepare(j *job, endpoint, headers string) {
 // longer configured keeps its pairs waiting: they are released, not killed,
 // so that a configuration mistake loses nothing.
 func (r *Relay) prepareRetry(j *job, endpoint, headers string) {
-	if !r.parseHeaders(j, headers) {
-		j.pairs = []pair{{job: j, ep: &Endpoint{Name: endpoint}}}
-		return
-	}
 	ep := r.router.byName[endpoint]
 	if ep == nil {
-		ep = &Endpoint{Name: endpoint} // no Sender: released by the worker
+		ep = newEndpointState(&Endpoint{Name: endpoint}) // no Sender: released, to wait for it
+	}
+	if !r.parseHeaders(j, headers) {
+		j.pairs = []pair{{job: j, ep: ep}}
+		return
 	}
 	j.pairs = []pair{{job: j, ep: ep}}
 }
@@ -457,10 +470,16 @@ func (r *Relay) parseHeaders(j *job, headers string) bool {
 	return true
 }
 
-// dispatch hands the claimed pairs to the workers, and jobs with nothing to
-// send straight to the completer. It returns the number of pairs.
+// dispatch hands the claimed pairs the endpoints can take now to the
+// workers, and everything else straight to the completer: jobs with nothing
+// to send, and pairs deferred because their endpoint is paused, at its
+// max_in_flight or over its rate limit (these wait in the retry lane, not
+// attempted, so a slow or dead endpoint never holds up the others). It
+// returns the number of pairs sent to workers.
 func (r *Relay) dispatch(jobs []*job) int {
-	n := 0
+	now := time.Now()
+	var send []*pair
+	queuedPairs := 0
 	for _, j := range jobs {
 		j.remaining = len(j.pairs)
 		if j.invalid != "" || len(j.pairs) == 0 {
@@ -468,19 +487,90 @@ func (r *Relay) dispatch(jobs []*job) int {
 			r.results <- &pair{job: j}
 			continue
 		}
-		n += len(j.pairs)
+		for i := range j.pairs {
+			p := &j.pairs[i]
+			if p.ep.Sender == nil {
+				p.result = resultReleased
+				r.results <- p
+				continue
+			}
+			switch p.ep.admit(now) {
+			case admittedProbe:
+				p.probe = true
+				fallthrough
+			case admitted:
+				send = append(send, p)
+			case queued:
+				queuedPairs++
+				p.ep.enqueue(p)
+			default:
+				p.result = resultDeferred
+				r.results <- p
+			}
+		}
 	}
-	r.inFlight.Add(int64(n))
+	r.inFlight.Add(int64(len(send) + queuedPairs))
 	r.m.inFlight.Set(float64(r.inFlight.Load()))
-	for _, j := range jobs {
-		if j.invalid != "" || len(j.pairs) == 0 {
+	for _, p := range send {
+		r.work <- p
+	}
+	// A queued pair whose endpoint finished everything in the meantime
+	// would wait for a completion that never comes: start it here.
+	for _, st := range r.router.endpoints {
+		r.startQueued(st)
+	}
+	return len(send) + queuedPairs
+}
+
+// startQueued hands the endpoint's queued pairs to workers while it has
+// free slots.
+func (r *Relay) startQueued(st *endpointState) {
+	for {
+		p, paused := st.next()
+		if p == nil {
+			return
+		}
+		if paused {
+			p.result = resultDeferred
+			r.finished(p)
 			continue
 		}
-		for i := range j.pairs {
-			r.work <- &j.pairs[i]
+		r.work <- p
+	}
+}
+
+// finished releases a pair's place in the window and passes it to the
+// completer.
+func (r *Relay) finished(p *pair) {
+	r.inFlight.Add(-1)
+	signal(r.room)
+	r.results <- p
+}
+
+// claimCapacity is how many pairs the endpoints can take now (the sum of
+// their free capacity) and at most, or -1 when one of them is unbounded.
+func (r *Relay) claimCapacity(now time.Time) (free, limit int) {
+	for _, st := range r.router.endpoints {
+		f := st.freeCapacity(now)
+		if f < 0 {
+			return -1, -1
+		}
+		free += f
+		limit += st.MaxInFlight + st.queueCap()
+	}
+	return free, limit
+}
+
+// excludedEndpoints names the endpoints the retry lane should not hand out
+// now: paused, or with no room.
+func (r *Relay) excludedEndpoints(now time.Time) []string {
+	var out []string
+	for _, st := range r.router.endpoints {
+		if st.excluded(now) {
+			out = append(out, st.Name)
 		}
 	}
-	return n
+	return out
 }
 
 // runWorker makes delivery attempts. A pair is attempted only if the relay
@@ -488,17 +578,26 @@ func (r *Relay) dispatch(jobs []*job) int {
 // otherwise it is released untouched.
 func (r *Relay) runWorker(ctx context.Context) {
 	for p := range r.work {
-		r.attempt(ctx, p)
-		if n := r.inFlight.Add(-1); n <= int64(r.cfg.MaxInFlight)/2 {
-			signal(r.room)
+		for p != nil {
+			r.attempt(ctx, p)
+			r.endpointDone(p)
+			// The slot just freed goes to the endpoint's next queued pair,
+			// on this worker.
+			next, paused := p.ep.next()
+			r.finished(p)
+			for paused {
+				next.result = resultDeferred
+				r.finished(next)
+				next, paused = p.ep.next()
+			}
+			p = next
 		}
-		r.results <- p
 	}
 }
 
 func (r *Relay) attempt(ctx context.Context, p *pair) {
 	ep := p.ep
-	if r.stopping.Load() || ep.Sender == nil || time.Now().Add(ep.Timeout).After(p.job.deadline) {
+	if r.stopping.Load() || time.Now().Add(ep.Timeout).After(p.job.deadline) {
 		p.result = resultReleased
 		return
 	}
@@ -530,4 +629,29 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 		return
 	}
 	p.errText = err.Error()
+}
+
+// endpointDone records the end of an attempt with the endpoint's breaker
+// and logs its transitions.
+func (r *Relay) endpointDone(p *pair) {
+	if !p.attempted {
+		p.ep.inFlight.Add(-1)
+		p.ep.unprobe(p.probe)
+		return
+	}
+	now := time.Now()
+	unhealthy := p.result != resultOK &&
+		(p.status == 0 || p.status >= 500 || p.status == 429 || p.status == 408)
+	change, interval := p.ep.done(r.cfg.Breaker, unhealthy, p.probe, now)
+	switch change {
+	case breakerOpened:
+		r.m.paused.WithLabelValues(p.ep.Name).Set(1)
+		r.log.Warn().Str("endpoint", p.ep.Name).Int("failures", r.cfg.Breaker.FailureThreshold).
+			Dur("probe_in", interval).Msg("endpoint paused: circuit breaker open; its messages wait, unattempted")
+	case breakerStillOpen:
+		r.log.Info().Str("endpoint", p.ep.Name).Dur("probe_in", interval).Msg("probe failed: endpoint stays paused")
+	case breakerClosed:
+		r.m.paused.WithLabelValues(p.ep.Name).Set(0)
+		r.log.Info().Str("endpoint", p.ep.Name).Msg("probe succeeded: endpoint resumed")
+	}
 }

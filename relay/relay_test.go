@@ -49,7 +49,7 @@ type received struct {
 	hdr  http.Header
 }
 
-func newReceiver(t *testing.T, respond func(n int, r *http.Request) int) *receiver {
+func newReceiver(t testing.TB, respond func(n int, r *http.Request) int) *receiver {
 	rc := &receiver{byID: map[string]int{}, active: map[string]bool{}, respond: respond}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -91,7 +91,7 @@ func (rc *receiver) uniqueIDs() int {
 	return len(rc.byID)
 }
 
-func endpoint(t *testing.T, name, url string, topics ...string) relay.Endpoint {
+func endpoint(t testing.TB, name, url string, topics ...string) relay.Endpoint {
 	t.Helper()
 	c := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true})
 	ep, err := c.Endpoint(webhook.EndpointConfig{Name: name, URL: url, Secrets: []string{testSecret}, Timeout: time.Second})
@@ -119,7 +119,7 @@ func startRelay(t *testing.T, pool *pgxpool.Pool, cfg relay.Config) *relay.Relay
 	return r
 }
 
-func enqueue(t *testing.T, pool *pgxpool.Pool, msgs ...outbox.Message) {
+func enqueue(t testing.TB, pool *pgxpool.Pool, msgs ...outbox.Message) {
 	t.Helper()
 	require.NoError(t, outbox.Enqueue(context.Background(), pool, msgs...))
 }

@@ -29,37 +29,44 @@ type Endpoint struct {
 	// Timeout is the Sender's per-attempt timeout; the relay never starts an
 	// attempt unless the lease outlasts it.
 	Timeout time.Duration
+	// MaxInFlight bounds this endpoint's concurrent requests from one relay.
+	// 0 means no bound beyond Config.MaxInFlight.
+	MaxInFlight int
+	// RateLimit bounds requests per second from one relay; 0 means none.
+	RateLimit float64
+	// RateBurst is the rate limiter's burst. Defaults to 1.
+	RateBurst int
 }
 
 // router maps a message to its endpoints. Lookups by topic are cached: a
 // deployment has few topics and the hot path should not re-match globs.
 type router struct {
-	byName    map[string]*Endpoint
-	endpoints []*Endpoint
+	byName    map[string]*endpointState
+	endpoints []*endpointState
 
 	mu    sync.RWMutex
-	cache map[string][]*Endpoint
+	cache map[string][]*endpointState
 }
 
 // maxCachedTopics bounds the topic cache; past it, lookups are computed.
 const maxCachedTopics = 4096
 
 func newRouter(eps []Endpoint) *router {
-	r := &router{byName: make(map[string]*Endpoint, len(eps)), cache: make(map[string][]*Endpoint)}
+	r := &router{byName: make(map[string]*endpointState, len(eps)), cache: make(map[string][]*endpointState)}
 	for i := range eps {
-		ep := &eps[i]
-		r.byName[ep.Name] = ep
-		r.endpoints = append(r.endpoints, ep)
+		st := newEndpointState(&eps[i])
+		r.byName[st.Name] = st
+		r.endpoints = append(r.endpoints, st)
 	}
 	return r
 }
 
 // route returns the endpoints for a message: the named one if set (nil
 // when unknown), else every endpoint subscribed to the topic.
-func (r *router) route(topic, endpoint string) []*Endpoint {
+func (r *router) route(topic, endpoint string) []*endpointState {
 	if endpoint != "" {
 		if ep, ok := r.byName[endpoint]; ok {
-			return []*Endpoint{ep}
+			return []*endpointState{ep}
 		}
 		return nil
 	}

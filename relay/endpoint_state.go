@@ -1,0 +1,219 @@
+package relay
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// BreakerConfig configures the per-endpoint circuit breaker.
+type BreakerConfig struct {
+	// FailureThreshold is the number of consecutive failed attempts that
+	// pause an endpoint. 0 disables the breaker.
+	FailureThreshold int
+	// ProbeInterval is how long a paused endpoint waits before one probe
+	// delivery; it doubles after each failed probe. Defaults to 5s.
+	ProbeInterval time.Duration
+	// MaxProbeInterval caps ProbeInterval's growth. Defaults to 5m.
+	MaxProbeInterval time.Duration
+}
+
+// endpointState is what the relay tracks per endpoint: requests in flight,
+// its rate limiter and its circuit breaker. Admission happens on the
+// claimer's goroutine; completions on the workers'.
+type endpointState struct {
+	*Endpoint
+	inFlight atomic.Int64
+	limiter  *rate.Limiter // nil: unlimited
+
+	qmu   sync.Mutex
+	queue []*pair // admitted pairs waiting for one of the endpoint's slots
+
+	mu       sync.Mutex
+	failures int       // consecutive failed attempts
+	openedAt time.Time // zero while closed
+	probeAt  time.Time // when the next probe may start
+	interval time.Duration
+	probing  bool
+}
+
+func newEndpointState(ep *Endpoint) *endpointState {
+	st := &endpointState{Endpoint: ep}
+	if ep.RateLimit > 0 {
+		st.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), max(1, ep.RateBurst))
+	}
+	return st
+}
+
+// admission is what dispatch decided for one pair.
+type admission uint8
+
+const (
+	admitted admission = iota
+	admittedProbe
+	queued         // waits in the endpoint's queue for a slot
+	deferredBusy   // at max_in_flight or rate limit
+	deferredPaused // breaker open
+)
+
+// admit decides whether a pair may be attempted now. An admitted pair
+// counts against the endpoint's max_in_flight until done is called.
+func (st *endpointState) admit(now time.Time) admission {
+	probe := false
+	st.mu.Lock()
+	if !st.openedAt.IsZero() {
+		if st.probing || now.Before(st.probeAt) {
+			st.mu.Unlock()
+			return deferredPaused
+		}
+		st.probing = true
+		probe = true
+	}
+	st.mu.Unlock()
+	if st.limiter != nil && !st.limiter.AllowN(now, 1) {
+		st.unprobe(probe)
+		return deferredBusy
+	}
+	if st.MaxInFlight > 0 && st.inFlight.Load() >= int64(st.MaxInFlight) {
+		st.unprobe(probe)
+		st.qmu.Lock()
+		defer st.qmu.Unlock()
+		if len(st.queue) < st.queueCap() {
+			return queued
+		}
+		return deferredBusy
+	}
+	st.inFlight.Add(1)
+	if probe {
+		return admittedProbe
+	}
+	return admitted
+}
+
+func (st *endpointState) unprobe(probe bool) {
+	if probe {
+		st.mu.Lock()
+		st.probing = false
+		st.mu.Unlock()
+	}
+}
+
+// queueCap is how many pairs may wait in memory for the endpoint's slots;
+// beyond that they wait in the retry lane.
+func (st *endpointState) queueCap() int { return max(st.MaxInFlight, 16) }
+
+// enqueue adds an admitted pair to the endpoint's queue.
+func (st *endpointState) enqueue(p *pair) {
+	st.qmu.Lock()
+	st.queue = append(st.queue, p)
+	st.qmu.Unlock()
+}
+
+// next takes the next queued pair once a slot is free, and reserves the
+// slot for it. A pair taken while the endpoint is paused is returned with
+// paused = true and no slot: it goes to the retry lane unattempted.
+func (st *endpointState) next() (p *pair, paused bool) {
+	st.qmu.Lock()
+	defer st.qmu.Unlock()
+	if len(st.queue) == 0 {
+		return nil, false
+	}
+	if st.MaxInFlight > 0 && st.inFlight.Load() >= int64(st.MaxInFlight) {
+		return nil, false
+	}
+	p = st.queue[0]
+	st.queue[0] = nil
+	st.queue = st.queue[1:]
+	if isPaused, _ := st.paused(); isPaused {
+		return p, true
+	}
+	st.inFlight.Add(1)
+	return p, false
+}
+
+// freeCapacity is how many more pairs the endpoint can take now, in flight
+// or queued; -1 means unbounded.
+func (st *endpointState) freeCapacity(now time.Time) int {
+	if st.MaxInFlight <= 0 {
+		return -1
+	}
+	st.mu.Lock()
+	paused := !st.openedAt.IsZero()
+	st.mu.Unlock()
+	if paused {
+		return 0 // its pairs are deferred, which costs no slot
+	}
+	st.qmu.Lock()
+	free := st.MaxInFlight + st.queueCap() - int(st.inFlight.Load()) - len(st.queue)
+	st.qmu.Unlock()
+	return max(free, 0)
+}
+
+// excluded reports whether the retry lane should not hand this endpoint
+// pairs now: paused and not yet due for a probe, or with no room.
+func (st *endpointState) excluded(now time.Time) bool {
+	st.mu.Lock()
+	paused := !st.openedAt.IsZero() && (st.probing || now.Before(st.probeAt))
+	st.mu.Unlock()
+	if paused {
+		return true
+	}
+	if st.MaxInFlight > 0 && st.inFlight.Load() >= int64(st.MaxInFlight) {
+		return true
+	}
+	return st.limiter != nil && st.limiter.TokensAt(now) < 1
+}
+
+// breakerChange is a transition to log.
+type breakerChange uint8
+
+const (
+	breakerSame breakerChange = iota
+	breakerOpened
+	breakerStillOpen
+	breakerClosed
+)
+
+// done records the end of an attempt. failed reports an attempt that says
+// the endpoint is unhealthy (no answer, 5xx, 429).
+func (st *endpointState) done(cfg BreakerConfig, failed, probe bool, now time.Time) (breakerChange, time.Duration) {
+	st.inFlight.Add(-1)
+	if cfg.FailureThreshold <= 0 {
+		return breakerSame, 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if probe {
+		st.probing = false
+	}
+	if !failed {
+		st.failures = 0
+		if !st.openedAt.IsZero() {
+			st.openedAt, st.interval = time.Time{}, 0
+			return breakerClosed, 0
+		}
+		return breakerSame, 0
+	}
+	st.failures++
+	switch {
+	case !st.openedAt.IsZero() && probe:
+		st.interval = min(2*st.interval, cfg.MaxProbeInterval)
+		st.probeAt = now.Add(st.interval)
+		return breakerStillOpen, st.interval
+	case st.openedAt.IsZero() && st.failures >= cfg.FailureThreshold:
+		st.openedAt = now
+		st.interval = cfg.ProbeInterval
+		st.probeAt = now.Add(st.interval)
+		return breakerOpened, st.interval
+	}
+	return breakerSame, 0
+}
+
+// paused reports whether the breaker is open, and since when.
+func (st *endpointState) paused() (bool, time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return !st.openedAt.IsZero(), st.openedAt
+}

@@ -1,0 +1,140 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/internal/heraldtest"
+	"github.com/herald-relay/herald/outbox"
+	"github.com/herald-relay/herald/relay"
+)
+
+func messages(n int, topic string) []outbox.Message {
+	msgs := make([]outbox.Message, n)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: topic, Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+	}
+	return msgs
+}
+
+func TestBreakerPausesDeadEndpointWithoutSpendingRetriesAndResumes(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	var healthy atomic.Bool
+	dead := newReceiver(t, func(int, *http.Request) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	ok := newReceiver(t, nil)
+	r := startRelay(t, pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "dead", dead.srv.URL, "orders.*"), endpoint(t, "ok", ok.srv.URL, "orders.*")},
+		Breaker:   relay.BreakerConfig{FailureThreshold: 3, ProbeInterval: 300 * time.Millisecond, MaxProbeInterval: 300 * time.Millisecond},
+		Retry:     &relay.ExponentialRetry{InitialInterval: 20 * time.Millisecond, Multiplier: 1, MaxInterval: time.Second, MaxAttempts: 50, MaxElapsedTime: time.Hour},
+	})
+	const n = 40
+	enqueue(t, pool, messages(n, "orders.created")...)
+
+	eventually(t, 10*time.Second, func() bool { return ok.uniqueIDs() == n }, "the healthy endpoint gets every message")
+	eventually(t, 10*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0 },
+		"the hot lane empties although one endpoint is down")
+	require.Equal(t, n, count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE endpoint = 'dead'`))
+
+	// Once paused (after the first burst, which was in flight before enough
+	// failures came back), the dead endpoint sees one probe per interval,
+	// not a retry per message.
+	before := len(dead.requests())
+	time.Sleep(time.Second)
+	probes := len(dead.requests()) - before
+	require.LessOrEqual(t, probes, 5, "a paused endpoint gets probes, not traffic (got %d requests in 1s)", probes)
+	require.Less(t, count(t, pool, `SELECT coalesce(max(attempts), 0) FROM outbox.deliveries`), 6,
+		"waiting messages do not spend their retry budget while the endpoint is paused")
+	require.Positive(t, r.Stats().Deferred)
+
+	healthy.Store(true)
+	eventually(t, 10*time.Second, func() bool { return dead.uniqueIDs() == n }, "all delivered once the probe succeeds")
+	eventually(t, 5*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0 }, "retry lane drained")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`))
+}
+
+func TestEndpointMaxInFlight(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	var cur, peak atomic.Int64
+	rc := newReceiver(t, func(int, *http.Request) int {
+		c := cur.Add(1)
+		defer cur.Add(-1)
+		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		return http.StatusOK
+	})
+	ep := endpoint(t, "narrow", rc.srv.URL, "*")
+	ep.MaxInFlight = 2
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{ep}, MaxInFlight: 64})
+	enqueue(t, pool, messages(30, "t")...)
+	eventually(t, 20*time.Second, func() bool {
+		return rc.uniqueIDs() == 30 && count(t, pool, `SELECT count(*) FROM outbox.messages`)+count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0
+	}, "all delivered")
+	require.LessOrEqual(t, peak.Load(), int64(2), "never more than max_in_flight requests at once")
+}
+
+// BenchmarkHealthyEndpointWithBadNeighbours measures a healthy endpoint's
+// deliveries/s alone, and next to a slow endpoint (every request takes the
+// full timeout) and a dead one (refuses connections), all subscribed to the
+// same topic. Run: go test ./relay -run '^$' -bench BadNeighbours -benchtime 1x
+func BenchmarkHealthyEndpointWithBadNeighbours(b *testing.B) {
+	const n = 3000
+	for _, neighbours := range []bool{false, true} {
+		name := "alone"
+		if neighbours {
+			name = "with_slow_and_dead"
+		}
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				rate := isolationRun(b, n, neighbours)
+				b.ReportMetric(rate, "healthy_deliveries/s")
+			}
+		})
+	}
+}
+
+func isolationRun(b *testing.B, n int, neighbours bool) float64 {
+	pool := heraldtest.Pool(b)
+	ok := newReceiver(b, nil)
+	eps := []relay.Endpoint{endpoint(b, "ok", ok.srv.URL, "t")}
+	if neighbours {
+		slow := newReceiver(b, func(_ int, r *http.Request) int {
+			<-r.Context().Done() // never answers within the timeout
+			return http.StatusOK
+		})
+		eps = append(eps, endpoint(b, "slow", slow.srv.URL, "t"), endpoint(b, "dead", "http://127.0.0.1:1/", "t"))
+	}
+	for i := range eps {
+		eps[i].MaxInFlight = 32
+	}
+	enqueue(b, pool, messages(n, "t")...)
+	r, err := relay.New(pool, relay.Config{Endpoints: eps, MaxInFlight: 128, PollInterval: 20 * time.Millisecond,
+		Retry: &relay.ExponentialRetry{InitialInterval: time.Second, Multiplier: 2, MaxInterval: time.Minute, MaxElapsedTime: time.Hour}})
+	require.NoError(b, err)
+	start := time.Now()
+	require.NoError(b, r.Start(context.Background()))
+	deadline := start.Add(2 * time.Minute)
+	for ok.uniqueIDs() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	require.Equal(b, n, ok.uniqueIDs())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = r.Stop(ctx)
+	return float64(n) / elapsed.Seconds()
+}
