@@ -1,0 +1,528 @@
+// Package endpoints reads and writes the webhook endpoints stored in the
+// database table outbox.endpoints (see migrations/002_endpoints.sql).
+//
+// Endpoints come from three sources, recorded in each row: the YAML file,
+// copied by SyncFromConfig when `herald run` starts (SourceConfig); plain
+// SQL (SourceSQL, the column default); and the herald endpoints command
+// (SourceCLI). Rows of the file are managed by the file: Update and Remove
+// refuse them, and SyncFromConfig never touches the others. Any row can be
+// disabled and enabled; that state survives SyncFromConfig.
+//
+// # Change notification
+//
+// Every change to a row sends NOTIFY on NotifyChannel with the endpoint's
+// name as payload ("" after a TRUNCATE: re-read everything) when its
+// transaction commits, and bumps a counter that Version reads, so that a
+// relay can LISTEN and also poll cheaply in case it missed a notification.
+//
+// # Secrets
+//
+// The table holds signing secrets and header values in plain text; restrict
+// it with GRANTs. This package never puts them in errors, and the Endpoint
+// type prints them as "[redacted]" (see config.Secret).
+//
+// # Transactions
+//
+// Functions take a DB, which *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy.
+// Those that make several statements run them in a transaction of their own
+// (a savepoint, when db is a pgx.Tx). Nothing here logs.
+package endpoints
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/herald-relay/herald/cmd/herald/internal/config"
+)
+
+// NotifyChannel is the channel every change to outbox.endpoints notifies,
+// with the endpoint's name as payload.
+const NotifyChannel = "herald_endpoints"
+
+// DB is what the functions of this package need of a connection:
+// *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy it.
+type DB interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Source says who manages an endpoint.
+type Source string
+
+// The sources of an endpoint.
+const (
+	SourceConfig Source = "config" // copied from the configuration file by SyncFromConfig
+	SourceSQL    Source = "sql"    // written with SQL (the column's default)
+	SourceCLI    Source = "cli"    // written by `herald endpoints`
+)
+
+// DisabledInConfigReason is the disabled_reason of an endpoint created
+// disabled because the configuration file says `disabled: true`.
+const DisabledInConfigReason = "disabled in the configuration file"
+
+// Errors, matched with errors.Is.
+var (
+	// ErrNotFound: no endpoint has the name.
+	ErrNotFound = errors.New("no such endpoint")
+	// ErrExists: Add found an endpoint with the name.
+	ErrExists = errors.New("endpoint already exists")
+	// ErrSourceConflict: the write would take over a row of another source,
+	// such as editing an endpoint of the configuration file with the CLI, or
+	// a file endpoint named like an endpoint added with SQL.
+	ErrSourceConflict = errors.New("endpoint is managed elsewhere")
+)
+
+// Endpoint is one row of outbox.endpoints: the endpoint's settings as in
+// the configuration file, and its state. Embedded config.Endpoint.Disabled
+// is true while DisabledAt is set. Zero Timeout and MaxInFlight and a nil
+// PermanentStatuses mean the relay's defaults (config.Endpoint.WithDefaults).
+// All signing secrets are in Secrets, newest first; Secret is empty.
+type Endpoint struct {
+	config.Endpoint
+	// DisabledAt is when the endpoint was disabled; zero while enabled.
+	DisabledAt time.Time
+	// DisabledReason says why, e.g. "breaker open for 1h". May be empty.
+	DisabledReason string
+	// Source says who manages the endpoint. Add and Upsert default it to
+	// SourceSQL.
+	Source Source
+	// CreatedAt and UpdatedAt are set by the database.
+	CreatedAt, UpdatedAt time.Time
+}
+
+// row is how an Endpoint is scanned.
+type row struct {
+	Name              string            `db:"name"`
+	URL               string            `db:"url"`
+	Secrets           []string          `db:"secrets"`
+	Topics            []string          `db:"topics"`
+	Headers           map[string]string `db:"headers"`
+	TimeoutMS         *int              `db:"timeout_ms"`
+	MaxInFlight       *int              `db:"max_in_flight"`
+	RateLimit         float64           `db:"rate_limit"`
+	RateBurst         int               `db:"rate_burst"`
+	Ordered           bool              `db:"ordered"`
+	OnDead            string            `db:"on_dead"`
+	PermanentStatuses []int             `db:"permanent_statuses"`
+	FollowRedirects   bool              `db:"follow_redirects"`
+	TLSCAFile         *string           `db:"tls_ca_file"`
+	TLSCertFile       *string           `db:"tls_cert_file"`
+	TLSKeyFile        *string           `db:"tls_key_file"`
+	TLSMinVersion     *string           `db:"tls_min_version"`
+	DisabledAt        *time.Time        `db:"disabled_at"`
+	DisabledReason    *string           `db:"disabled_reason"`
+	Source            string            `db:"source"`
+	CreatedAt         time.Time         `db:"created_at"`
+	UpdatedAt         time.Time         `db:"updated_at"`
+}
+
+func (r *row) endpoint() Endpoint {
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	e := Endpoint{
+		Endpoint: config.Endpoint{
+			Name:              r.Name,
+			URL:               r.URL,
+			Topics:            r.Topics,
+			RateLimit:         r.RateLimit,
+			RateBurst:         r.RateBurst,
+			Ordered:           r.Ordered,
+			OnDead:            r.OnDead,
+			PermanentStatuses: r.PermanentStatuses,
+			FollowRedirects:   r.FollowRedirects,
+			TLS: config.EndpointTLS{
+				CAFile: deref(r.TLSCAFile), CertFile: deref(r.TLSCertFile),
+				KeyFile: deref(r.TLSKeyFile), MinVersion: deref(r.TLSMinVersion),
+			},
+			Disabled: r.DisabledAt != nil,
+		},
+		DisabledReason: deref(r.DisabledReason),
+		Source:         Source(r.Source),
+		CreatedAt:      r.CreatedAt,
+		UpdatedAt:      r.UpdatedAt,
+	}
+	for _, s := range r.Secrets {
+		e.Secrets = append(e.Secrets, config.Secret(s))
+	}
+	if len(r.Headers) > 0 {
+		e.Headers = make(map[string]config.Secret, len(r.Headers))
+		for k, v := range r.Headers {
+			e.Headers[k] = config.Secret(v)
+		}
+	}
+	if r.TimeoutMS != nil {
+		e.Timeout = time.Duration(*r.TimeoutMS) * time.Millisecond
+	}
+	if r.MaxInFlight != nil {
+		e.MaxInFlight = *r.MaxInFlight
+	}
+	if r.DisabledAt != nil {
+		e.DisabledAt = *r.DisabledAt
+	}
+	return e
+}
+
+// args returns ep's columns as named arguments. Secrets and header values
+// are passed as plain strings: config.Secret would encode as "[redacted]".
+func args(ep Endpoint) pgx.NamedArgs {
+	secrets := []string{} // NOT NULL
+	for _, s := range ep.SigningSecrets() {
+		secrets = append(secrets, s.Value())
+	}
+	var headers map[string]string // NULL when empty
+	if len(ep.Headers) > 0 {
+		headers = make(map[string]string, len(ep.Headers))
+		for k, v := range ep.Headers {
+			headers[k] = v.Value()
+		}
+	}
+	nullIfZero := func(v int) *int {
+		if v == 0 {
+			return nil
+		}
+		return &v
+	}
+	nullIfEmpty := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	var timeoutMS *int
+	if ep.Timeout > 0 {
+		timeoutMS = nullIfZero(int(ep.Timeout.Round(time.Millisecond) / time.Millisecond))
+	}
+	return pgx.NamedArgs{
+		"name":               ep.Name,
+		"url":                ep.URL,
+		"secrets":            secrets,
+		"topics":             append([]string{}, ep.Topics...), // NOT NULL
+		"headers":            headers,
+		"timeout_ms":         timeoutMS,
+		"max_in_flight":      nullIfZero(ep.MaxInFlight),
+		"rate_limit":         ep.RateLimit,
+		"rate_burst":         ep.RateBurst,
+		"ordered":            ep.Ordered,
+		"on_dead":            cmp.Or(ep.OnDead, config.OnDeadDefault),
+		"permanent_statuses": ep.PermanentStatuses, // nil: NULL, the default
+		"follow_redirects":   ep.FollowRedirects,
+		"tls_ca_file":        nullIfEmpty(ep.TLS.CAFile),
+		"tls_cert_file":      nullIfEmpty(ep.TLS.CertFile),
+		"tls_key_file":       nullIfEmpty(ep.TLS.KeyFile),
+		"tls_min_version":    nullIfEmpty(ep.TLS.MinVersion),
+		"disabled":           ep.Disabled,
+		"disabled_reason":    nullIfEmpty(ep.DisabledReason),
+		"source":             string(cmp.Or(ep.Source, SourceSQL)),
+	}
+}
+
+// List returns every endpoint, by name.
+func List(ctx context.Context, db DB) ([]Endpoint, error) {
+	rows, err := db.Query(ctx, listSQL)
+	if err != nil {
+		return nil, fmt.Errorf("list endpoints: %w", err)
+	}
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[row])
+	if err != nil {
+		return nil, fmt.Errorf("list endpoints: %w", err)
+	}
+	out := make([]Endpoint, len(rs))
+	for i := range rs {
+		out[i] = rs[i].endpoint()
+	}
+	return out, nil
+}
+
+// Get returns the endpoint called name, or an error wrapping ErrNotFound.
+func Get(ctx context.Context, db DB, name string) (Endpoint, error) {
+	rows, err := db.Query(ctx, getSQL, name)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("get endpoint %s: %w", name, err)
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[row])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Endpoint{}, fmt.Errorf("endpoint %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("get endpoint %s: %w", name, err)
+	}
+	return r.endpoint(), nil
+}
+
+// validate checks ep with config.ValidateEndpoint, with the defaults of an
+// empty delivery section (a zero Timeout is valid: it means
+// delivery.timeout).
+func validate(ep Endpoint) error {
+	if err := config.ValidateEndpoint(ep.Endpoint, config.Delivery{}); err != nil {
+		return fmt.Errorf("endpoint %s: %w", ep.Name, err)
+	}
+	switch ep.Source {
+	case "", SourceConfig, SourceSQL, SourceCLI:
+	default:
+		return fmt.Errorf("endpoint %s: source must be config, sql or cli (got %q)", ep.Name, ep.Source)
+	}
+	return nil
+}
+
+// Add creates ep after checking it with config.ValidateEndpoint; an
+// endpoint with the same name is an error wrapping ErrExists. An empty
+// Source means SourceSQL. A Disabled ep is created disabled, with
+// DisabledReason.
+func Add(ctx context.Context, db DB, ep Endpoint) error {
+	if err := validate(ep); err != nil {
+		return err
+	}
+	tag, err := db.Exec(ctx, insertSQL, args(ep))
+	if err != nil {
+		return fmt.Errorf("add endpoint %s: %w", ep.Name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("endpoint %s: %w", ep.Name, ErrExists)
+	}
+	return nil
+}
+
+// Upsert creates ep, or replaces every setting and the state of the
+// endpoint with its name, after checking it with config.ValidateEndpoint.
+// An empty Source means SourceSQL. Disabled sets or clears the disabled
+// state (keeping DisabledAt while it stays disabled). Neither an endpoint
+// of the configuration file nor ep of SourceConfig may replace a row of
+// another source: that is an error wrapping ErrSourceConflict. Writing the
+// values already stored changes nothing and notifies no one.
+func Upsert(ctx context.Context, db DB, ep Endpoint) error {
+	if err := validate(ep); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+			return fmt.Errorf("upsert endpoint %s: %w", ep.Name, err)
+		}
+		var current Source
+		err := tx.QueryRow(ctx, sourceSQL, ep.Name).Scan(&current)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("upsert endpoint %s: %w", ep.Name, err)
+		default:
+			if err := checkSource(ep.Name, current, cmp.Or(ep.Source, SourceSQL)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, upsertSQL, args(ep)); err != nil {
+			return fmt.Errorf("upsert endpoint %s: %w", ep.Name, err)
+		}
+		return nil
+	})
+}
+
+// checkSource refuses a write of source to a row of source current when
+// exactly one of them is SourceConfig.
+func checkSource(name string, current, source Source) error {
+	if (current == SourceConfig) == (source == SourceConfig) {
+		return nil
+	}
+	if current == SourceConfig {
+		return fmt.Errorf("endpoint %s: %w: it comes from the configuration file; change it there", name, ErrSourceConflict)
+	}
+	return fmt.Errorf("endpoint %s: %w: it was added with %s (source %s), not by the configuration file", name, ErrSourceConflict, current, current)
+}
+
+// Update changes the endpoint called name in one transaction: it reads it,
+// calls change on it, checks the result with config.ValidateEndpoint and
+// writes it. change may alter settings, Disabled and DisabledReason, and
+// Source between SourceSQL and SourceCLI, but not Name. An endpoint of the
+// configuration file cannot be updated (ErrSourceConflict); a missing one
+// is ErrNotFound. It returns the endpoint as stored.
+func Update(ctx context.Context, db DB, name string, change func(*Endpoint) error) (Endpoint, error) {
+	var out Endpoint
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+			return fmt.Errorf("update endpoint %s: %w", name, err)
+		}
+		ep, err := Get(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		current := ep.Source
+		if current == SourceConfig {
+			return checkSource(name, current, SourceCLI)
+		}
+		if err := change(&ep); err != nil {
+			return err
+		}
+		if ep.Name != name {
+			return fmt.Errorf("endpoint %s: cannot be renamed (add %s and remove %s instead)", name, ep.Name, name)
+		}
+		if err := validate(ep); err != nil {
+			return err
+		}
+		if err := checkSource(name, current, cmp.Or(ep.Source, SourceSQL)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, upsertSQL, args(ep)); err != nil {
+			return fmt.Errorf("update endpoint %s: %w", name, err)
+		}
+		out, err = Get(ctx, tx, name)
+		return err
+	})
+	return out, err
+}
+
+// Remove deletes the endpoint called name, and only that row: messages and
+// deliveries owed to it stay in the outbox, for the relays to treat like
+// those of any unknown endpoint. A
+// missing endpoint is ErrNotFound; one of the configuration file is
+// ErrSourceConflict (remove it from the file instead).
+func Remove(ctx context.Context, db DB, name string) error {
+	tag, err := db.Exec(ctx, removeSQL, name)
+	if err != nil {
+		return fmt.Errorf("remove endpoint %s: %w", name, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var source Source
+	err = db.QueryRow(ctx, sourceSQL, name).Scan(&source)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("endpoint %s: %w", name, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("remove endpoint %s: %w", name, err)
+	}
+	return fmt.Errorf("endpoint %s: %w: it comes from the configuration file; remove it there", name, ErrSourceConflict)
+}
+
+// Disable disables the endpoint called name, whatever its source, with a
+// reason (may be empty). Disabling a disabled endpoint keeps DisabledAt and
+// replaces the reason. A missing endpoint is ErrNotFound.
+func Disable(ctx context.Context, db DB, name, reason string) error {
+	return setState(ctx, db, "disable", name, disableSQL, name, reason)
+}
+
+// Enable enables the endpoint called name, whatever its source; enabling an
+// enabled endpoint changes nothing. A missing endpoint is ErrNotFound.
+func Enable(ctx context.Context, db DB, name string) error {
+	return setState(ctx, db, "enable", name, enableSQL, name)
+}
+
+func setState(ctx context.Context, db DB, op, name, sql string, sqlArgs ...any) error {
+	tag, err := db.Exec(ctx, sql, sqlArgs...)
+	if err != nil {
+		return fmt.Errorf("%s endpoint %s: %w", op, name, err)
+	}
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	var exists bool
+	if err := db.QueryRow(ctx, existsSQL, name).Scan(&exists); err != nil {
+		return fmt.Errorf("%s endpoint %s: %w", op, name, err)
+	}
+	if !exists {
+		return fmt.Errorf("endpoint %s: %w", name, ErrNotFound)
+	}
+	return nil // already in that state
+}
+
+// SyncFromConfig makes the endpoints of source config match eps, the
+// endpoints of a parsed (so validated) configuration file, in one
+// transaction: each is created or has its settings replaced, keeping its
+// disabled state (a new one starts disabled if its Disabled is set), and
+// rows of source config whose name is not in eps are deleted. Rows of other
+// sources are never touched: a name of eps held by one is an error wrapping
+// ErrSourceConflict that names every such endpoint, and nothing is written.
+// Rows that are already up to date are not written, so a sync that changes
+// nothing notifies no relay.
+func SyncFromConfig(ctx context.Context, db DB, eps []config.Endpoint) error {
+	names := make([]string, len(eps))
+	for i, e := range eps {
+		names[i] = e.Name
+	}
+	slices.Sort(names)
+	if i := firstDuplicate(names); i >= 0 {
+		return fmt.Errorf("sync endpoints: %s is in the configuration twice", names[i])
+	}
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+			return fmt.Errorf("sync endpoints: %w", err)
+		}
+		if err := syncConflicts(ctx, tx, names); err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		for _, e := range eps {
+			ep := Endpoint{Endpoint: e, Source: SourceConfig}
+			if e.Disabled {
+				ep.DisabledReason = DisabledInConfigReason
+			}
+			b.Queue(syncUpsertSQL, args(ep))
+		}
+		b.Queue(syncDeleteSQL, names)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("sync endpoints: %w", err)
+		}
+		return nil
+	})
+}
+
+// syncConflicts returns an error naming the endpoints of names held by rows
+// of another source than config.
+func syncConflicts(ctx context.Context, tx pgx.Tx, names []string) error {
+	rows, err := tx.Query(ctx, syncConflictsSQL, names)
+	if err != nil {
+		return fmt.Errorf("sync endpoints: %w", err)
+	}
+	type conflict struct {
+		Name   string `db:"name"`
+		Source string `db:"source"`
+	}
+	cs, err := pgx.CollectRows(rows, pgx.RowToStructByName[conflict])
+	if err != nil {
+		return fmt.Errorf("sync endpoints: %w", err)
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	var list string
+	for i, c := range cs {
+		if i > 0 {
+			list += ", "
+		}
+		list += fmt.Sprintf("%s (source %s)", c.Name, c.Source)
+	}
+	return fmt.Errorf("sync endpoints: %w: the configuration file names endpoints that were added with SQL or the CLI: %s; rename them in the file or remove those rows",
+		ErrSourceConflict, list)
+}
+
+func firstDuplicate(sorted []string) int {
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return i
+		}
+	}
+	return -1
+}
+
+// Version returns a number that changes, in the same transaction, with
+// every change to outbox.endpoints, and only goes up: a relay that polls it
+// and re-reads the endpoints when it differs misses no change. It is a
+// single-row read.
+func Version(ctx context.Context, db DB) (int64, error) {
+	var v int64
+	if err := db.QueryRow(ctx, versionSQL).Scan(&v); err != nil {
+		return 0, fmt.Errorf("endpoints version: %w", err)
+	}
+	return v, nil
+}
