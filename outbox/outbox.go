@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -151,21 +152,29 @@ type columns struct {
 
 func columnsOf(msgs []Message) (columns, error) {
 	n := len(msgs)
+	// Each keyed insert takes its key's lock (see migrations/003); taking
+	// them in one order keeps concurrent batches from deadlocking. The sort
+	// is stable, so one key's messages keep their order.
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return msgs[order[a]].Key < msgs[order[b]].Key })
 	c := columns{
 		ids: make([]string, n), topics: make([]string, n), payloads: make([]string, n),
 		keys: make([]string, n), endpoints: make([]string, n), headers: make([]string, n),
 	}
-	for i := range msgs {
-		m := &msgs[i]
+	for i, src := range order {
+		m := &msgs[src]
 		if err := validate(m); err != nil {
-			return columns{}, fmt.Errorf("enqueue: message %d: %w", i, err)
+			return columns{}, fmt.Errorf("enqueue: message %d: %w", src, err)
 		}
 		c.ids[i], c.topics[i], c.payloads[i] = m.ID, m.Topic, string(m.Payload)
 		c.keys[i], c.endpoints[i] = m.Key, m.Endpoint
 		if len(m.Headers) > 0 {
 			h, err := json.Marshal(m.Headers)
 			if err != nil {
-				return columns{}, fmt.Errorf("enqueue: message %d: headers: %w", i, err)
+				return columns{}, fmt.Errorf("enqueue: message %d: headers: %w", src, err)
 			}
 			c.headers[i] = string(h)
 		}

@@ -48,17 +48,44 @@ func TestEnqueueBatchKeepsBytesAndFields(t *testing.T) {
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
-	got := outboxtest.ListEnqueuedTx(ctx, t, tx, "a")
-	require.Len(t, got, 3)
-	require.Equal(t, "msg_fixed.1", got[0].ID)
-	require.Equal(t, `{"z":1,  "a" : [1, 2]}`, string(got[0].Payload), "payload bytes are kept exactly")
-	require.Equal(t, "k1", got[0].Key)
-	require.Equal(t, "billing", got[0].Endpoint)
-	require.Equal(t, map[string]string{"X-Tenant": "acme"}, got[0].Headers)
-	require.Equal(t, `"é\u0000 \"quoted\""`, string(got[1].Payload))
-	require.Equal(t, "ünïcode \"k\"\n", got[1].Key)
-	require.Regexp(t, `^msg_[0-9a-f]{32}$`, got[2].ID, "a generated id")
-	require.NotEqual(t, got[1].ID, got[2].ID)
+	list := outboxtest.ListEnqueuedTx(ctx, t, tx, "a")
+	require.Len(t, list, 3)
+	got := map[string]outboxtest.Enqueued{}
+	for _, e := range list {
+		got[e.Key] = e
+	}
+	require.Equal(t, "msg_fixed.1", got["k1"].ID)
+	require.Equal(t, `{"z":1,  "a" : [1, 2]}`, string(got["k1"].Payload), "payload bytes are kept exactly")
+	require.Equal(t, "billing", got["k1"].Endpoint)
+	require.Equal(t, map[string]string{"X-Tenant": "acme"}, got["k1"].Headers)
+	require.Equal(t, `"é\u0000 \"quoted\""`, string(got["ünïcode \"k\"\n"].Payload))
+	require.Regexp(t, `^msg_[0-9a-f]{32}$`, got[""].ID, "a generated id")
+	require.NotEqual(t, got["k1"].ID, got[""].ID)
+}
+
+func TestEnqueueKeepsOrderWithinAKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := heraldtest.Pool(t)
+	var msgs []outbox.Message
+	for i := range 20 {
+		msgs = append(msgs, outbox.Message{Topic: "o", Key: []string{"b", "a", "c"}[i%3], Payload: json.RawMessage(fmt.Sprint(i))})
+	}
+	require.NoError(t, outbox.Enqueue(ctx, pool, msgs...))
+	rows, err := pool.Query(ctx, `SELECT key, payload::text::int FROM outbox.messages ORDER BY seq`)
+	require.NoError(t, err)
+	last := map[string]int{}
+	for rows.Next() {
+		var key string
+		var n int
+		require.NoError(t, rows.Scan(&key, &n))
+		if prev, ok := last[key]; ok {
+			require.Greater(t, n, prev, "key %s: seq order is the order the messages were given", key)
+		}
+		last[key] = n
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, last, 3)
 }
 
 func TestEnqueueSameIDIsNoOp(t *testing.T) {

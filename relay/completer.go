@@ -36,6 +36,8 @@ type outcomes struct {
 	pDeadReason            []string
 	pAttempted             []bool
 
+	keys []string // keys of settled rows, for promoteSQL
+
 	ackSeq      []int64
 	ackEndpoint []string
 
@@ -65,6 +67,7 @@ func (o *outcomes) reset() {
 		rsStatus: o.rsStatus[:0], rsError: o.rsError[:0], rsResponse: o.rsResponse[:0], rsAttempted: o.rsAttempted[:0],
 		burySeq: o.burySeq[:0], buryEndpoint: o.buryEndpoint[:0], buryLease: o.buryLease[:0], buryStatus: o.buryStatus[:0],
 		buryError: o.buryError[:0], buryResp: o.buryResp[:0], buryReason: o.buryReason[:0],
+		keys: o.keys[:0],
 	}
 }
 
@@ -129,6 +132,11 @@ func (r *Relay) runCompleter() {
 // finish decides what happens to a row whose pairs are all done.
 func (r *Relay) finish(o *outcomes, j *job) {
 	o.jobs++
+	if j.key != "" && len(r.router.ordered) > 0 {
+		// Whatever happens to this row, the next parked pair of its key
+		// may now be the head.
+		o.keys = append(o.keys, j.key)
+	}
 	if j.lane == retryLane {
 		r.finishRetry(o, j)
 		return
@@ -181,7 +189,7 @@ func (r *Relay) finish(o *outcomes, j *job) {
 		case resultReleased:
 			o.addSettlePair(j.seq, p.ep.Name, j.attempts-1, 0, p, "")
 			r.released(p)
-		case resultDeferred:
+		case resultDeferred, resultBlocked:
 			o.addSettlePair(j.seq, p.ep.Name, j.attempts-1, 0, p, "")
 			r.deferred(p)
 		case resultDead:
@@ -219,7 +227,7 @@ func (r *Relay) finishRetry(o *outcomes, j *job) {
 		r.m.commitToAck.Observe(time.Since(j.createdAt).Seconds())
 		r.delivered(p)
 		return
-	case resultDeferred:
+	case resultDeferred, resultBlocked:
 		r.deferred(p)
 		r.addReschedule(o, j, p)
 		return
@@ -349,6 +357,9 @@ func (r *Relay) flush(o *outcomes) {
 	if len(o.burySeq) > 0 {
 		queue(buryRetrySQL, len(o.burySeq), o.burySeq, o.buryEndpoint, o.buryLease, o.buryStatus,
 			o.buryError, o.buryResp, o.buryReason)
+	}
+	if len(o.keys) > 0 {
+		queue(promoteSQL, 0, o.keys) // last: it must see this batch's outcomes
 	}
 	eb := newErrorBackoff()
 	for attempt := 1; ; attempt++ {

@@ -68,6 +68,37 @@ func (r *Relay) runProgress(ctx context.Context) {
 	}
 }
 
+// orderSweepInterval is how often parked pairs of ordered endpoints are
+// checked for a key that nothing holds any more.
+const orderSweepInterval = 2 * time.Second
+
+// runSweeper wakes parked pairs whose key is free (see sweepParkedSQL).
+func (r *Relay) runSweeper(ctx context.Context) {
+	t := time.NewTicker(orderSweepInterval)
+	defer t.Stop()
+	eb := newErrorBackoff()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		tag, err := r.pool.Exec(ctx, sweepParkedSQL, r.router.skipDead)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.m.dbErrors.WithLabelValues("sweep").Inc()
+			eb.failed(r.log, err, "sweep")
+			continue
+		}
+		eb.recovered(r.log, "sweep")
+		if tag.RowsAffected() > 0 {
+			signal(r.wake)
+		}
+	}
+}
+
 // errorBackoff paces retries of a failing database operation, logs the
 // first failure and then at most one line per backoff step, and one
 // "recovered" line when it works again.

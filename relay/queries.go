@@ -10,6 +10,12 @@ package relay
 // form keeps the plan an index scan when the prepared statement goes generic
 // (an UPDATE ... FROM c can turn into a hash join over the whole table).
 // $2 = lease in milliseconds, $3 = lease token.
+//
+// With $4 (some endpoint is ordered), each keyed row also reports what
+// still holds its key, through the key indexes: an older message of the key
+// in the hot lane, the endpoints with an older pair of the key in the retry
+// lane, and those with an older dead pair. These subqueries run only for
+// the rows returned, never for the rows scanned.
 const claimHotSQL = `WITH c AS (
     SELECT seq FROM outbox.messages
     WHERE visible_at <= now()
@@ -21,25 +27,69 @@ UPDATE outbox.messages m
 SET visible_at = now() + $2 * interval '1 millisecond', attempts = m.attempts + 1, lease = $3
 WHERE m.seq = ANY(ARRAY(SELECT seq FROM c))
 RETURNING m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m.endpoint, ''),
-          coalesce(m.headers::text, ''), m.created_at, m.attempts`
+    coalesce(m.headers::text, ''), m.created_at, m.attempts,
+    CASE WHEN $4::bool AND m.key IS NOT NULL THEN EXISTS (
+        SELECT 1 FROM outbox.messages p WHERE p.key = m.key AND p.seq < m.seq) ELSE false END,
+    CASE WHEN $4::bool AND m.key IS NOT NULL THEN ARRAY(
+        SELECT DISTINCT d.endpoint FROM outbox.deliveries d WHERE d.key = m.key AND d.seq < m.seq) END,
+    CASE WHEN $4::bool AND m.key IS NOT NULL THEN ARRAY(
+        SELECT DISTINCT x.endpoint FROM outbox.dead x WHERE x.key = m.key AND x.seq < m.seq AND x.endpoint IS NOT NULL) END`
 
 // claimRetrySQL claims up to $1 due (message, endpoint) pairs from the retry
 // lane, soonest first, through deliveries_due_idx. next_attempt_at becomes
 // the lease expiry, so a pair whose relay died is due again when it lapses.
 // $4 names endpoints to skip: paused by their breaker, or with no room.
+//
+// For ordered endpoints ($5; $6 those with on_dead: skip), only the head of
+// a key is claimed: a pair with an older pending message of its key (in the
+// hot lane, in the retry lane for the same endpoint, or dead for it unless
+// skipped) is parked instead, at next_attempt_at = 'infinity', out of every
+// later claim's way until promoteSQL wakes it.
 const claimRetrySQL = `WITH c AS (
-    SELECT seq, endpoint FROM outbox.deliveries
-    WHERE next_attempt_at <= now() AND NOT (endpoint = ANY(coalesce($4::text[], '{}')))
-    ORDER BY next_attempt_at, seq
+    SELECT d.seq, d.endpoint,
+        (d.key IS NULL OR NOT (d.endpoint = ANY(coalesce($5::text[], '{}'))) OR (
+            NOT EXISTS (SELECT 1 FROM outbox.messages p WHERE p.key = d.key AND p.seq < d.seq)
+            AND NOT EXISTS (SELECT 1 FROM outbox.deliveries q
+                WHERE q.key = d.key AND q.endpoint = d.endpoint AND q.seq < d.seq)
+            AND (d.endpoint = ANY(coalesce($6::text[], '{}')) OR NOT EXISTS (SELECT 1 FROM outbox.dead x
+                WHERE x.key = d.key AND x.endpoint = d.endpoint AND x.seq < d.seq))
+        )) AS head
+    FROM outbox.deliveries d
+    WHERE d.next_attempt_at <= now() AND NOT (d.endpoint = ANY(coalesce($4::text[], '{}')))
+    ORDER BY d.next_attempt_at, d.seq
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
 UPDATE outbox.deliveries d
-SET next_attempt_at = now() + $2 * interval '1 millisecond', attempts = d.attempts + 1, lease = $3
+SET next_attempt_at = CASE WHEN c.head THEN now() + $2 * interval '1 millisecond' ELSE 'infinity' END,
+    attempts = d.attempts + CASE WHEN c.head THEN 1 ELSE 0 END,
+    lease = CASE WHEN c.head THEN $3::bigint END
 FROM c
 WHERE d.seq = c.seq AND d.endpoint = c.endpoint
 RETURNING d.seq, d.endpoint, d.id, d.topic, d.payload::text, coalesce(d.key, ''), coalesce(d.headers::text, ''),
-          d.created_at, d.attempts, extract(epoch from now() - d.first_attempt_at)::float8`
+          d.created_at, d.attempts, extract(epoch from now() - d.first_attempt_at)::float8, c.head`
+
+// promoteSQL wakes the oldest parked pair of each (key, endpoint) among the
+// keys $1 whose messages were just settled: it is due again, and the retry
+// claim decides whether it is now its key's head.
+const promoteSQL = `UPDATE outbox.deliveries d SET next_attempt_at = now()
+FROM (
+    SELECT DISTINCT ON (key, endpoint) key, endpoint, seq FROM outbox.deliveries
+    WHERE key = ANY($1::text[]) AND next_attempt_at = 'infinity'
+    ORDER BY key, endpoint, seq
+) h
+WHERE d.seq = h.seq AND d.endpoint = h.endpoint AND d.next_attempt_at = 'infinity'`
+
+// sweepParkedSQL wakes parked pairs that nothing holds any more. It covers
+// the race promoteSQL cannot: a pair parked by one relay's claim just after
+// another relay settled the message it waited for. $1: endpoints with
+// on_dead: skip.
+const sweepParkedSQL = `UPDATE outbox.deliveries d SET next_attempt_at = now()
+WHERE d.next_attempt_at = 'infinity'
+    AND NOT EXISTS (SELECT 1 FROM outbox.messages p WHERE p.key = d.key AND p.seq < d.seq)
+    AND NOT EXISTS (SELECT 1 FROM outbox.deliveries q WHERE q.key = d.key AND q.endpoint = d.endpoint AND q.seq < d.seq)
+    AND (d.endpoint = ANY(coalesce($1::text[], '{}')) OR NOT EXISTS (SELECT 1 FROM outbox.dead x
+        WHERE x.key = d.key AND x.endpoint = d.endpoint AND x.seq < d.seq))`
 
 // ackHotSQL deletes messages every endpoint acknowledged.
 const ackHotSQL = `DELETE FROM outbox.messages WHERE seq = ANY($1::bigint[])`

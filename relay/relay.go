@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +101,7 @@ type job struct {
 	lease     int64
 	msg       webhook.Message
 	topic     string
+	key       string
 	createdAt time.Time
 	// attempts is the claim count of a hot message, or the attempt number of
 	// a retry pair, including this one.
@@ -122,6 +124,7 @@ const (
 	resultDead
 	resultReleased // not attempted: the relay is stopping, or the lease is too short
 	resultDeferred // not attempted: the endpoint is paused, busy or rate-limited
+	resultBlocked  // not attempted: an older message of its key is pending for this ordered endpoint
 )
 
 // pair is one (message, endpoint) delivery.
@@ -218,6 +221,13 @@ func (r *Relay) start(ctx context.Context) error {
 		defer r.background.Done()
 		r.runProgress(claimCtx)
 	}()
+	if len(r.router.ordered) > 0 {
+		r.background.Add(1)
+		go func() {
+			defer r.background.Done()
+			r.runSweeper(claimCtx)
+		}()
+	}
 	r.log.Info().Int("endpoints", len(r.cfg.Endpoints)).Int("max_in_flight", r.cfg.MaxInFlight).
 		Dur("lease", r.cfg.Lease).Bool("listen", r.cfg.Listen).Msg("relay started")
 	return nil
@@ -368,9 +378,10 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	// writing the outcome.
 	deadline := start.Add(r.cfg.Lease - attemptMargin)
 	b := &pgx.Batch{}
-	b.Queue(claimHotSQL, hotWant, leaseMs, token)
+	ordering := len(r.router.ordered) > 0
+	b.Queue(claimHotSQL, hotWant, leaseMs, token, ordering)
 	if retryWant > 0 {
-		b.Queue(claimRetrySQL, retryWant, leaseMs, token, r.excludedEndpoints(start))
+		b.Queue(claimRetrySQL, retryWant, leaseMs, token, r.excludedEndpoints(start), r.router.ordered, r.router.skipDead)
 	}
 	br := r.pool.SendBatch(ctx, b)
 	defer func() {
@@ -384,12 +395,14 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	}
 	for rows.Next() {
 		j := &job{lane: hotLane, lease: token, deadline: deadline}
-		var key, endpoint, headers string
-		if err := rows.Scan(&j.seq, &j.msg.ID, &j.topic, &j.msg.Body, &key, &endpoint, &headers, &j.createdAt, &j.attempts); err != nil {
+		var endpoint, headers string
+		var held heldBy
+		if err := rows.Scan(&j.seq, &j.msg.ID, &j.topic, &j.msg.Body, &j.key, &endpoint, &headers, &j.createdAt, &j.attempts,
+			&held.olderInHotLane, &held.retrying, &held.dead); err != nil {
 			rows.Close()
 			return nil, 0, 0, fmt.Errorf("claim messages: scan: %w", err)
 		}
-		r.prepare(j, endpoint, headers)
+		r.prepare(j, endpoint, headers, &held)
 		jobs = append(jobs, j)
 	}
 	if err := rows.Err(); err != nil {
@@ -404,11 +417,16 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 		}
 		for rows.Next() {
 			j := &job{lane: retryLane, lease: token, deadline: deadline}
-			var endpoint, key, headers string
+			var endpoint, headers string
 			var elapsed float64
-			if err := rows.Scan(&j.seq, &endpoint, &j.msg.ID, &j.topic, &j.msg.Body, &key, &headers, &j.createdAt, &j.attempts, &elapsed); err != nil {
+			var head bool
+			if err := rows.Scan(&j.seq, &endpoint, &j.msg.ID, &j.topic, &j.msg.Body, &j.key, &headers, &j.createdAt, &j.attempts, &elapsed, &head); err != nil {
 				rows.Close()
 				return nil, 0, 0, fmt.Errorf("claim retries: scan: %w", err)
+			}
+			retryGot++
+			if !head {
+				continue // parked: an older message of its key comes first
 			}
 			j.elapsed = time.Duration(elapsed * float64(time.Second))
 			r.prepareRetry(j, endpoint, headers)
@@ -417,7 +435,6 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 		if err := rows.Err(); err != nil {
 			return nil, 0, 0, fmt.Errorf("claim retries: %w", err)
 		}
-		retryGot = len(jobs) - hotGot
 		r.m.claimSeconds.WithLabelValues("retry").Observe(time.Since(start).Seconds())
 	}
 	r.stats.claims.Add(1)
@@ -427,8 +444,23 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	return jobs, hotGot, retryGot, nil
 }
 
+// heldBy is what still holds a keyed message's key, as the claim saw it.
+type heldBy struct {
+	olderInHotLane bool     // an older message of the key waits in the hot lane
+	retrying, dead []string // endpoints with an older pair of the key retrying, or dead
+}
+
+// holds reports whether an ordered endpoint must wait for an older message
+// of the key before this one.
+func (h *heldBy) holds(ep *endpointState) bool {
+	return h.olderInHotLane || slices.Contains(h.retrying, ep.Name) ||
+		(!ep.OnDeadSkip && slices.Contains(h.dead, ep.Name))
+}
+
 // prepare routes a hot message to its endpoints, or marks why it cannot go.
-func (r *Relay) prepare(j *job, endpoint, headers string) {
+// A pair for an ordered endpoint whose key is held waits in the retry lane
+// until it is the key's head.
+func (r *Relay) prepare(j *job, endpoint, headers string, held *heldBy) {
 	if !r.parseHeaders(j, headers) {
 		return
 	}
@@ -439,6 +471,9 @@ func (r *Relay) prepare(j *job, endpoint, headers string) {
 	j.pairs = make([]pair, len(eps))
 	for i, ep := range eps {
 		j.pairs[i] = pair{job: j, ep: ep}
+		if ep.Ordered && j.key != "" && held.holds(ep) {
+			j.pairs[i].result = resultBlocked
+		}
 	}
 }
 
@@ -489,6 +524,10 @@ func (r *Relay) dispatch(jobs []*job) int {
 		}
 		for i := range j.pairs {
 			p := &j.pairs[i]
+			if p.result == resultBlocked {
+				r.results <- p
+				continue
+			}
 			if p.ep.Sender == nil {
 				p.result = resultReleased
 				r.results <- p

@@ -40,7 +40,12 @@ type receiver struct {
 	overlap atomic.Int64    // requests that arrived while one with the same id was in flight
 	respond func(n int, r *http.Request) int
 	hold    chan struct{} // when set, every request waits on it
+	// withBody puts the request body in the context given to respond,
+	// under bodyKey{}.
+	withBody bool
 }
+
+type bodyKey struct{}
 
 type received struct {
 	id   string
@@ -68,6 +73,9 @@ func newReceiver(t testing.TB, respond func(n int, r *http.Request) int) *receiv
 		}
 		status := http.StatusNoContent
 		if rc.respond != nil {
+			if rc.withBody {
+				r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, body))
+			}
 			status = rc.respond(n, r)
 		}
 		rc.mu.Lock()
@@ -336,8 +344,12 @@ func TestChildRelay(t *testing.T) {
 	}
 	pool, err := pgxpool.New(context.Background(), url)
 	require.NoError(t, err)
+	ep := endpoint(t, "ep", os.Getenv("HERALD_CHILD_RELAY_URL"), "*")
+	ep.Ordered = os.Getenv("HERALD_CHILD_RELAY_ORDERED") != ""
 	r, err := relay.New(pool, relay.Config{
-		Endpoints: []relay.Endpoint{endpoint(t, "ep", os.Getenv("HERALD_CHILD_RELAY_URL"), "*")},
+		Endpoints: []relay.Endpoint{ep},
+		Breaker:   relay.BreakerConfig{FailureThreshold: -1},
+		Retry:     fastRetry(),
 		Lease:     6 * time.Second, PollInterval: 20 * time.Millisecond,
 		Logger: zerolog.New(os.Stderr),
 	})

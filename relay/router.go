@@ -36,6 +36,14 @@ type Endpoint struct {
 	RateLimit float64
 	// RateBurst is the rate limiter's burst. Defaults to 1.
 	RateBurst int
+	// Ordered delivers the messages of one key in commit order: a message
+	// is not sent before the key's previous message was acknowledged by
+	// this endpoint (or died, see OnDeadSkip).
+	Ordered bool
+	// OnDeadSkip lets an ordered key move on past a message that died for
+	// this endpoint. By default a dead message blocks its key until an
+	// operator replays it.
+	OnDeadSkip bool
 }
 
 // router maps a message to its endpoints. Lookups by topic are cached: a
@@ -43,6 +51,9 @@ type Endpoint struct {
 type router struct {
 	byName    map[string]*endpointState
 	endpoints []*endpointState
+	// ordered and skipDead name the ordered endpoints, and those of them
+	// that move past dead messages, for the claim statements.
+	ordered, skipDead []string
 
 	mu    sync.RWMutex
 	cache map[string][]*endpointState
@@ -57,6 +68,12 @@ func newRouter(eps []Endpoint) *router {
 		st := newEndpointState(&eps[i])
 		r.byName[st.Name] = st
 		r.endpoints = append(r.endpoints, st)
+		if st.Ordered {
+			r.ordered = append(r.ordered, st.Name)
+			if st.OnDeadSkip {
+				r.skipDead = append(r.skipDead, st.Name)
+			}
+		}
 	}
 	return r
 }
