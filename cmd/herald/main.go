@@ -29,6 +29,7 @@ Commands:
   dead list           list dead messages (--endpoint, --reason, --limit)
   dead replay         put dead messages back for delivery (--id, --endpoint, --reason, --all)
   dead purge          delete dead messages older than --older-than
+  endpoints ...       manage endpoints in outbox.endpoints: add, list, show, update, disable, enable, remove
   config check        validate the configuration and print warnings
   version             print the version
 
@@ -109,6 +110,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdMigrate(ctx, g, rest)
 	case "dead":
 		err = cmdDead(ctx, g, rest)
+	case "endpoints":
+		err = cmdEndpoints(ctx, g, rest)
 	case "config":
 		err = cmdConfig(g, rest)
 	case "version":

@@ -1,0 +1,433 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/herald-relay/herald/cmd/herald/internal/config"
+	epstore "github.com/herald-relay/herald/cmd/herald/internal/endpoints"
+)
+
+const endpointsUsage = `herald endpoints add NAME --url URL --secret S [flags]
+       herald endpoints update NAME [flags]        only the flags given change
+       herald endpoints list
+       herald endpoints show NAME
+       herald endpoints disable NAME [--reason TEXT]
+       herald endpoints enable NAME
+       herald endpoints remove NAME
+
+Flags of add and update:
+  --url URL                  http(s) URL receiving the webhooks
+  --secret S                 whsec_... signing secret; repeat during a rotation, newest first
+  --secret-env VAR           like --secret, read from the environment variable VAR (keeps the
+                             secret out of the shell history and the process list)
+  --topic T                  topic pattern ('*' matches anything); repeatable
+  --header NAME=VALUE        static header; repeatable
+  --timeout D                time limit of one attempt (default delivery.timeout; 0 resets)
+  --max-in-flight N          concurrent requests (default 64; 0 resets)
+  --rate-limit F             requests per second (0: unlimited)
+  --rate-burst N             burst above --rate-limit (0: max(1, ceil(rate-limit)))
+  --ordered                  deliver the messages of one key in commit order
+  --on-dead block|skip       ordered endpoints: when a message of a key dies, block or skip its later ones
+  --permanent-status N       4xx status that is not retried; repeatable (default 400, 413, 422)
+  --follow-redirects         follow 3xx responses
+  --tls-ca-file, --tls-cert-file, --tls-key-file FILE, --tls-min-version 1.2|1.3
+With update, a repeatable flag replaces the whole list (--secret replaces every secret);
+--no-topics, --no-headers and --no-permanent-statuses empty a list, and a boolean flag
+is turned off with --ordered=false.
+
+Secrets and header values are stored in outbox.endpoints in plain text and are never printed.`
+
+func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: endpoints add|list|show|update|disable|enable|remove\n\n%s", errUsage, endpointsUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("endpoints "+sub, flag.ContinueOnError)
+	var ef *endpointFlags
+	var reason *string
+	switch sub {
+	case "add", "update":
+		ef = newEndpointFlags(fs, sub == "update")
+	case "disable":
+		reason = fs.String("reason", "", "why the endpoint is disabled")
+	case "list", "show", "enable", "remove":
+	case "help":
+		fmt.Fprintln(g.stdout, endpointsUsage)
+		return nil
+	default:
+		return fmt.Errorf("%w: unknown endpoints command %q", errUsage, sub)
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	var name string
+	switch {
+	case sub == "list" && len(pos) == 0:
+	case sub != "list" && len(pos) == 1:
+		name = pos[0]
+	case sub == "list":
+		return fmt.Errorf("%w: endpoints list takes no arguments", errUsage)
+	default:
+		return fmt.Errorf("%w: endpoints %s needs exactly one endpoint NAME", errUsage, sub)
+	}
+	if ef != nil && ef.err != nil {
+		return fmt.Errorf("%w: endpoints %s: %v", errUsage, sub, ef.err)
+	}
+	if sub == "add" && (ef.url == "" || len(ef.secrets) == 0) {
+		return fmt.Errorf("%w: endpoints add needs --url and --secret (or --secret-env)", errUsage)
+	}
+
+	cfg, err := loadConfig(g, true)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	switch sub {
+	case "list":
+		list, err := epstore.List(ctx, pool)
+		if err != nil {
+			return err
+		}
+		return printEndpointList(g.stdout, list)
+	case "show":
+		ep, err := epstore.Get(ctx, pool, name)
+		if err != nil {
+			return err
+		}
+		return printEndpoint(g.stdout, cfg, ep)
+	case "add":
+		ep := epstore.Endpoint{Endpoint: config.Endpoint{Name: name}, Source: epstore.SourceCLI}
+		ef.apply(&ep)
+		if err := checkEndpoint(g, cfg, ep); err != nil {
+			return err
+		}
+		if err := epstore.Add(ctx, pool, ep); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "added endpoint %s\n", name)
+	case "update":
+		_, err := epstore.Update(ctx, pool, name, func(ep *epstore.Endpoint) error {
+			ef.apply(ep)
+			return checkEndpoint(g, cfg, *ep)
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "updated endpoint %s\n", name)
+	case "disable":
+		if err := epstore.Disable(ctx, pool, name, *reason); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "disabled endpoint %s: its messages wait until `herald endpoints enable %s`\n", name, name)
+	case "enable":
+		if err := epstore.Enable(ctx, pool, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "enabled endpoint %s\n", name)
+	case "remove":
+		if err := epstore.Remove(ctx, pool, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "removed endpoint %s\n", name)
+	}
+	return nil
+}
+
+// parseInterspersed parses fs's flags wherever they are among args, so that
+// both `add NAME --url U` and `add --url U NAME` work, and returns the
+// positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+}
+
+// checkEndpoint validates ep as a relay with cfg would, naming each field
+// and never a secret. A timeout that does not fit cfg's relay.lease is only
+// a warning: the relays may run with another configuration than this
+// command.
+func checkEndpoint(g *globals, cfg *config.Config, ep epstore.Endpoint) error {
+	if err := config.ValidateEndpoint(ep.Endpoint, cfg.Delivery); err != nil {
+		var cerr *config.Error
+		if !errors.As(err, &cerr) || len(cerr.Problems) == 1 {
+			return fmt.Errorf("endpoint %s: %w", ep.Name, err)
+		}
+		lines := make([]string, len(cerr.Problems))
+		for i, p := range cerr.Problems {
+			lines[i] = "  " + p.Error()
+		}
+		return fmt.Errorf("endpoint %s has %d problems:\n%s", ep.Name, len(lines), strings.Join(lines, "\n"))
+	}
+	if err := cfg.ValidateEndpoint(ep.Endpoint); err != nil {
+		fmt.Fprintf(g.stderr, "warning: endpoint %s: %v (with this configuration)\n", ep.Name, err)
+	}
+	return nil
+}
+
+// endpointFlags are the flags of add and update.
+type endpointFlags struct {
+	fs                              *flag.FlagSet
+	url                             string
+	secrets                         []config.Secret
+	topics                          []string
+	headers                         map[string]config.Secret
+	timeout                         time.Duration
+	maxInFlight                     int
+	rateLimit                       float64
+	rateBurst                       int
+	ordered, followRedirects        bool
+	onDead                          string
+	statuses                        []int
+	tls                             config.EndpointTLS
+	noTopics, noHeaders, noStatuses bool
+	// err is a malformed --header or --secret-env, reported after parsing
+	// and without the value, which the flag package would print.
+	err error
+}
+
+func newEndpointFlags(fs *flag.FlagSet, update bool) *endpointFlags {
+	f := &endpointFlags{fs: fs, headers: map[string]config.Secret{}}
+	fs.StringVar(&f.url, "url", "", "")
+	fs.Func("secret", "", func(s string) error {
+		f.secrets = append(f.secrets, config.Secret(s))
+		return nil
+	})
+	fs.Func("secret-env", "", func(name string) error {
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			f.err = cmp.Or(f.err, fmt.Errorf("--secret-env: environment variable %s is not set", name))
+			return nil
+		}
+		f.secrets = append(f.secrets, config.Secret(v))
+		return nil
+	})
+	fs.Func("topic", "", func(s string) error {
+		f.topics = append(f.topics, s)
+		return nil
+	})
+	fs.Func("header", "", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			// The flag package would quote the value, which may be a credential.
+			f.err = cmp.Or(f.err, errors.New("--header must be NAME=VALUE (value not shown)"))
+			return nil
+		}
+		f.headers[k] = config.Secret(v)
+		return nil
+	})
+	fs.DurationVar(&f.timeout, "timeout", 0, "")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", 0, "")
+	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "")
+	fs.IntVar(&f.rateBurst, "rate-burst", 0, "")
+	fs.BoolVar(&f.ordered, "ordered", false, "")
+	fs.StringVar(&f.onDead, "on-dead", "", "")
+	fs.Func("permanent-status", "", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return errors.New("must be an HTTP status such as 422")
+		}
+		f.statuses = append(f.statuses, n)
+		return nil
+	})
+	fs.BoolVar(&f.followRedirects, "follow-redirects", false, "")
+	fs.StringVar(&f.tls.CAFile, "tls-ca-file", "", "")
+	fs.StringVar(&f.tls.CertFile, "tls-cert-file", "", "")
+	fs.StringVar(&f.tls.KeyFile, "tls-key-file", "", "")
+	fs.StringVar(&f.tls.MinVersion, "tls-min-version", "", "")
+	if update {
+		fs.BoolVar(&f.noTopics, "no-topics", false, "")
+		fs.BoolVar(&f.noHeaders, "no-headers", false, "")
+		fs.BoolVar(&f.noStatuses, "no-permanent-statuses", false, "")
+	}
+	return f
+}
+
+// apply sets on ep the settings of the flags that were given.
+func (f *endpointFlags) apply(ep *epstore.Endpoint) {
+	abs := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	f.fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "url":
+			ep.URL = f.url
+		case "secret", "secret-env":
+			ep.Secret, ep.Secrets = "", slices.Clone(f.secrets)
+		case "topic":
+			ep.Topics = slices.Clone(f.topics)
+		case "header":
+			ep.Headers = f.headers
+		case "timeout":
+			ep.Timeout = f.timeout
+		case "max-in-flight":
+			ep.MaxInFlight = f.maxInFlight
+		case "rate-limit":
+			ep.RateLimit = f.rateLimit
+		case "rate-burst":
+			ep.RateBurst = f.rateBurst
+		case "ordered":
+			ep.Ordered = f.ordered
+		case "on-dead":
+			ep.OnDead = f.onDead
+		case "permanent-status":
+			ep.PermanentStatuses = slices.Clone(f.statuses)
+		case "follow-redirects":
+			ep.FollowRedirects = f.followRedirects
+		case "tls-ca-file":
+			ep.TLS.CAFile = abs(f.tls.CAFile)
+		case "tls-cert-file":
+			ep.TLS.CertFile = abs(f.tls.CertFile)
+		case "tls-key-file":
+			ep.TLS.KeyFile = abs(f.tls.KeyFile)
+		case "tls-min-version":
+			ep.TLS.MinVersion = f.tls.MinVersion
+		case "no-topics":
+			if f.noTopics {
+				ep.Topics = nil
+			}
+		case "no-headers":
+			if f.noHeaders {
+				ep.Headers = nil
+			}
+		case "no-permanent-statuses":
+			if f.noStatuses {
+				ep.PermanentStatuses = []int{}
+			}
+		}
+	})
+}
+
+// redactedURL hides a password in the URL's user info.
+func redactedURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+func endpointState(ep epstore.Endpoint, withTime bool) string {
+	if !ep.Disabled {
+		return "enabled"
+	}
+	s := "disabled"
+	if withTime {
+		s += " since " + ep.DisabledAt.UTC().Format(time.RFC3339)
+	}
+	if ep.DisabledReason != "" {
+		s += " (" + ep.DisabledReason + ")"
+	}
+	return s
+}
+
+// printEndpointList prints one line per endpoint; secrets appear only as a
+// count.
+func printEndpointList(w io.Writer, list []epstore.Endpoint) error {
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(w, "(no endpoints in outbox.endpoints)")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tURL\tTOPICS\tSECRETS\tSOURCE\tSTATE\tUPDATED")
+	for _, ep := range list {
+		topics := strings.Join(ep.Topics, ",")
+		if topics == "" {
+			topics = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ep.Name, redactedURL(ep.URL), topics, len(ep.SigningSecrets()),
+			ep.Source, endpointState(ep, false), ep.UpdatedAt.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// printEndpoint prints every setting of ep; secrets and header values
+// appear only as counts and names.
+func printEndpoint(w io.Writer, cfg *config.Config, ep epstore.Endpoint) error {
+	d := ep.WithDefaults(cfg.Delivery)
+	orDefault := func(set bool, v, def string) string {
+		if set {
+			return v
+		}
+		return v + " (" + def + ")"
+	}
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%-20s%s\n", k+":", v) }
+	line("name", ep.Name)
+	line("url", redactedURL(ep.URL))
+	line("state", endpointState(ep, true))
+	line("source", string(ep.Source))
+	line("secrets", plural(len(ep.SigningSecrets()), "secret", "secrets")+" (whsec_…, newest first; not shown)")
+	line("topics", cmp.Or(strings.Join(ep.Topics, ", "), "none: only messages that name it"))
+	if len(ep.Headers) == 0 {
+		line("headers", "none")
+	} else {
+		names := make([]string, 0, len(ep.Headers))
+		for k := range ep.Headers {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		line("headers", strings.Join(names, ", ")+" (values not shown)")
+	}
+	line("timeout", orDefault(ep.Timeout != 0, d.Timeout.String(), "delivery.timeout"))
+	line("max_in_flight", orDefault(ep.MaxInFlight != 0, strconv.Itoa(d.MaxInFlight), "default"))
+	if ep.RateLimit == 0 {
+		line("rate_limit", "unlimited")
+	} else {
+		line("rate_limit", fmt.Sprintf("%g/s, burst %d", ep.RateLimit, ep.Burst()))
+	}
+	line("ordered", strconv.FormatBool(ep.Ordered))
+	line("on_dead", d.OnDead)
+	statuses := make([]string, len(d.PermanentStatuses))
+	for i, s := range d.PermanentStatuses {
+		statuses[i] = strconv.Itoa(s)
+	}
+	line("permanent_statuses", orDefault(ep.PermanentStatuses != nil, cmp.Or(strings.Join(statuses, ", "), "none"), "default"))
+	line("follow_redirects", strconv.FormatBool(ep.FollowRedirects))
+	line("tls.ca_file", cmp.Or(ep.TLS.CAFile, "- (system roots)"))
+	line("tls.cert_file", cmp.Or(ep.TLS.CertFile, "-"))
+	line("tls.key_file", cmp.Or(ep.TLS.KeyFile, "-"))
+	line("tls.min_version", cmp.Or(ep.TLS.MinVersion, "1.2"))
+	line("created", ep.CreatedAt.UTC().Format(time.RFC3339))
+	line("updated", ep.UpdatedAt.UTC().Format(time.RFC3339))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
