@@ -71,6 +71,7 @@ func TestEndpointsAddListShowUpdate(t *testing.T) {
 
 	out := b.ok("list")
 	require.Contains(t, out, "(no endpoints in outbox.endpoints)")
+	require.Contains(t, b.ok("help"), "--secret-env VAR")
 
 	out = b.ok("add", "billing", "--url", "https://billing.example.com/hooks",
 		"--secret", testSecret2, "--secret", testSecret,
