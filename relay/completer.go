@@ -132,7 +132,7 @@ func (r *Relay) runCompleter() {
 // finish decides what happens to a row whose pairs are all done.
 func (r *Relay) finish(o *outcomes, j *job) {
 	o.jobs++
-	if j.key != "" && len(r.router.ordered) > 0 {
+	if j.key != "" && len(r.router.Load().ordered) > 0 {
 		// Whatever happens to this row, the next parked pair of its key
 		// may now be the head.
 		o.keys = append(o.keys, j.key)

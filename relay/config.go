@@ -78,6 +78,13 @@ type Config struct {
 	// with one delivery at growing intervals. FailureThreshold defaults to
 	// 10; a negative one disables the breaker.
 	Breaker BreakerConfig
+	// DisableAfter disables an endpoint whose breaker has been open this
+	// long, by calling OnDisable (which should persist it, so that every
+	// relay and a restart see it). 0 never disables.
+	DisableAfter time.Duration
+	// OnDisable is called once, on its own goroutine, when an endpoint has
+	// failed for DisableAfter.
+	OnDisable func(endpoint, reason string)
 }
 
 func (c Config) withDefaults() Config {

@@ -37,6 +37,8 @@ type endpointState struct {
 	probeAt  time.Time // when the next probe may start
 	interval time.Duration
 	probing  bool
+	// disabling is set once OnDisable was called for this open period.
+	disabling bool
 }
 
 func newEndpointState(ep *Endpoint) *endpointState {
@@ -61,6 +63,9 @@ const (
 // admit decides whether a pair may be attempted now. An admitted pair
 // counts against the endpoint's max_in_flight until done is called.
 func (st *endpointState) admit(now time.Time) admission {
+	if st.Disabled {
+		return deferredPaused
+	}
 	probe := false
 	st.mu.Lock()
 	if !st.openedAt.IsZero() {
@@ -136,6 +141,9 @@ func (st *endpointState) next() (p *pair, paused bool) {
 // freeCapacity is how many more pairs the endpoint can take now, in flight
 // or queued; -1 means unbounded.
 func (st *endpointState) freeCapacity(now time.Time) int {
+	if st.Disabled {
+		return 0
+	}
 	if st.MaxInFlight <= 0 {
 		return -1
 	}
@@ -154,6 +162,9 @@ func (st *endpointState) freeCapacity(now time.Time) int {
 // excluded reports whether the retry lane should not hand this endpoint
 // pairs now: paused and not yet due for a probe, or with no room.
 func (st *endpointState) excluded(now time.Time) bool {
+	if st.Disabled {
+		return true
+	}
 	st.mu.Lock()
 	paused := !st.openedAt.IsZero() && (st.probing || now.Before(st.probeAt))
 	st.mu.Unlock()
@@ -191,7 +202,7 @@ func (st *endpointState) done(cfg BreakerConfig, failed, probe bool, now time.Ti
 	if !failed {
 		st.failures = 0
 		if !st.openedAt.IsZero() {
-			st.openedAt, st.interval = time.Time{}, 0
+			st.openedAt, st.interval, st.disabling = time.Time{}, 0, false
 			return breakerClosed, 0
 		}
 		return breakerSame, 0
@@ -209,6 +220,25 @@ func (st *endpointState) done(cfg BreakerConfig, failed, probe bool, now time.Ti
 		return breakerOpened, st.interval
 	}
 	return breakerSame, 0
+}
+
+// shouldDisable reports, once per outage, that the breaker has been open
+// for at least after.
+func (st *endpointState) shouldDisable(after time.Duration, now time.Time) (bool, time.Duration) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if after <= 0 || st.openedAt.IsZero() || st.disabling || now.Sub(st.openedAt) < after {
+		return false, 0
+	}
+	st.disabling = true
+	return true, now.Sub(st.openedAt)
+}
+
+// busy reports whether requests are in flight or queued.
+func (st *endpointState) busy() bool {
+	st.qmu.Lock()
+	defer st.qmu.Unlock()
+	return st.inFlight.Load() > 0 || len(st.queue) > 0
 }
 
 // paused reports whether the breaker is open, and since when.

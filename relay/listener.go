@@ -83,7 +83,11 @@ func (r *Relay) runSweeper(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		tag, err := r.pool.Exec(ctx, sweepParkedSQL, r.router.skipDead)
+		rt := r.router.Load()
+		if len(rt.ordered) == 0 {
+			continue
+		}
+		tag, err := r.pool.Exec(ctx, sweepParkedSQL, rt.skipDead)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

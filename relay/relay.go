@@ -22,7 +22,7 @@ import (
 type Relay struct {
 	cfg    Config
 	pool   *pgxpool.Pool
-	router *router
+	router atomic.Pointer[router] // swapped whole by SetEndpoints
 	log    zerolog.Logger
 	m      *Metrics
 
@@ -35,6 +35,7 @@ type Relay struct {
 	stopping atomic.Bool  // set by Stop: workers start nothing new
 	stats    stats
 
+	swapMu              sync.Mutex // serialises SetEndpoints
 	startOnce, stopOnce sync.Once
 	started             bool
 	stopClaiming        context.CancelFunc // stops the claimer and the listener
@@ -42,7 +43,8 @@ type Relay struct {
 	claimerDone         chan struct{}
 	workersDone         chan struct{}
 	completerDone       chan struct{}
-	background          sync.WaitGroup // listener, progress logger
+	background          sync.WaitGroup // listener, progress logger, sweeper
+	callbacks           sync.WaitGroup // OnDisable calls
 	stopErr             error
 }
 
@@ -152,12 +154,11 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Relay{
-		cfg:    cfg,
-		pool:   pool,
-		router: newRouter(cfg.Endpoints),
-		log:    cfg.Logger.With().Str("component", "relay").Logger(),
-		m:      m,
+	r := &Relay{
+		cfg:  cfg,
+		pool: pool,
+		log:  cfg.Logger.With().Str("component", "relay").Logger(),
+		m:    m,
 		// Room for a full window of fan-out; the claimer sizes claims so
 		// the queue rarely holds more than MaxInFlight.
 		work:          make(chan *pair, 2*cfg.MaxInFlight),
@@ -167,7 +168,33 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		claimerDone:   make(chan struct{}),
 		workersDone:   make(chan struct{}),
 		completerDone: make(chan struct{}),
-	}, nil
+	}
+	r.router.Store(newRouter(cfg.Endpoints, nil))
+	return r, nil
+}
+
+// SetEndpoints replaces the relay's endpoints while it runs: requests in
+// flight finish on the endpoint they started with, and an endpoint whose
+// settings did not change keeps its state (requests in flight, queue,
+// circuit breaker). Pairs owed to an endpoint that no longer exists wait in
+// the retry lane until it comes back. It checks eps as New does.
+func (r *Relay) SetEndpoints(eps []Endpoint) error {
+	c := r.cfg
+	c.Endpoints = eps
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("set endpoints: %w", err)
+	}
+	r.swapMu.Lock()
+	defer r.swapMu.Unlock()
+	old := r.router.Load()
+	next := newRouter(eps, old)
+	r.router.Store(next)
+	added, removed, changed := old.diff(next)
+	if len(added)+len(removed)+len(changed) > 0 {
+		r.log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Msg("endpoints updated")
+	}
+	signal(r.wake)
+	return nil
 }
 
 // Start checks the database and starts the relay's goroutines. It does not
@@ -221,13 +248,11 @@ func (r *Relay) start(ctx context.Context) error {
 		defer r.background.Done()
 		r.runProgress(claimCtx)
 	}()
-	if len(r.router.ordered) > 0 {
-		r.background.Add(1)
-		go func() {
-			defer r.background.Done()
-			r.runSweeper(claimCtx)
-		}()
-	}
+	r.background.Add(1)
+	go func() {
+		defer r.background.Done()
+		r.runSweeper(claimCtx)
+	}()
 	r.log.Info().Int("endpoints", len(r.cfg.Endpoints)).Int("max_in_flight", r.cfg.MaxInFlight).
 		Dur("lease", r.cfg.Lease).Bool("listen", r.cfg.Listen).Msg("relay started")
 	return nil
@@ -263,6 +288,7 @@ func (r *Relay) stop(ctx context.Context) error {
 	<-r.workersDone
 	<-r.completerDone
 	r.background.Wait()
+	r.callbacks.Wait()
 	st := r.Stats()
 	r.log.Info().Int64("delivered", st.Delivered).Int64("retried", st.Retried).Int64("dead", st.Dead).
 		Int64("released", st.Released).Msg("relay stopped")
@@ -378,10 +404,10 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	// writing the outcome.
 	deadline := start.Add(r.cfg.Lease - attemptMargin)
 	b := &pgx.Batch{}
-	ordering := len(r.router.ordered) > 0
-	b.Queue(claimHotSQL, hotWant, leaseMs, token, ordering)
+	rt := r.router.Load()
+	b.Queue(claimHotSQL, hotWant, leaseMs, token, len(rt.ordered) > 0)
 	if retryWant > 0 {
-		b.Queue(claimRetrySQL, retryWant, leaseMs, token, r.excludedEndpoints(start), r.router.ordered, r.router.skipDead)
+		b.Queue(claimRetrySQL, retryWant, leaseMs, token, rt.excluded(start), rt.ordered, rt.skipDead)
 	}
 	br := r.pool.SendBatch(ctx, b)
 	defer func() {
@@ -402,7 +428,7 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 			rows.Close()
 			return nil, 0, 0, fmt.Errorf("claim messages: scan: %w", err)
 		}
-		r.prepare(j, endpoint, headers, &held)
+		r.prepare(rt, j, endpoint, headers, &held)
 		jobs = append(jobs, j)
 	}
 	if err := rows.Err(); err != nil {
@@ -429,7 +455,7 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 				continue // parked: an older message of its key comes first
 			}
 			j.elapsed = time.Duration(elapsed * float64(time.Second))
-			r.prepareRetry(j, endpoint, headers)
+			r.prepareRetry(rt, j, endpoint, headers)
 			jobs = append(jobs, j)
 		}
 		if err := rows.Err(); err != nil {
@@ -460,11 +486,11 @@ func (h *heldBy) holds(ep *endpointState) bool {
 // prepare routes a hot message to its endpoints, or marks why it cannot go.
 // A pair for an ordered endpoint whose key is held waits in the retry lane
 // until it is the key's head.
-func (r *Relay) prepare(j *job, endpoint, headers string, held *heldBy) {
+func (r *Relay) prepare(rt *router, j *job, endpoint, headers string, held *heldBy) {
 	if !r.parseHeaders(j, headers) {
 		return
 	}
-	eps := r.router.route(j.topic, endpoint)
+	eps := rt.route(j.topic, endpoint)
 	if len(eps) == 0 {
 		return // unroutable: no pairs
 	}
@@ -480,8 +506,8 @@ func (r *Relay) prepare(j *job, endpoint, headers string, held *heldBy) {
 // prepareRetry binds a retry pair to its endpoint. An endpoint that is no
 // longer configured keeps its pairs waiting: they are released, not killed,
 // so that a configuration mistake loses nothing.
-func (r *Relay) prepareRetry(j *job, endpoint, headers string) {
-	ep := r.router.byName[endpoint]
+func (r *Relay) prepareRetry(rt *router, j *job, endpoint, headers string) {
+	ep := rt.byName[endpoint]
 	if ep == nil {
 		ep = newEndpointState(&Endpoint{Name: endpoint}) // no Sender: released, to wait for it
 	}
@@ -555,7 +581,11 @@ func (r *Relay) dispatch(jobs []*job) int {
 	}
 	// A queued pair whose endpoint finished everything in the meantime
 	// would wait for a completion that never comes: start it here.
-	for _, st := range r.router.endpoints {
+	rt := r.router.Load()
+	for _, st := range rt.endpoints {
+		r.startQueued(st)
+	}
+	for _, st := range rt.retired {
 		r.startQueued(st)
 	}
 	return len(send) + queuedPairs
@@ -589,7 +619,7 @@ func (r *Relay) finished(p *pair) {
 // claimCapacity is how many pairs the endpoints can take now (the sum of
 // their free capacity) and at most, or -1 when one of them is unbounded.
 func (r *Relay) claimCapacity(now time.Time) (free, limit int) {
-	for _, st := range r.router.endpoints {
+	for _, st := range r.router.Load().endpoints {
 		f := st.freeCapacity(now)
 		if f < 0 {
 			return -1, -1
@@ -598,18 +628,6 @@ func (r *Relay) claimCapacity(now time.Time) (free, limit int) {
 		limit += st.MaxInFlight + st.queueCap()
 	}
 	return free, limit
-}
-
-// excludedEndpoints names the endpoints the retry lane should not hand out
-// now: paused, or with no room.
-func (r *Relay) excludedEndpoints(now time.Time) []string {
-	var out []string
-	for _, st := range r.router.endpoints {
-		if st.excluded(now) {
-			out = append(out, st.Name)
-		}
-	}
-	return out
 }
 
 // runWorker makes delivery attempts. A pair is attempted only if the relay
@@ -689,6 +707,16 @@ func (r *Relay) endpointDone(p *pair) {
 			Dur("probe_in", interval).Msg("endpoint paused: circuit breaker open; its messages wait, unattempted")
 	case breakerStillOpen:
 		r.log.Info().Str("endpoint", p.ep.Name).Dur("probe_in", interval).Msg("probe failed: endpoint stays paused")
+		if ok, failingFor := p.ep.shouldDisable(r.cfg.DisableAfter, now); ok && r.cfg.OnDisable != nil {
+			reason := fmt.Sprintf("failing for %s (breaker.disable_after %s)", failingFor.Round(time.Second), r.cfg.DisableAfter)
+			r.log.Error().Str("endpoint", p.ep.Name).Str("reason", reason).
+				Msg("DISABLING ENDPOINT: its messages wait until an operator runs `herald endpoints enable`")
+			r.callbacks.Add(1)
+			go func() {
+				defer r.callbacks.Done()
+				r.cfg.OnDisable(p.ep.Name, reason)
+			}()
+		}
 	case breakerClosed:
 		r.m.paused.WithLabelValues(p.ep.Name).Set(0)
 		r.log.Info().Str("endpoint", p.ep.Name).Msg("probe succeeded: endpoint resumed")

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,9 @@ type Endpoint struct {
 	// this endpoint. By default a dead message blocks its key until an
 	// operator replays it.
 	OnDeadSkip bool
+	// Disabled keeps the endpoint's messages waiting in the retry lane,
+	// unattempted, until it is enabled again.
+	Disabled bool
 }
 
 // router maps a message to its endpoints. Lookups by topic are cached: a
@@ -54,6 +58,9 @@ type router struct {
 	// ordered and skipDead name the ordered endpoints, and those of them
 	// that move past dead messages, for the claim statements.
 	ordered, skipDead []string
+	// retired are states of replaced endpoints that still have requests in
+	// flight or queued.
+	retired []*endpointState
 
 	mu    sync.RWMutex
 	cache map[string][]*endpointState
@@ -62,10 +69,23 @@ type router struct {
 // maxCachedTopics bounds the topic cache; past it, lookups are computed.
 const maxCachedTopics = 4096
 
-func newRouter(eps []Endpoint) *router {
+// newRouter builds a router for eps, keeping old's state for every endpoint
+// whose settings are unchanged.
+func newRouter(eps []Endpoint, old *router) *router {
 	r := &router{byName: make(map[string]*endpointState, len(eps)), cache: make(map[string][]*endpointState)}
+	kept := map[*endpointState]bool{}
 	for i := range eps {
-		st := newEndpointState(&eps[i])
+		ep := eps[i]
+		var st *endpointState
+		if old != nil {
+			if prev := old.byName[ep.Name]; prev != nil && sameEndpoint(prev.Endpoint, &ep) {
+				st = prev
+				kept[prev] = true
+			}
+		}
+		if st == nil {
+			st = newEndpointState(&ep)
+		}
 		r.byName[st.Name] = st
 		r.endpoints = append(r.endpoints, st)
 		if st.Ordered {
@@ -75,7 +95,55 @@ func newRouter(eps []Endpoint) *router {
 			}
 		}
 	}
+	if old != nil {
+		for _, st := range slices.Concat(old.endpoints, old.retired) {
+			if !kept[st] && st.busy() {
+				r.retired = append(r.retired, st)
+			}
+		}
+	}
 	return r
+}
+
+// sameEndpoint reports whether two endpoint settings are identical.
+func sameEndpoint(a, b *Endpoint) bool {
+	return a.Name == b.Name && a.Sender == b.Sender && a.Timeout == b.Timeout && a.MaxInFlight == b.MaxInFlight &&
+		a.RateLimit == b.RateLimit && a.RateBurst == b.RateBurst && a.Ordered == b.Ordered &&
+		a.OnDeadSkip == b.OnDeadSkip && a.Disabled == b.Disabled && slices.Equal(a.Topics, b.Topics)
+}
+
+// excluded names the endpoints the retry lane should not hand out now:
+// disabled, paused, or with no room.
+func (r *router) excluded(now time.Time) []string {
+	var out []string
+	for _, st := range r.endpoints {
+		if st.excluded(now) {
+			out = append(out, st.Name)
+		}
+	}
+	return out
+}
+
+// diff names the endpoints added, removed and changed from r to next.
+func (r *router) diff(next *router) (added, removed, changed []string) {
+	for name, st := range next.byName {
+		prev, ok := r.byName[name]
+		switch {
+		case !ok:
+			added = append(added, name)
+		case prev != st:
+			changed = append(changed, name)
+		}
+	}
+	for name := range r.byName {
+		if _, ok := next.byName[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	slices.Sort(changed)
+	return added, removed, changed
 }
 
 // route returns the endpoints for a message: the named one if set (nil

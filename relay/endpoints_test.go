@@ -1,0 +1,70 @@
+package relay_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/internal/heraldtest"
+	"github.com/herald-relay/herald/outbox"
+	"github.com/herald-relay/herald/relay"
+)
+
+func TestSetEndpointsAtRunTimeAndDisabledEndpointsKeepMessages(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	a, b := newReceiver(t, nil), newReceiver(t, nil)
+	epA, epB := endpoint(t, "a", a.srv.URL, "a.*"), endpoint(t, "b", b.srv.URL, "b.*")
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{epA}})
+
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{epA, epB}))
+	enqueue(t, pool, outbox.Message{ID: "msg_b1", Topic: "b.created", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool { return b.uniqueIDs() == 1 }, "an endpoint added at run time receives")
+
+	disabledA := epA
+	disabledA.Disabled = true
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{disabledA, epB}))
+	enqueue(t, pool, outbox.Message{ID: "msg_a1", Topic: "a.created", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE id = 'msg_a1' AND endpoint = 'a' AND attempts = 0`) == 1
+	}, "a disabled endpoint's message waits, unattempted")
+	time.Sleep(200 * time.Millisecond)
+	require.Zero(t, a.uniqueIDs())
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`))
+
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{epA, epB}))
+	eventually(t, 5*time.Second, func() bool { return a.uniqueIDs() == 1 }, "delivered once enabled again")
+
+	dup := epB
+	require.Error(t, r.SetEndpoints([]relay.Endpoint{epB, dup}), "duplicate names are refused")
+}
+
+func TestEndpointFailingTooLongIsDisabled(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusBadGateway })
+	var mu sync.Mutex
+	var disabled []string
+	startRelay(t, pool, relay.Config{
+		Endpoints:    []relay.Endpoint{endpoint(t, "flaky", rc.srv.URL, "*")},
+		Breaker:      relay.BreakerConfig{FailureThreshold: 2, ProbeInterval: 100 * time.Millisecond, MaxProbeInterval: 100 * time.Millisecond},
+		DisableAfter: 300 * time.Millisecond,
+		OnDisable: func(name, reason string) {
+			mu.Lock()
+			defer mu.Unlock()
+			disabled = append(disabled, name+": "+reason)
+		},
+	})
+	enqueue(t, pool, messages(5, "t")...)
+	eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(disabled) > 0 }, "OnDisable called")
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, disabled, 1, "called once per outage")
+	require.Contains(t, disabled[0], "flaky: failing for")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "nothing dies because its endpoint is down")
+}
