@@ -1,0 +1,29 @@
+// Package endpoints reads and writes the webhook endpoints stored in the
+// database table outbox.endpoints (see migrations/002_endpoints.sql).
+//
+// Endpoints come from three sources, recorded in each row: the YAML file,
+// copied by SyncFromConfig when `herald run` starts (SourceConfig); plain
+// SQL (SourceSQL, the column default); and the herald endpoints command
+// (SourceCLI). Rows of the file are managed by the file: Update, Remove and
+// Upsert refuse them, and SyncFromConfig never touches the others. Any row can be
+// disabled and enabled; that state survives SyncFromConfig.
+//
+// # Change notification
+//
+// Every change to a row sends NOTIFY on NotifyChannel with the endpoint's
+// name as payload ("" after a TRUNCATE: re-read everything) when its
+// transaction commits, and bumps a counter that Version reads, so that a
+// relay can LISTEN and also poll cheaply in case it missed a notification.
+//
+// # Secrets
+//
+// The table holds signing secrets and header values in plain text; restrict
+// it with GRANTs. This package never puts them in errors, and the Endpoint
+// type prints them as "[redacted]" (see config.Secret).
+//
+// # Transactions
+//
+// Functions take a DB, which *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy.
+// Those that make several statements run them in a transaction of their own
+// (a savepoint, when db is a pgx.Tx). Nothing here logs.
+package endpoints
