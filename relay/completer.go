@@ -272,12 +272,13 @@ func (r *Relay) addReschedule(o *outcomes, j *job, p *pair) {
 // schedule sets p.delay for a failed attempt, or returns "exhausted" when
 // the retry policy gives up. It logs the failed attempt.
 func (r *Relay) schedule(p *pair, attempt int, elapsed time.Duration) string {
-	delay, ok := r.cfg.Retry.NextDelay(attempt, elapsed)
+	policy := r.retry.Load()
+	delay, ok := policy.NextDelay(attempt, elapsed)
 	if !ok {
 		return "exhausted"
 	}
 	if p.retryAfter > 0 {
-		delay = max(delay, min(p.retryAfter, r.cfg.Retry.MaxDelay()))
+		delay = max(delay, min(p.retryAfter, policy.MaxDelay()))
 	}
 	p.delay = delay
 	r.stats.retried.Add(1)

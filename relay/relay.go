@@ -36,6 +36,7 @@ type Relay struct {
 	stats    stats
 
 	swapMu              sync.Mutex // serialises SetEndpoints
+	retry               atomic.Pointer[retryHolder]
 	startOnce, stopOnce sync.Once
 	started             bool
 	stopClaiming        context.CancelFunc // stops the claimer and the listener
@@ -170,7 +171,18 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		completerDone: make(chan struct{}),
 	}
 	r.router.Store(newRouter(cfg.Endpoints, nil))
+	r.retry.Store(&retryHolder{cfg.Retry})
 	return r, nil
+}
+
+type retryHolder struct{ RetryPolicy }
+
+// SetRetryPolicy replaces the retry policy while the relay runs; it applies
+// to failures from now on.
+func (r *Relay) SetRetryPolicy(p RetryPolicy) {
+	if p != nil {
+		r.retry.Store(&retryHolder{p})
+	}
 }
 
 // SetEndpoints replaces the relay's endpoints while it runs: requests in

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
+	"github.com/herald-relay/herald/cmd/herald/internal/endpoints"
 	"github.com/herald-relay/herald/migrations"
 	"github.com/herald-relay/herald/relay"
 )
@@ -67,15 +70,25 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 
-	eps, closeEndpoints, err := endpoints(cfg)
-	if err != nil {
-		return err
+	// The file's endpoints join those managed in outbox.endpoints, which
+	// is what the relay follows from now on.
+	if err := endpoints.SyncFromConfig(ctx, pool, cfg.Endpoints); err != nil {
+		return fmt.Errorf("sync endpoints from %s: %w", g.configPath, err)
 	}
-	defer closeEndpoints()
+	set := newEndpointSet(cfg, log.With().Str("component", "endpoints").Logger())
+	defer set.closeAll()
+	eps, version, err := set.load(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("load endpoints: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(newQueueCollector(pool))
+	breakerThreshold := cfg.Breaker.FailureThreshold
+	if breakerThreshold == 0 {
+		breakerThreshold = -1 // off
+	}
 	r, err := relay.New(pool, relay.Config{
 		Endpoints:       eps,
 		Retry:           retryPolicy(cfg),
@@ -89,6 +102,13 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		AsyncCommit:     cfg.Relay.AsyncCommit,
 		Logger:          log,
 		Metrics:         relay.NewMetrics(reg),
+		Breaker: relay.BreakerConfig{
+			FailureThreshold: breakerThreshold,
+			ProbeInterval:    cfg.Breaker.ProbeInterval,
+			MaxProbeInterval: cfg.Breaker.MaxProbeInterval,
+		},
+		DisableAfter: cfg.Breaker.DisableAfter,
+		OnDisable:    persistDisable(pool, log),
 	})
 	if err != nil {
 		return err
@@ -129,7 +149,27 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		maint.stop()
 		return err
 	}
-	<-ctx.Done()
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	refresh := make(chan struct{}, 1)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		watchEndpoints(watchCtx, pool, set, r, version, cfg.Relay.EndpointRefresh, refresh, log.With().Str("component", "endpoints").Logger())
+	}()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-hup:
+			cfg = reload(ctx, g, cfg, pool, set, r, refresh, log)
+		}
+	}
+	stopWatching()
+	<-watched
 	log.Info().Msg("signal received: stopping (a second signal exits at once)")
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Relay.ShutdownTimeout+30*time.Second)
 	defer cancel()
@@ -143,6 +183,39 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	}
 	log.Info().Msg("herald stopped")
 	return nil
+}
+
+// reload re-reads the configuration file on SIGHUP. Endpoints, delivery
+// settings and the retry policy change at once, without dropping requests
+// in flight; an invalid file is rejected and the running configuration
+// kept. It returns the configuration now in force.
+func reload(ctx context.Context, g *globals, cfg *config.Config, pool *pgxpool.Pool, set *endpointSet,
+	r *relay.Relay, refresh chan<- struct{}, log zerolog.Logger) *config.Config {
+	next, err := loadConfig(g, false)
+	if err != nil {
+		log.Error().Str("config", g.configPath).Str("problems", err.Error()).
+			Msg("reload rejected: the file is invalid; the running configuration is kept")
+		return cfg
+	}
+	if err := endpoints.SyncFromConfig(ctx, pool, next.Endpoints); err != nil {
+		log.Error().Err(err).Msg("reload rejected: endpoints could not be synced; the running configuration is kept")
+		return cfg
+	}
+	set.reconfigure(next)
+	r.SetRetryPolicy(retryPolicy(next))
+	select {
+	case refresh <- struct{}{}:
+	default:
+	}
+	ev := log.Info().Str("config", g.configPath)
+	if keys := restartOnly(cfg, next); len(keys) > 0 {
+		ev = log.Warn().Str("config", g.configPath).Strs("restart_needed_for", keys)
+	}
+	ev.Msg("configuration reloaded: endpoints, delivery and retry settings applied")
+	// Settings that need a restart stay as they were until then.
+	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.Log =
+		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.Log
+	return next
 }
 
 type maintenance struct {

@@ -154,15 +154,55 @@ func TestDeadListAndReplay(t *testing.T) {
 		"the endpoint pair is back in the retry lane with a fresh budget, the unroutable message back in the hot lane")
 }
 
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// heraldBinary builds the real binary once per test run.
+func heraldBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "herald-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "herald")
+		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return builtBin
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // TestRunDeliversAndStopsOnSIGTERM builds the real binary, delivers a
 // message and checks that SIGTERM ends it with exit code 0.
 func TestRunDeliversAndStopsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	bin := filepath.Join(t.TempDir(), "herald")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := heraldBinary(t)
 
 	got := make(chan string, 10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -212,4 +252,80 @@ func TestShippedConfigsAreValid(t *testing.T) {
 		})
 		require.NoError(t, err, path)
 	}
+}
+
+// TestReloadAndEndpointsAddedWhileRunning: SIGHUP applies a new endpoint
+// from the file, an invalid file is rejected with the old configuration
+// kept, and an endpoint added with `herald endpoints add` is used without
+// a restart.
+func TestReloadAndEndpointsAddedWhileRunning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin := heraldBinary(t)
+	got := make(chan string, 10)
+	recv := func(name string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got <- name + " " + r.Header.Get("webhook-id")
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	a, b, c := recv("a"), recv("b"), recv("c")
+	url := heraldtest.URL(t)
+	pool := heraldtest.PoolFor(t, url)
+	cfgPath := writeConfig(t, url, a.URL)
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "--config", cfgPath, "run")
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	// expect waits for exactly these deliveries, in any order (endpoint
+	// "test" in writeConfig's file subscribes to every topic).
+	expect := func(want ...string) {
+		t.Helper()
+		var seen []string
+		for range want {
+			select {
+			case g := <-got:
+				seen = append(seen, g)
+			case <-time.After(15 * time.Second):
+				t.Fatalf("want %q, got %q; herald logged:\n%s", want, seen, logs.String())
+			}
+		}
+		require.ElementsMatch(t, want, seen)
+	}
+	insert := func(id, topic string) {
+		t.Helper()
+		_, err := pool.Exec(ctx, `INSERT INTO outbox.messages (id, topic, payload) VALUES ($1, $2, '{}')`, id, topic)
+		require.NoError(t, err)
+	}
+	insert("msg_1", "one")
+	expect("a msg_1")
+
+	// A second endpoint, for topic "two" only, through the file and SIGHUP.
+	cfg, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	cfg = append(cfg, fmt.Sprintf("  - name: second\n    url: %s\n    secret: %s\n    topics: [\"two\"]\n", b.URL, testSecret)...)
+	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "configuration reloaded") }, 10*time.Second, 20*time.Millisecond)
+	insert("msg_2", "two")
+	expect("a msg_2", "b msg_2")
+
+	// An invalid file is rejected; Herald keeps running as it was.
+	require.NoError(t, os.WriteFile(cfgPath, append(cfg, "bogus_key: 1\n"...), 0o600))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "reload rejected") }, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, logs.String(), "bogus_key")
+	insert("msg_3", "two")
+	expect("a msg_3", "b msg_3")
+
+	// An endpoint managed in the database, added while Herald runs.
+	code, _, errOut := herald(t, "--config", writeConfig(t, url, a.URL), "endpoints", "add", "third",
+		"--url", c.URL, "--secret", testSecret, "--topic", "three")
+	require.Zero(t, code, errOut)
+	insert("msg_4", "three")
+	expect("a msg_4", "c msg_4")
+	require.NotContains(t, logs.String(), strings.TrimPrefix(testSecret, "whsec_"))
 }

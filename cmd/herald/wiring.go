@@ -97,52 +97,47 @@ func redactURL(s string) string {
 	return fmt.Sprintf("%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
 }
 
-// endpoints builds the webhook senders for the configured endpoints.
-func endpoints(cfg *config.Config) ([]relay.Endpoint, func(), error) {
-	client := webhook.NewClient(webhook.ClientConfig{
+func newWebhookClient(cfg *config.Config) *webhook.Client {
+	return webhook.NewClient(webhook.ClientConfig{
 		AllowPrivateNetworks: cfg.Delivery.AllowPrivateNetworks,
 		AllowedCIDRs:         cfg.Delivery.AllowedCIDRs,
 		UserAgent:            cfg.Delivery.UserAgent,
 		MaxResponseBytes:     int64(cfg.Delivery.MaxResponseBytes),
 	})
-	var out []relay.Endpoint
-	var senders []*webhook.Endpoint
-	closeAll := func() {
-		for _, s := range senders {
-			s.Close()
-		}
+}
+
+// buildEndpoint makes the webhook sender and the relay endpoint for one
+// endpoint, defaults applied.
+func buildEndpoint(client *webhook.Client, ep config.Endpoint) (relay.Endpoint, *webhook.Endpoint, error) {
+	var secrets []string
+	for _, s := range ep.SigningSecrets() {
+		secrets = append(secrets, s.Value())
 	}
-	for i, raw := range cfg.Endpoints {
-		ep := raw.WithDefaults(cfg.Delivery)
-		var secrets []string
-		for _, s := range ep.SigningSecrets() {
-			secrets = append(secrets, s.Value())
-		}
-		headers := make(map[string]string, len(ep.Headers))
-		for k, v := range ep.Headers {
-			headers[k] = v.Value()
-		}
-		sender, err := client.Endpoint(webhook.EndpointConfig{
-			Name:              ep.Name,
-			URL:               ep.URL,
-			Secrets:           secrets,
-			Timeout:           ep.Timeout,
-			Headers:           headers,
-			MaxConns:          ep.MaxInFlight,
-			FollowRedirects:   ep.FollowRedirects,
-			PermanentStatuses: ep.PermanentStatuses,
-			TLS: webhook.TLSConfig{
-				CAFile: ep.TLS.CAFile, CertFile: ep.TLS.CertFile, KeyFile: ep.TLS.KeyFile, MinVersion: ep.TLS.MinVersion,
-			},
-		})
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("endpoints[%d] (%s): %w", i, ep.Name, err)
-		}
-		senders = append(senders, sender)
-		out = append(out, relay.Endpoint{Name: ep.Name, Topics: ep.Topics, Sender: sender, Timeout: ep.Timeout})
+	headers := make(map[string]string, len(ep.Headers))
+	for k, v := range ep.Headers {
+		headers[k] = v.Value()
 	}
-	return out, closeAll, nil
+	sender, err := client.Endpoint(webhook.EndpointConfig{
+		Name:              ep.Name,
+		URL:               ep.URL,
+		Secrets:           secrets,
+		Timeout:           ep.Timeout,
+		Headers:           headers,
+		MaxConns:          ep.MaxInFlight,
+		FollowRedirects:   ep.FollowRedirects,
+		PermanentStatuses: ep.PermanentStatuses,
+		TLS: webhook.TLSConfig{
+			CAFile: ep.TLS.CAFile, CertFile: ep.TLS.CertFile, KeyFile: ep.TLS.KeyFile, MinVersion: ep.TLS.MinVersion,
+		},
+	})
+	if err != nil {
+		return relay.Endpoint{}, nil, err
+	}
+	return relay.Endpoint{
+		Name: ep.Name, Topics: ep.Topics, Sender: sender, Timeout: ep.Timeout,
+		MaxInFlight: ep.MaxInFlight, RateLimit: ep.RateLimit, RateBurst: ep.Burst(),
+		Ordered: ep.Ordered, OnDeadSkip: ep.OnDead == config.OnDeadSkip, Disabled: ep.Disabled,
+	}, sender, nil
 }
 
 func retryPolicy(cfg *config.Config) *relay.ExponentialRetry {
