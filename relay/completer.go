@@ -241,7 +241,13 @@ func (r *Relay) finishRetry(o *outcomes, j *job) {
 		r.addReschedule(o, j, p)
 		return
 	case resultRetry:
-		reason := r.schedule(p, j.attempts, j.elapsed)
+		elapsed := j.elapsed
+		if p.probe {
+			// A failed probe says the outage goes on: time spent paused
+			// never exhausts a message (max_attempts still applies).
+			elapsed = 0
+		}
+		reason := r.schedule(p, j.attempts, elapsed)
 		if reason == "" {
 			r.addReschedule(o, j, p)
 			return

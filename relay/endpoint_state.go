@@ -188,7 +188,9 @@ const (
 )
 
 // done records the end of an attempt. failed reports an attempt that says
-// the endpoint is unhealthy (no answer, 5xx, 429).
+// the endpoint is unhealthy (no answer, 5xx, 429). The duration returned is
+// the next probe interval (opened, still open) or how long the endpoint was
+// paused (closed).
 func (st *endpointState) done(cfg BreakerConfig, failed, probe bool, now time.Time) (breakerChange, time.Duration) {
 	st.inFlight.Add(-1)
 	if cfg.FailureThreshold <= 0 {
@@ -202,8 +204,9 @@ func (st *endpointState) done(cfg BreakerConfig, failed, probe bool, now time.Ti
 	if !failed {
 		st.failures = 0
 		if !st.openedAt.IsZero() {
+			pausedFor := now.Sub(st.openedAt)
 			st.openedAt, st.interval, st.disabling = time.Time{}, 0, false
-			return breakerClosed, 0
+			return breakerClosed, pausedFor
 		}
 		return breakerSame, 0
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -137,4 +138,50 @@ func isolationRun(b *testing.B, n int, neighbours bool) float64 {
 	defer cancel()
 	_ = r.Stop(ctx)
 	return float64(n) / elapsed.Seconds()
+}
+
+// TestOutageDoesNotEatRetryBudget: the endpoint is down for longer than
+// max_elapsed_time, then each message fails once more after the endpoint
+// is back. Failed probes during the outage do not exhaust messages, and the
+// outage's length is given back to every waiting message's clock, so none
+// dies.
+func TestOutageDoesNotEatRetryBudget(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	var up atomic.Bool
+	var mu sync.Mutex
+	failedAfter := map[string]bool{}
+	probed := false
+	rc := newReceiver(t, func(_ int, r *http.Request) int {
+		if !up.Load() {
+			return http.StatusServiceUnavailable
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.Header.Get("webhook-id")
+		if !probed {
+			probed = true // the probe that closes the breaker succeeds
+			return http.StatusOK
+		}
+		if !failedAfter[id] {
+			failedAfter[id] = true
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	startRelay(t, pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "ep", rc.srv.URL, "*")},
+		Breaker:   relay.BreakerConfig{FailureThreshold: 2, ProbeInterval: 150 * time.Millisecond, MaxProbeInterval: 150 * time.Millisecond},
+		Retry:     &relay.ExponentialRetry{InitialInterval: 50 * time.Millisecond, Multiplier: 1, MaxInterval: time.Second, MaxElapsedTime: time.Second},
+	})
+	const n = 6
+	enqueue(t, pool, messages(n, "t")...)
+	time.Sleep(2500 * time.Millisecond) // the outage: 2.5 × max_elapsed_time
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "no message died during the outage")
+	up.Store(true)
+	eventually(t, 15*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.deliveries`)+count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0
+	}, "all settled")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "no message died after the outage either")
+	require.Equal(t, n, rc.uniqueIDs())
 }

@@ -165,3 +165,10 @@ INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, create
 SELECT seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
     first_attempt_at, now(), nullif(k_status, 0), nullif(k_error, ''), nullif(k_response, ''), k_reason
 FROM gone`
+
+// shiftClocksSQL moves the retry-budget clock of an endpoint's waiting
+// pairs forward by an outage's length ($2 ms), never past now: time spent
+// paused does not count towards max_elapsed_time.
+const shiftClocksSQL = `UPDATE outbox.deliveries
+SET first_attempt_at = least(now(), first_attempt_at + $2 * interval '1 millisecond')
+WHERE endpoint = $1`

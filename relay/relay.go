@@ -731,6 +731,15 @@ func (r *Relay) endpointDone(p *pair) {
 		}
 	case breakerClosed:
 		r.m.paused.WithLabelValues(p.ep.Name).Set(0)
-		r.log.Info().Str("endpoint", p.ep.Name).Msg("probe succeeded: endpoint resumed")
+		r.log.Info().Str("endpoint", p.ep.Name).Dur("paused_for", interval).Msg("probe succeeded: endpoint resumed")
+		r.callbacks.Add(1)
+		go func() {
+			defer r.callbacks.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := r.pool.Exec(ctx, shiftClocksSQL, p.ep.Name, interval.Milliseconds()); err != nil {
+				r.log.Error().Err(err).Str("endpoint", p.ep.Name).Msg("could not move retry clocks past the outage")
+			}
+		}()
 	}
 }
