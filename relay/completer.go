@@ -288,7 +288,7 @@ func (r *Relay) schedule(p *pair, attempt int, elapsed time.Duration) string {
 	}
 	p.delay = delay
 	r.stats.retried.Add(1)
-	r.m.attempts.WithLabelValues(p.ep.Name, "retry").Inc()
+	p.ep.metrics.retry.Inc()
 	ev := r.log.Warn().Str("message_id", p.job.msg.ID).Str("endpoint", p.ep.Name).Int("attempt", attempt)
 	if p.status != 0 {
 		ev = ev.Int("status", p.status)
@@ -299,18 +299,18 @@ func (r *Relay) schedule(p *pair, attempt int, elapsed time.Duration) string {
 
 func (r *Relay) delivered(p *pair) {
 	r.stats.delivered.Add(1)
-	r.m.attempts.WithLabelValues(p.ep.Name, "ok").Inc()
-	r.m.delivered.WithLabelValues(p.ep.Name).Inc()
+	p.ep.metrics.ok.Inc()
+	p.ep.metrics.landed.Inc()
 }
 
 func (r *Relay) released(p *pair) {
 	r.stats.released.Add(1)
-	r.m.attempts.WithLabelValues(p.ep.Name, "released").Inc()
+	p.ep.metrics.released.Inc()
 }
 
 func (r *Relay) deferred(p *pair) {
 	r.stats.deferred.Add(1)
-	r.m.deferred.WithLabelValues(p.ep.Name).Inc()
+	p.ep.metrics.deferred.Inc()
 }
 
 func (r *Relay) died(j *job, endpoint, reason, errText string) {

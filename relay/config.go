@@ -23,6 +23,9 @@ const (
 	AckIntervalDefault     = 5 * time.Millisecond
 	AckBatchDefault        = 256
 	ShutdownTimeoutDefault = 30 * time.Second
+	VacuumThresholdDefault = 20000
+	// vacuumCheckInterval is how often dead row versions are counted.
+	vacuumCheckInterval = time.Second
 	// Circuit breaker defaults.
 	BreakerFailureThresholdDefault = 10
 	BreakerProbeIntervalDefault    = 5 * time.Second
@@ -85,6 +88,12 @@ type Config struct {
 	// OnDisable is called once, on its own goroutine, when an endpoint has
 	// failed for DisableAfter.
 	OnDisable func(endpoint, reason string)
+	// VacuumThreshold makes the relay VACUUM outbox.messages or
+	// outbox.deliveries itself once either holds this many dead row
+	// versions, for when autovacuum is off or falls behind: dead versions
+	// at the head of the claim's index scan make every claim slower.
+	// Defaults to 20000; negative never vacuums.
+	VacuumThreshold int
 }
 
 func (c Config) withDefaults() Config {
@@ -97,6 +106,7 @@ func (c Config) withDefaults() Config {
 	c.Breaker.FailureThreshold = cmp.Or(c.Breaker.FailureThreshold, BreakerFailureThresholdDefault)
 	c.Breaker.ProbeInterval = cmp.Or(c.Breaker.ProbeInterval, BreakerProbeIntervalDefault)
 	c.Breaker.MaxProbeInterval = max(cmp.Or(c.Breaker.MaxProbeInterval, BreakerMaxProbeIntervalDefault), c.Breaker.ProbeInterval)
+	c.VacuumThreshold = cmp.Or(c.VacuumThreshold, VacuumThresholdDefault)
 	if c.Retry == nil {
 		c.Retry = DefaultRetryPolicy()
 	}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -39,10 +40,26 @@ type endpointState struct {
 	probing  bool
 	// disabling is set once OnDisable was called for this open period.
 	disabling bool
+
+	metrics endpointMetrics
 }
 
-func newEndpointState(ep *Endpoint) *endpointState {
-	st := &endpointState{Endpoint: ep}
+// endpointMetrics are the endpoint's metric children, looked up once
+// rather than by label on every delivery.
+type endpointMetrics struct {
+	attemptSeconds                        prometheus.Observer
+	ok, retry, released, deferred, landed prometheus.Counter
+}
+
+func newEndpointState(ep *Endpoint, m *Metrics) *endpointState {
+	st := &endpointState{Endpoint: ep, metrics: endpointMetrics{
+		attemptSeconds: m.attemptSeconds.WithLabelValues(ep.Name),
+		ok:             m.attempts.WithLabelValues(ep.Name, "ok"),
+		retry:          m.attempts.WithLabelValues(ep.Name, "retry"),
+		released:       m.attempts.WithLabelValues(ep.Name, "released"),
+		deferred:       m.deferred.WithLabelValues(ep.Name),
+		landed:         m.delivered.WithLabelValues(ep.Name),
+	}}
 	if ep.RateLimit > 0 {
 		st.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), max(1, ep.RateBurst))
 	}

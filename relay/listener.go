@@ -103,6 +103,72 @@ func (r *Relay) runSweeper(ctx context.Context) {
 	}
 }
 
+// runVacuumer vacuums the hot tables when dead row versions pile up (see
+// Config.VacuumThreshold). One relay at a time does it.
+func (r *Relay) runVacuumer(ctx context.Context) {
+	if r.cfg.VacuumThreshold < 0 {
+		return
+	}
+	t := time.NewTicker(vacuumCheckInterval)
+	defer t.Stop()
+	eb := newErrorBackoff()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.vacuumIfNeeded(ctx); err != nil && ctx.Err() == nil {
+			r.m.dbErrors.WithLabelValues("vacuum").Inc()
+			eb.failed(r.log, err, "vacuum")
+			continue
+		}
+		eb.recovered(r.log, "vacuum")
+	}
+}
+
+func (r *Relay) vacuumIfNeeded(ctx context.Context) error {
+	rows, err := r.pool.Query(ctx, deadTuplesSQL)
+	if err != nil {
+		return fmt.Errorf("count dead tuples: %w", err)
+	}
+	var tables []string
+	var dead []int64
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			rows.Close()
+			return fmt.Errorf("count dead tuples: %w", err)
+		}
+		if n >= int64(r.cfg.VacuumThreshold) {
+			tables, dead = append(tables, name), append(dead, n)
+		}
+	}
+	if err := rows.Err(); err != nil || len(tables) == 0 {
+		return err
+	}
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, vacuumLock).Scan(&locked); err != nil || !locked {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, vacuumLock) //nolint:errcheck
+	for i, table := range tables {
+		start := time.Now()
+		// SKIP_LOCKED: never wait behind another VACUUM or a lock.
+		if _, err := conn.Exec(ctx, "VACUUM (SKIP_LOCKED) outbox."+pgx.Identifier{table}.Sanitize()); err != nil {
+			return fmt.Errorf("vacuum outbox.%s: %w", table, err)
+		}
+		r.log.Debug().Str("table", table).Int64("dead_tuples", dead[i]).Dur("took", time.Since(start)).Msg("vacuumed")
+	}
+	return nil
+}
+
 // errorBackoff paces retries of a failing database operation, logs the
 // first failure and then at most one line per backoff step, and one
 // "recovered" line when it works again.

@@ -172,3 +172,11 @@ FROM gone`
 const shiftClocksSQL = `UPDATE outbox.deliveries
 SET first_attempt_at = least(now(), first_attempt_at + $2 * interval '1 millisecond')
 WHERE endpoint = $1`
+
+// deadTuplesSQL reads the dead row versions of the relay's busy tables,
+// from the statistics collector (approximate, a second or so behind).
+const deadTuplesSQL = `SELECT relname, n_dead_tup FROM pg_stat_user_tables
+WHERE schemaname = 'outbox' AND relname IN ('messages', 'deliveries')`
+
+// vacuumLock makes one relay at a time vacuum.
+const vacuumLock int64 = 0x4865726176616375

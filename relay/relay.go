@@ -170,7 +170,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		workersDone:   make(chan struct{}),
 		completerDone: make(chan struct{}),
 	}
-	r.router.Store(newRouter(cfg.Endpoints, nil))
+	r.router.Store(newRouter(cfg.Endpoints, nil, m))
 	r.retry.Store(&retryHolder{cfg.Retry})
 	return r, nil
 }
@@ -199,7 +199,7 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	r.swapMu.Lock()
 	defer r.swapMu.Unlock()
 	old := r.router.Load()
-	next := newRouter(eps, old)
+	next := newRouter(eps, old, r.m)
 	r.router.Store(next)
 	added, removed, changed := old.diff(next)
 	if len(added)+len(removed)+len(changed) > 0 {
@@ -264,6 +264,11 @@ func (r *Relay) start(ctx context.Context) error {
 	go func() {
 		defer r.background.Done()
 		r.runSweeper(claimCtx)
+	}()
+	r.background.Add(1)
+	go func() {
+		defer r.background.Done()
+		r.runVacuumer(claimCtx)
 	}()
 	r.log.Info().Int("endpoints", len(r.cfg.Endpoints)).Int("max_in_flight", r.cfg.MaxInFlight).
 		Dur("lease", r.cfg.Lease).Bool("listen", r.cfg.Listen).Msg("relay started")
@@ -521,7 +526,7 @@ func (r *Relay) prepare(rt *router, j *job, endpoint, headers string, held *held
 func (r *Relay) prepareRetry(rt *router, j *job, endpoint, headers string) {
 	ep := rt.byName[endpoint]
 	if ep == nil {
-		ep = newEndpointState(&Endpoint{Name: endpoint}) // no Sender: released, to wait for it
+		ep = newEndpointState(&Endpoint{Name: endpoint}, r.m) // no Sender: released, to wait for it
 	}
 	if !r.parseHeaders(j, headers) {
 		j.pairs = []pair{{job: j, ep: ep}}
@@ -672,7 +677,7 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 	}
 	start := time.Now()
 	err := ep.Sender.Deliver(ctx, &p.job.msg)
-	r.m.attemptSeconds.WithLabelValues(ep.Name).Observe(time.Since(start).Seconds())
+	ep.metrics.attemptSeconds.Observe(time.Since(start).Seconds())
 	p.attempted = true
 	if err == nil {
 		p.result = resultOK

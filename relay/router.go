@@ -71,7 +71,7 @@ const maxCachedTopics = 4096
 
 // newRouter builds a router for eps, keeping old's state for every endpoint
 // whose settings are unchanged.
-func newRouter(eps []Endpoint, old *router) *router {
+func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 	r := &router{byName: make(map[string]*endpointState, len(eps)), cache: make(map[string][]*endpointState)}
 	kept := map[*endpointState]bool{}
 	for i := range eps {
@@ -84,7 +84,7 @@ func newRouter(eps []Endpoint, old *router) *router {
 			}
 		}
 		if st == nil {
-			st = newEndpointState(&ep)
+			st = newEndpointState(&ep, m)
 		}
 		r.byName[st.Name] = st
 		r.endpoints = append(r.endpoints, st)

@@ -309,7 +309,7 @@ func TestReloadAndEndpointsAddedWhileRunning(t *testing.T) {
 	cfg = append(cfg, fmt.Sprintf("  - name: second\n    url: %s\n    secret: %s\n    topics: [\"two\"]\n", b.URL, testSecret)...)
 	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "configuration reloaded") }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"added":["second"]`) }, 10*time.Second, 20*time.Millisecond)
 	insert("msg_2", "two")
 	expect("a msg_2", "b msg_2")
 
@@ -325,6 +325,9 @@ func TestReloadAndEndpointsAddedWhileRunning(t *testing.T) {
 	code, _, errOut := herald(t, "--config", writeConfig(t, url, a.URL), "endpoints", "add", "third",
 		"--url", c.URL, "--secret", testSecret, "--topic", "three")
 	require.Zero(t, code, errOut)
+	// Messages are routed when claimed: wait until the relay has the new
+	// endpoint (it learns of it through NOTIFY herald_endpoints).
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"added":["third"]`) }, 10*time.Second, 20*time.Millisecond)
 	insert("msg_4", "three")
 	expect("a msg_4", "c msg_4")
 	require.NotContains(t, logs.String(), strings.TrimPrefix(testSecret, "whsec_"))

@@ -48,6 +48,8 @@ const (
 	RelayEndpointRefreshDefault = 5 * time.Second
 	RelayEndpointRefreshMin     = 100 * time.Millisecond
 	RelayEndpointRefreshMax     = 5 * time.Minute
+	RelayVacuumThresholdDefault = 20000
+	RelayVacuumThresholdMax     = 100000000
 
 	RetryInitialIntervalDefault     = time.Second
 	RetryMultiplierDefault          = 2.0
@@ -180,6 +182,11 @@ type Relay struct {
 	// of the NOTIFY it receives when a row changes, 100ms..5m. Defaults to
 	// RelayEndpointRefreshDefault (5s).
 	EndpointRefresh time.Duration `yaml:"endpoint_refresh"`
+	// VacuumThreshold makes a relay VACUUM outbox.messages or
+	// outbox.deliveries itself once either has this many dead row versions,
+	// for when autovacuum is off or falls behind; 0 never does. Defaults to
+	// RelayVacuumThresholdDefault (20000).
+	VacuumThreshold int `yaml:"vacuum_threshold"`
 }
 
 // Retry is the exponential backoff applied after a failed attempt.
@@ -384,6 +391,7 @@ func Default() *Config {
 			ShutdownTimeout: RelayShutdownTimeoutDefault,
 			AsyncCommit:     RelayAsyncCommitDefault,
 			EndpointRefresh: RelayEndpointRefreshDefault,
+			VacuumThreshold: RelayVacuumThresholdDefault,
 		},
 		Retry: Retry{
 			InitialInterval:     RetryInitialIntervalDefault,

@@ -118,6 +118,7 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	intRange("relay.ack_batch", c.Relay.AckBatch, RelayAckBatchMin, RelayAckBatchMax)
 	durRange("relay.shutdown_timeout", c.Relay.ShutdownTimeout, 0, RelayShutdownTimeoutMax)
 	durRange("relay.endpoint_refresh", c.Relay.EndpointRefresh, RelayEndpointRefreshMin, RelayEndpointRefreshMax)
+	intRange("relay.vacuum_threshold", c.Relay.VacuumThreshold, 0, RelayVacuumThresholdMax)
 	longestPath, longest := "delivery.timeout", c.Delivery.Timeout
 	for i, e := range c.Endpoints {
 		if i == 0 || e.Timeout > longest {
