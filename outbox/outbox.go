@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -51,11 +52,11 @@ const NotifyChannel = "herald_outbox"
 // insertSQL writes a batch in one statement and one round trip, as six
 // parallel arrays. Payloads travel as text and are cast to json, which
 // validates them and keeps their bytes exactly as written. An empty string
-// stands for NULL in the optional columns. ON CONFLICT makes a repeated id a
+// stands for NULL in the optional columns; ids are always given (see
+// columnsOf). ON CONFLICT makes a repeated id a
 // no-op while that message is pending.
 const insertSQL = `INSERT INTO outbox.messages (id, topic, payload, key, endpoint, headers)
-SELECT coalesce(nullif(m.id, ''), 'msg_' || replace(gen_random_uuid()::text, '-', '')),
-       m.topic, m.payload::json, nullif(m.key, ''), nullif(m.endpoint, ''), nullif(m.headers, '')::jsonb
+SELECT m.id, m.topic, m.payload::json, nullif(m.key, ''), nullif(m.endpoint, ''), nullif(m.headers, '')::jsonb
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
      AS m(id, topic, payload, key, endpoint, headers)
 ON CONFLICT (id) DO NOTHING`
@@ -133,12 +134,19 @@ func (w Writer) statement() string {
 	return insertNotifySQL
 }
 
-// NewID returns a new random message id in Herald's format ("msg_" and 32
-// hex digits), for services that want to know or fix a message's id before
-// enqueueing it.
+// NewID returns a new message id in Herald's format, for services that want
+// to know or fix a message's id before enqueueing it: "msg_" and 32 hex
+// digits, the time in microseconds and then random ones, like the ids the
+// database generates (time-ordered ids keep the unique index's inserts at
+// its right edge).
 func NewID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	micros := uint64(time.Now().UnixMicro())
+	for i := 6; i >= 0; i-- { // 56 bits: 14 hex digits
+		b[i] = byte(micros)
+		micros >>= 8
+	}
+	_, _ = rand.Read(b[7:])
 	return "msg_" + hex.EncodeToString(b[:])
 }
 
@@ -170,6 +178,9 @@ func columnsOf(msgs []Message) (columns, error) {
 			return columns{}, fmt.Errorf("enqueue: message %d: %w", src, err)
 		}
 		c.ids[i], c.topics[i], c.payloads[i] = m.ID, m.Topic, string(m.Payload)
+		if m.ID == "" {
+			c.ids[i] = NewID() // the same format as the column's default
+		}
 		c.keys[i], c.endpoints[i] = m.Key, m.Endpoint
 		if len(m.Headers) > 0 {
 			h, err := json.Marshal(m.Headers)
