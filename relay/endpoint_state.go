@@ -254,6 +254,17 @@ func (st *endpointState) shouldDisable(after time.Duration, now time.Time) (bool
 	return true, now.Sub(st.openedAt)
 }
 
+// stalled reports whether the endpoint takes no work now: disabled, or
+// paused by its breaker.
+func (st *endpointState) stalled(now time.Time) bool {
+	if st.Disabled {
+		return true
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return !st.openedAt.IsZero()
+}
+
 // busy reports whether requests are in flight or queued.
 func (st *endpointState) busy() bool {
 	st.qmu.Lock()

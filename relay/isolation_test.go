@@ -93,36 +93,59 @@ func TestEndpointMaxInFlight(t *testing.T) {
 // full timeout) and a dead one (refuses connections), all subscribed to the
 // same topic. Run: go test ./relay -run '^$' -bench BadNeighbours -benchtime 1x
 func BenchmarkHealthyEndpointWithBadNeighbours(b *testing.B) {
-	const n = 3000
-	for _, neighbours := range []bool{false, true} {
-		name := "alone"
-		if neighbours {
-			name = "with_slow_and_dead"
-		}
-		b.Run(name, func(b *testing.B) {
+	const n = 10000
+	for _, c := range []struct {
+		name                   string
+		neighbours, ownTopics bool
+	}{
+		{"alone", false, false},
+		{"with_healthy_neighbours_on_own_topics", false, true},
+		{"with_slow_and_dead_on_own_topics", true, true},
+		{"with_slow_and_dead_on_same_topic", true, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			for range b.N {
-				rate := isolationRun(b, n, neighbours)
+				rate := isolationRun(b, n, c.neighbours, c.ownTopics)
 				b.ReportMetric(rate, "healthy_deliveries/s")
 			}
 		})
 	}
 }
 
-func isolationRun(b *testing.B, n int, neighbours bool) float64 {
+// isolationRun drains n messages for a healthy endpoint, alone or with two
+// other endpoints: healthy ones, or a slow and a dead one; they either share
+// its topic (every message fans out to all three) or have their own topics
+// with as many messages each.
+func isolationRun(b *testing.B, n int, neighbours, ownTopics bool) float64 {
 	pool := heraldtest.Pool(b)
 	ok := newReceiver(b, nil)
 	eps := []relay.Endpoint{endpoint(b, "ok", ok.srv.URL, "t")}
+	if !neighbours && ownTopics {
+		// The baseline for isolation: the same traffic, to healthy endpoints.
+		eps = append(eps, endpoint(b, "slow", newReceiver(b, nil).srv.URL, "s"), endpoint(b, "dead", newReceiver(b, nil).srv.URL, "d"))
+	}
 	if neighbours {
 		slow := newReceiver(b, func(_ int, r *http.Request) int {
 			<-r.Context().Done() // never answers within the timeout
 			return http.StatusOK
 		})
-		eps = append(eps, endpoint(b, "slow", slow.srv.URL, "t"), endpoint(b, "dead", "http://127.0.0.1:1/", "t"))
+		slowTopic, deadTopic := "t", "t"
+		if ownTopics {
+			slowTopic, deadTopic = "s", "d"
+		}
+		eps = append(eps, endpoint(b, "slow", slow.srv.URL, slowTopic), endpoint(b, "dead", "http://127.0.0.1:1/", deadTopic))
 	}
 	for i := range eps {
 		eps[i].MaxInFlight = 32
 	}
-	enqueue(b, pool, messages(n, "t")...)
+	var msgs []outbox.Message
+	for i, m := range messages(n, "t") {
+		msgs = append(msgs, m)
+		if ownTopics {
+			msgs = append(msgs, outbox.Message{Topic: "s", Payload: m.Payload}, outbox.Message{Topic: "d", Payload: json.RawMessage(fmt.Sprint(i))})
+		}
+	}
+	enqueue(b, pool, msgs...)
 	r, err := relay.New(pool, relay.Config{Endpoints: eps, MaxInFlight: 128, PollInterval: 20 * time.Millisecond,
 		Retry: &relay.ExponentialRetry{InitialInterval: time.Second, Multiplier: 2, MaxInterval: time.Minute, MaxElapsedTime: time.Hour}})
 	require.NoError(b, err)

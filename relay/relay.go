@@ -341,23 +341,43 @@ func (r *Relay) runClaimer(ctx context.Context) {
 	retryFull := false
 	poll := time.NewTimer(0)
 	defer poll.Stop()
+	idle := time.NewTimer(0)
+	defer idle.Stop()
 	errBackoff := newErrorBackoff()
 	for ctx.Err() == nil {
-		// The window is the relay's max_in_flight, or less when the
-		// endpoints' own limits allow less: claims wait for half of it to be
-		// free, so that pairs wait in memory for a slot rather than being
-		// deferred to the retry lane, and claims stay large.
-		free, effective := window-r.inFlight.Load(), window
-		if capacity, limit := r.claimCapacity(time.Now()); capacity >= 0 {
-			free, effective = min(free, int64(capacity)), min(window, int64(limit))
+		// Claims fill the relay's window (max_in_flight) as it frees up,
+		// but no faster than the endpoints can take pairs: with bounded
+		// endpoints, a claim waits until one of the endpoints that can take
+		// work is at most half full, and takes what fits, so that pairs wait
+		// in memory for a slot rather than in the retry lane. Paused
+		// endpoints neither add room nor hold claims back: their pairs are
+		// recorded in the retry lane at no slot's cost.
+		free := window - r.inFlight.Load()
+		capacity, hungry := r.claimCapacity(time.Now())
+		ready := free >= max(window/2, 1)
+		if capacity >= 0 {
+			free = min(free, int64(capacity))
+			ready = hungry && free >= 1
 		}
-		if free < max(effective/2, 1) {
+		if !ready {
+			if !idle.Stop() {
+				select {
+				case <-idle.C:
+				default:
+				}
+			}
+			idle.Reset(r.cfg.PollInterval) // probes and lease expiries need a claim now and then
 			select {
 			case <-r.room:
 			case <-r.wake:
+			case <-idle.C:
+				free = max(free, 1)
 			case <-ctx.Done():
+				continue
 			}
-			continue
+			if free < 1 {
+				continue
+			}
 		}
 		hotWant := max(1, int(float64(free)/fanout))
 		retryWant := 0
@@ -633,18 +653,30 @@ func (r *Relay) finished(p *pair) {
 	r.results <- p
 }
 
-// claimCapacity is how many pairs the endpoints can take now (the sum of
-// their free capacity) and at most, or -1 when one of them is unbounded.
-func (r *Relay) claimCapacity(now time.Time) (free, limit int) {
+// claimCapacity is how many pairs the endpoints that can take work now
+// (not paused nor disabled) have room for, in flight or queued; -1 when one
+// of them is unbounded or none can take work (the window alone decides
+// then). hungry reports whether one of them is at most half full.
+func (r *Relay) claimCapacity(now time.Time) (free int, hungry bool) {
+	active := 0
 	for _, st := range r.router.Load().endpoints {
 		f := st.freeCapacity(now)
-		if f < 0 {
-			return -1, -1
+		switch {
+		case f < 0:
+			return -1, true
+		case f == 0 && st.stalled(now):
+			continue // paused or disabled
 		}
+		active++
 		free += f
-		limit += st.MaxInFlight + st.queueCap()
+		if f >= max((st.MaxInFlight+st.queueCap())/2, 1) {
+			hungry = true
+		}
 	}
-	return free, limit
+	if active == 0 {
+		return -1, true
+	}
+	return free, hungry
 }
 
 // runWorker makes delivery attempts. A pair is attempted only if the relay
