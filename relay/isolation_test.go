@@ -208,3 +208,23 @@ func TestOutageDoesNotEatRetryBudget(t *testing.T) {
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "no message died after the outage either")
 	require.Equal(t, n, rc.uniqueIDs())
 }
+
+func TestEndpointRateLimit(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	ep := endpoint(t, "limited", rc.srv.URL, "*")
+	ep.RateLimit, ep.RateBurst = 20, 1
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{ep}})
+	const n = 12
+	enqueue(t, pool, messages(n, "t")...)
+	eventually(t, 20*time.Second, func() bool {
+		return rc.uniqueIDs() == n && count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0
+	}, "all delivered")
+	reqs := rc.requests()
+	// At 20/s with a burst of 1, n requests span at least (n-1)/20 s.
+	span := reqs[len(reqs)-1].at.Sub(reqs[0].at)
+	require.GreaterOrEqual(t, span, time.Duration(n-1)*time.Second/20-10*time.Millisecond,
+		"%d requests in %s exceed 20/s", n, span)
+	require.Len(t, reqs, n, "rate-limited deliveries wait, they are not failed attempts")
+}
