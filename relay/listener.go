@@ -72,9 +72,10 @@ func (r *Relay) runProgress(ctx context.Context) {
 // checked for a key that nothing holds any more.
 const orderSweepInterval = 2 * time.Second
 
-// runSweeper wakes parked pairs whose key is free (see sweepParkedSQL).
-func (r *Relay) runSweeper(ctx context.Context) {
-	t := time.NewTicker(orderSweepInterval)
+// every runs op every interval until ctx ends: database errors are counted,
+// logged with backoff and followed by one "recovered" line.
+func (r *Relay) every(ctx context.Context, interval time.Duration, op string, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	eb := newErrorBackoff()
 	for {
@@ -83,50 +84,36 @@ func (r *Relay) runSweeper(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		rt := r.router.Load()
-		if len(rt.ordered) == 0 {
-			continue
-		}
-		tag, err := r.pool.Exec(ctx, sweepParkedSQL, rt.skipDead)
-		if err != nil {
+		if err := fn(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			r.m.dbErrors.WithLabelValues("sweep").Inc()
-			eb.failed(r.log, err, "sweep")
+			r.m.dbErrors.WithLabelValues(op).Inc()
+			eb.failed(r.log, err, op)
 			continue
 		}
-		eb.recovered(r.log, "sweep")
-		if tag.RowsAffected() > 0 {
-			signal(r.wake)
-		}
+		eb.recovered(r.log, op)
 	}
 }
 
-// runVacuumer vacuums the hot tables when dead row versions pile up (see
-// Config.VacuumThreshold). One relay at a time does it.
-func (r *Relay) runVacuumer(ctx context.Context) {
-	if r.cfg.VacuumThreshold < 0 {
-		return
+// sweep wakes parked pairs whose key is free (see sweepParkedSQL).
+func (r *Relay) sweep(ctx context.Context) error {
+	rt := r.router.Load()
+	if len(rt.ordered) == 0 {
+		return nil
 	}
-	t := time.NewTicker(vacuumCheckInterval)
-	defer t.Stop()
-	eb := newErrorBackoff()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := r.vacuumIfNeeded(ctx); err != nil && ctx.Err() == nil {
-			r.m.dbErrors.WithLabelValues("vacuum").Inc()
-			eb.failed(r.log, err, "vacuum")
-			continue
-		}
-		eb.recovered(r.log, "vacuum")
+	tag, err := r.pool.Exec(ctx, sweepParkedSQL, rt.skipDead)
+	if err != nil {
+		return fmt.Errorf("sweep parked: %w", err)
 	}
+	if tag.RowsAffected() > 0 {
+		signal(r.wake)
+	}
+	return nil
 }
 
+// vacuumIfNeeded vacuums the hot tables when dead row versions pile up
+// (see Config.VacuumThreshold). One relay at a time does it.
 func (r *Relay) vacuumIfNeeded(ctx context.Context) error {
 	rows, err := r.pool.Query(ctx, deadTuplesSQL)
 	if err != nil {

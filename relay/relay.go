@@ -263,13 +263,15 @@ func (r *Relay) start(ctx context.Context) error {
 	r.background.Add(1)
 	go func() {
 		defer r.background.Done()
-		r.runSweeper(claimCtx)
+		r.every(claimCtx, orderSweepInterval, "sweep", r.sweep)
 	}()
-	r.background.Add(1)
-	go func() {
-		defer r.background.Done()
-		r.runVacuumer(claimCtx)
-	}()
+	if r.cfg.VacuumThreshold >= 0 {
+		r.background.Add(1)
+		go func() {
+			defer r.background.Done()
+			r.every(claimCtx, vacuumCheckInterval, "vacuum", r.vacuumIfNeeded)
+		}()
+	}
 	r.log.Info().Int("endpoints", len(r.cfg.Endpoints)).Int("max_in_flight", r.cfg.MaxInFlight).
 		Dur("lease", r.cfg.Lease).Bool("listen", r.cfg.Listen).Msg("relay started")
 	return nil
