@@ -95,7 +95,7 @@ func TestEndpointMaxInFlight(t *testing.T) {
 func BenchmarkHealthyEndpointWithBadNeighbours(b *testing.B) {
 	const n = 10000
 	for _, c := range []struct {
-		name                   string
+		name                  string
 		neighbours, ownTopics bool
 	}{
 		{"alone", false, false},
