@@ -337,6 +337,11 @@ func signal(ch chan struct{}) {
 func (r *Relay) runClaimer(ctx context.Context) {
 	defer close(r.claimerDone)
 	defer close(r.work)
+	// Only the claimer queues pairs; a pair queued just as its endpoint's
+	// last request ended waits for the next dispatch. There is none after
+	// this, so hand every queued pair to the workers (which release them,
+	// the relay stopping) before closing their channel.
+	defer r.startAllQueued()
 	window := int64(r.cfg.MaxInFlight)
 	fanout := 1.0 // pairs per hot message, a running estimate
 	var lastRetryPoll time.Time
@@ -620,6 +625,11 @@ func (r *Relay) dispatch(jobs []*job) int {
 	}
 	// A queued pair whose endpoint finished everything in the meantime
 	// would wait for a completion that never comes: start it here.
+	r.startAllQueued()
+	return len(send) + queuedPairs
+}
+
+func (r *Relay) startAllQueued() {
 	rt := r.router.Load()
 	for _, st := range rt.endpoints {
 		r.startQueued(st)
@@ -627,7 +637,6 @@ func (r *Relay) dispatch(jobs []*job) int {
 	for _, st := range rt.retired {
 		r.startQueued(st)
 	}
-	return len(send) + queuedPairs
 }
 
 // startQueued hands the endpoint's queued pairs to workers while it has
