@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sync"
@@ -67,4 +68,22 @@ func TestEndpointFailingTooLongIsDisabled(t *testing.T) {
 	require.Len(t, disabled, 1, "called once per outage")
 	require.Contains(t, disabled[0], "flaky: failing for")
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "nothing dies because its endpoint is down")
+}
+
+func TestPairsOfAnUnconfiguredEndpointWaitForIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	_, err := pool.Exec(ctx, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, created_at, attempts,
+		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (1, 'later', 'msg_orphan', 't', '{}', now(), 1, now(), now(), now())`)
+	require.NoError(t, err)
+	other := endpoint(t, "other", rc.srv.URL, "nothing")
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{other}})
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE id = 'msg_orphan' AND attempts = 1 AND lease IS NULL`),
+		"a pair whose endpoint is not configured is left alone")
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{other, endpoint(t, "later", rc.srv.URL, "nothing")}))
+	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 1 }, "delivered once its endpoint exists")
+	require.Equal(t, "msg_orphan", rc.requests()[0].id)
 }

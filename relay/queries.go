@@ -38,7 +38,9 @@ RETURNING m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m
 // claimRetrySQL claims up to $1 due (message, endpoint) pairs from the retry
 // lane, soonest first, through deliveries_due_idx. next_attempt_at becomes
 // the lease expiry, so a pair whose relay died is due again when it lapses.
-// $4 names endpoints to skip: paused by their breaker, or with no room.
+// $4 names the endpoints to serve: configured, and neither paused by their
+// breaker nor out of room. Pairs of an endpoint that is no longer configured
+// stay untouched until it comes back.
 //
 // For ordered endpoints ($5; $6 those with on_dead: skip), only the head of
 // a key is claimed: a pair with an older pending message of its key (in the
@@ -55,7 +57,7 @@ const claimRetrySQL = `WITH c AS (
                 WHERE x.key = d.key AND x.endpoint = d.endpoint AND x.seq < d.seq))
         )) AS head
     FROM outbox.deliveries d
-    WHERE d.next_attempt_at <= now() AND NOT (d.endpoint = ANY(coalesce($4::text[], '{}')))
+    WHERE d.next_attempt_at <= now() AND d.endpoint = ANY($4::text[])
     ORDER BY d.next_attempt_at, d.seq
     LIMIT $1
     FOR UPDATE SKIP LOCKED

@@ -451,7 +451,7 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	rt := r.router.Load()
 	b.Queue(claimHotSQL, hotWant, leaseMs, token, len(rt.ordered) > 0)
 	if retryWant > 0 {
-		b.Queue(claimRetrySQL, retryWant, leaseMs, token, rt.excluded(start), rt.ordered, rt.skipDead)
+		b.Queue(claimRetrySQL, retryWant, leaseMs, token, rt.claimable(start), rt.ordered, rt.skipDead)
 	}
 	br := r.pool.SendBatch(ctx, b)
 	defer func() {

@@ -112,12 +112,12 @@ func sameEndpoint(a, b *Endpoint) bool {
 		a.OnDeadSkip == b.OnDeadSkip && a.Disabled == b.Disabled && slices.Equal(a.Topics, b.Topics)
 }
 
-// excluded names the endpoints the retry lane should not hand out now:
-// disabled, paused, or with no room.
-func (r *router) excluded(now time.Time) []string {
-	var out []string
+// claimable names the endpoints the retry lane may hand pairs to now: not
+// disabled, not paused, with room.
+func (r *router) claimable(now time.Time) []string {
+	out := make([]string, 0, len(r.endpoints))
 	for _, st := range r.endpoints {
-		if st.excluded(now) {
+		if !st.excluded(now) {
 			out = append(out, st.Name)
 		}
 	}
