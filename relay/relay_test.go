@@ -426,3 +426,29 @@ func TestStopLetsInFlightFinishAndReleasesTheRest(t *testing.T) {
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
 	require.EqualValues(t, 2, r.Stats().Delivered)
 }
+
+func TestRetryAfterPushesTheNextAttempt(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	rc.respond = func(n int, _ *http.Request) int {
+		if n == 1 {
+			return http.StatusTooManyRequests // Retry-After set by the wrapper below
+		}
+		return http.StatusOK
+	}
+	wrapped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		rc.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(wrapped.Close)
+	startRelay(t, pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "busy", wrapped.URL, "*")},
+		Retry:     &relay.ExponentialRetry{InitialInterval: 10 * time.Millisecond, Multiplier: 2, MaxInterval: time.Minute, MaxElapsedTime: time.Hour},
+	})
+	enqueue(t, pool, outbox.Message{ID: "msg_busy", Topic: "t", Payload: json.RawMessage(`{}`)})
+	eventually(t, 10*time.Second, func() bool { return len(rc.requests()) == 2 }, "retried")
+	reqs := rc.requests()
+	require.GreaterOrEqual(t, reqs[1].at.Sub(reqs[0].at), 950*time.Millisecond,
+		"the second attempt waited for Retry-After (1s), not the 10ms backoff")
+}
