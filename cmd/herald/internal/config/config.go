@@ -105,6 +105,10 @@ type Config struct {
 	Endpoints   []Endpoint  `yaml:"endpoints"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Maintenance Maintenance `yaml:"maintenance"`
+	// Sources are the databases Herald relays from when it relays from
+	// several; when set, Database must be absent. Defaults to none: the one
+	// source is Database.
+	Sources []Source `yaml:"sources"`
 
 	src      *source  // where each key came from; nil for a Config built in Go
 	warnings []string // set by Parse
@@ -120,6 +124,42 @@ type Database struct {
 	// MaxConns is the pool size, at least DatabaseMaxConnsMin. Defaults to
 	// DatabaseMaxConnsDefault (8).
 	MaxConns int `yaml:"max_conns"`
+}
+
+// Source is one of several databases Herald relays from, each with its own
+// outbox, connection pool and relay.
+type Source struct {
+	// Name identifies the source in logs, in the source label of its
+	// metrics and in the --source flag; it matches
+	// ^[a-z0-9][a-z0-9_.-]{0,62}$ and is unique. Required.
+	Name string `yaml:"name"`
+	// URL is the PostgreSQL connection string, like Database.URL. It is a
+	// Secret. Required.
+	URL Secret `yaml:"url"`
+	// MaxConns is the pool size, at least DatabaseMaxConnsMin. Defaults to
+	// DatabaseMaxConnsDefault (8).
+	MaxConns int `yaml:"max_conns"`
+	// Endpoints names the top-level endpoints this source delivers to; nil
+	// means all of them. Defaults to all.
+	Endpoints []string `yaml:"endpoints"`
+}
+
+// DefaultSource returns a Source with its defaults and no name or URL.
+func DefaultSource() Source { return Source{MaxConns: DatabaseMaxConnsDefault} }
+
+// SourceEndpoints returns the endpoints s delivers to: those it names, in
+// the order of c.Endpoints, or all of them when it names none.
+func (c *Config) SourceEndpoints(s Source) []Endpoint {
+	if s.Endpoints == nil {
+		return slices.Clone(c.Endpoints)
+	}
+	var eps []Endpoint
+	for _, e := range c.Endpoints {
+		if slices.Contains(s.Endpoints, e.Name) {
+			eps = append(eps, e)
+		}
+	}
+	return eps
 }
 
 // Log configures Herald's own logs.

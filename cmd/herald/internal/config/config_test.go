@@ -92,6 +92,18 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	example := string(data)
 	// secrets is documented in a comment; uncomment to find it as a key.
 	uncommented := regexp.MustCompile(`(?m)^(\s*)# (secrets:)`).ReplaceAllString(example, "$1$2")
+	// So is the sources block, to the end of its comment.
+	if before, block, ok := strings.Cut(uncommented, "\n# sources:\n"); ok {
+		lines := strings.Split(block, "\n")
+		for i, l := range lines {
+			rest, ok := strings.CutPrefix(l, "# ")
+			if !ok {
+				break
+			}
+			lines[i] = rest
+		}
+		uncommented = before + "\nsources:\n" + strings.Join(lines, "\n")
+	}
 
 	var paths []string
 	var walk func(t reflect.Type, prefix string)

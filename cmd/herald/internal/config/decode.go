@@ -39,6 +39,15 @@ func (s *source) locate(path string) (string, int) {
 	return s.file, 0
 }
 
+// has reports whether path is a key in the file.
+func (s *source) has(path string) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.line[path]
+	return ok
+}
+
 // parentPath returns "a.b" for "a.b.c" and "a.b" for "a.b[2]".
 func parentPath(p string) string {
 	i := strings.LastIndexAny(p, ".[")
@@ -60,6 +69,7 @@ var (
 	secretType   = reflect.TypeFor[Secret]()
 	prefixType   = reflect.TypeFor[netip.Prefix]()
 	endpointType = reflect.TypeFor[Endpoint]()
+	sourceType   = reflect.TypeFor[Source]()
 )
 
 // decoder fills a Config from a YAML AST. Unlike yaml.Unmarshal it keeps
@@ -71,6 +81,8 @@ type decoder struct {
 	anchors  map[string]ast.Node
 	problems []*FieldError
 	failed   map[string]bool // key paths whose value could not be decoded
+	// envIgnored is set when DATABASE_URL is set but sources are configured.
+	envIgnored bool
 }
 
 // fail records a problem with the value at path.
@@ -301,6 +313,8 @@ func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string) {
 		elem := reflect.New(v.Type().Elem()).Elem()
 		if elem.Type() == endpointType {
 			elem.Set(reflect.ValueOf(DefaultEndpoint()))
+		} else if elem.Type() == sourceType {
+			elem.Set(reflect.ValueOf(DefaultSource()))
 		}
 		d.decode(item, elem, ip)
 		out = reflect.Append(out, elem)

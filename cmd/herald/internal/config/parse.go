@@ -87,7 +87,10 @@ func ParseLookupEnv(data []byte, filename string, lookupEnv func(string) (string
 	}
 	d.decode(body, reflect.ValueOf(cfg).Elem(), "")
 
-	if v, ok := lookupEnv(DatabaseURLEnv); ok && v != "" {
+	_, hasSources := src.line["sources"]
+	if v, ok := lookupEnv(DatabaseURLEnv); ok && v != "" && hasSources {
+		d.envIgnored = true // each source has its own url
+	} else if ok && v != "" {
 		cfg.Database.URL = Secret(v)
 		src.env["database.url"] = DatabaseURLEnv
 		d.problems = slices.DeleteFunc(d.problems, func(p *FieldError) bool { return p.Field == "database.url" })
@@ -121,6 +124,9 @@ func ParseLookupEnv(data []byte, filename string, lookupEnv func(string) (string
 		file, line := src.locate(path)
 		problems = append(problems, &FieldError{File: file, Line: line, Field: path, Value: value, Err: err})
 	})
+	if d.envIgnored {
+		cfg.warnings = append(cfg.warnings, DatabaseURLEnv+" is set but ignored: sources are configured, each with its own url")
+	}
 	if len(problems) > 0 {
 		sortProblems(problems)
 		return nil, &Error{Problems: problems}

@@ -86,15 +86,23 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 		warnings = append(warnings, w)
 	}
 
-	// database
-	if c.Database.URL == "" {
-		report("database.url", "", errors.New("required (set it here or in DATABASE_URL)"))
-	} else if err := checkDatabaseURL(c.Database.URL.Value()); err != nil {
-		report("database.url", "", err) // may hold a password: never printed
+	// database, or sources
+	switch {
+	case c.Sources == nil && !c.src.has("sources"):
+		if c.Database.URL == "" {
+			report("database.url", "", errors.New("required (set it here or in DATABASE_URL)"))
+		} else if err := checkDatabaseURL(c.Database.URL.Value()); err != nil {
+			report("database.url", "", err) // may hold a password: never printed
+		}
+		if c.Database.MaxConns < DatabaseMaxConnsMin {
+			report("database.max_conns", strconv.Itoa(c.Database.MaxConns), fmt.Errorf("must be at least %d", DatabaseMaxConnsMin))
+		}
+	case c.src.has("database") || c.Database.URL != "":
+		report("sources", "", errors.New("database and sources cannot both be set: move database.url into a source, or remove sources"))
+	case len(c.Sources) == 0:
+		report("sources", "", errors.New("must list at least one source, or be removed to use database"))
 	}
-	if c.Database.MaxConns < DatabaseMaxConnsMin {
-		report("database.max_conns", strconv.Itoa(c.Database.MaxConns), fmt.Errorf("must be at least %d", DatabaseMaxConnsMin))
-	}
+	c.checkSources(report, warn)
 
 	// log
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
@@ -205,6 +213,66 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 		report("maintenance.dead_retention", fmtDuration(c.Maintenance.DeadRetention), errors.New("must be 0 (keep forever) or more"))
 	}
 	return warnings
+}
+
+// checkSources checks sources: names, urls, pool sizes and the endpoints
+// each names.
+func (c *Config) checkSources(report func(path, value string, err error), warn func(path, msg string)) {
+	endpointIndex := make(map[string]int, len(c.Endpoints))
+	for i, e := range c.Endpoints {
+		if _, dup := endpointIndex[e.Name]; !dup {
+			endpointIndex[e.Name] = i
+		}
+	}
+	used := make([]bool, len(c.Endpoints))
+	names := make(map[string]int, len(c.Sources))
+	for i, s := range c.Sources {
+		p := fmt.Sprintf("sources[%d]", i)
+		if checkEndpointName(p+".name", s.Name, report) {
+			if first, dup := names[s.Name]; dup {
+				report(p+".name", s.Name, fmt.Errorf("duplicate of sources[%d].name", first))
+			} else {
+				names[s.Name] = i
+			}
+		}
+		if s.URL == "" {
+			report(p+".url", "", errors.New("required"))
+		} else if err := checkDatabaseURL(s.URL.Value()); err != nil {
+			report(p+".url", "", err) // may hold a password: never printed
+		}
+		if s.MaxConns < DatabaseMaxConnsMin {
+			report(p+".max_conns", strconv.Itoa(s.MaxConns), fmt.Errorf("must be at least %d", DatabaseMaxConnsMin))
+		}
+		if s.Endpoints == nil {
+			for j := range used {
+				used[j] = true
+			}
+			continue
+		}
+		if len(s.Endpoints) == 0 {
+			report(p+".endpoints", "", errors.New("must name at least one endpoint, or be removed to deliver to all"))
+		}
+		for j, name := range s.Endpoints {
+			ep := fmt.Sprintf("%s.endpoints[%d]", p, j)
+			k, ok := endpointIndex[name]
+			switch {
+			case !ok:
+				report(ep, name, errors.New("no endpoint of that name in endpoints"))
+			case slices.Index(s.Endpoints, name) < j:
+				report(ep, name, fmt.Errorf("duplicate of %s.endpoints[%d]", p, slices.Index(s.Endpoints, name)))
+			default:
+				used[k] = true
+			}
+		}
+	}
+	if len(c.Sources) == 0 {
+		return
+	}
+	for i, u := range used {
+		if !u {
+			warn(fmt.Sprintf("endpoints[%d]", i), fmt.Sprintf("no source delivers to %s: add it to a source's endpoints", c.Endpoints[i].Name))
+		}
+	}
 }
 
 // checkEndpointName reports a missing or malformed endpoint name at path and
