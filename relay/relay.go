@@ -373,16 +373,23 @@ func (r *Relay) runClaimer(ctx context.Context) {
 				default:
 				}
 			}
-			idle.Reset(r.cfg.PollInterval) // probes and lease expiries need a claim now and then
+			idle.Reset(r.cfg.PollInterval)
 			select {
 			case <-r.room:
+				continue // look again: claims wait for enough room, not any room
 			case <-r.wake:
+				signal(r.wake) // keep the news for when there is room
+				select {
+				case <-r.room:
+				case <-idle.C:
+				case <-ctx.Done():
+				}
+				continue
 			case <-idle.C:
+				// Probes of paused endpoints and lapsed leases need a claim
+				// now and then, however full the window.
 				free = max(free, 1)
 			case <-ctx.Done():
-				continue
-			}
-			if free < 1 {
 				continue
 			}
 		}
@@ -404,10 +411,8 @@ func (r *Relay) runClaimer(ctx context.Context) {
 		}
 		errBackoff.recovered(r.log, "claim")
 		retryFull = retryWant > 0 && retryGot == retryWant
-		pairs := r.dispatch(jobs)
+		hotPairs := r.dispatch(jobs)
 		if hotGot > 0 {
-			// Estimated from the hot lane only: retry jobs are single pairs.
-			hotPairs := pairs - retryGot
 			fanout = max(1, 0.8*fanout+0.2*float64(hotPairs)/float64(hotGot))
 		}
 		if hotGot == hotWant || retryFull {
@@ -580,11 +585,12 @@ func (r *Relay) parseHeaders(j *job, headers string) bool {
 // to send, and pairs deferred because their endpoint is paused, at its
 // max_in_flight or over its rate limit (these wait in the retry lane, not
 // attempted, so a slow or dead endpoint never holds up the others). It
-// returns the number of pairs sent to workers.
+// returns how many pairs of hot-lane messages took a slot (in flight or
+// queued), for the claimer's fan-out estimate.
 func (r *Relay) dispatch(jobs []*job) int {
 	now := time.Now()
 	var send []*pair
-	queuedPairs := 0
+	queuedPairs, hotPairs := 0, 0
 	for _, j := range jobs {
 		j.remaining = len(j.pairs)
 		if j.invalid != "" || len(j.pairs) == 0 {
@@ -609,8 +615,14 @@ func (r *Relay) dispatch(jobs []*job) int {
 				fallthrough
 			case admitted:
 				send = append(send, p)
+				if j.lane == hotLane {
+					hotPairs++
+				}
 			case queued:
 				queuedPairs++
+				if j.lane == hotLane {
+					hotPairs++
+				}
 				p.ep.enqueue(p)
 			default:
 				p.result = resultDeferred
@@ -626,7 +638,7 @@ func (r *Relay) dispatch(jobs []*job) int {
 	// A queued pair whose endpoint finished everything in the meantime
 	// would wait for a completion that never comes: start it here.
 	r.startAllQueued()
-	return len(send) + queuedPairs
+	return hotPairs
 }
 
 func (r *Relay) startAllQueued() {
