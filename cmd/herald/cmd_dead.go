@@ -25,6 +25,7 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	limit := fs.Int("limit", 50, "list at most this many")
 	all := fs.Bool("all", false, "replay every dead message (without --id, --endpoint or --reason)")
 	olderThan := fs.Duration("older-than", 0, "purge messages dead for longer than this")
+	sourceName := fs.String("source", "", "the source (database) to act on; required with several sources")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -32,7 +33,11 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg, false)
+	src, err := pickSource(cfg, *sourceName)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, src, false)
 	if err != nil {
 		return err
 	}

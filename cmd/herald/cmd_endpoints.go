@@ -48,6 +48,9 @@ With update, a repeatable flag replaces the whole list (--secret replaces every 
 --no-topics, --no-headers and --no-permanent-statuses empty a list, and a boolean flag
 is turned off with --ordered=false.
 
+Every command takes --source NAME, the source (database) to act on, required when the
+configuration has several sources.
+
 Secrets and header values are stored in outbox.endpoints in plain text and are never printed.`
 
 func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
@@ -70,6 +73,7 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 	default:
 		return fmt.Errorf("%w: unknown endpoints command %q", errUsage, sub)
 	}
+	sourceName := fs.String("source", "", "the source (database) to act on; required with several sources")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -95,7 +99,11 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg, false)
+	src, err := pickSource(cfg, *sourceName)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, src, false)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/herald-relay/herald/migrations"
 )
 
@@ -16,6 +18,7 @@ func cmdMigrate(ctx context.Context, g *globals, args []string) error {
 	}
 	fs := flag.NewFlagSet("migrate "+sub, flag.ContinueOnError)
 	to := fs.Int("to", -1, "target version (migrate down)")
+	sourceName := fs.String("source", "", "migrate only this source (default: every source; migrate down needs it with several)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,7 +41,43 @@ func cmdMigrate(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg, false)
+	switch sub {
+	case "up", "status":
+	case "down":
+		if *to < 0 {
+			return fmt.Errorf("%w: migrate down needs --to VERSION", errUsage)
+		}
+	default:
+		return fmt.Errorf("%w: unknown migrate command %q", errUsage, sub)
+	}
+	srcs := sourcesOf(cfg)
+	if *sourceName != "" || sub == "down" {
+		src, err := pickSource(cfg, *sourceName)
+		if err != nil {
+			return err
+		}
+		srcs = []source{src}
+	}
+	// Each source in turn: the first failure stops, naming its source.
+	for _, src := range srcs {
+		l, prefix := log, ""
+		if src.labelled {
+			l, prefix = log.With().Str("source", src.name).Logger(), src.name+": "
+		}
+		if err := migrateSource(ctx, g, src, sub, int32(*to), l, prefix); err != nil {
+			if src.labelled {
+				return fmt.Errorf("source %s: %w", src.name, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// migrateSource runs migrate sub on one source; prefix starts the line
+// migrate status prints.
+func migrateSource(ctx context.Context, g *globals, src source, sub string, to int32, log zerolog.Logger, prefix string) error {
+	pool, err := openPool(ctx, src, false)
 	if err != nil {
 		return err
 	}
@@ -60,10 +99,7 @@ func cmdMigrate(ctx context.Context, g *globals, args []string) error {
 			log.Info().Int32("from", st.From).Int32("to", st.To).Msg("schema migrated")
 		}
 	case "down":
-		if *to < 0 {
-			return fmt.Errorf("%w: migrate down needs --to VERSION", errUsage)
-		}
-		st, err := migrations.Migrate(ctx, conn.Conn(), int32(*to))
+		st, err := migrations.Migrate(ctx, conn.Conn(), to)
 		if err != nil {
 			return err
 		}
@@ -77,9 +113,7 @@ func cmdMigrate(ctx context.Context, g *globals, args []string) error {
 		if st.From < st.Latest {
 			state = "behind: run `herald migrate`"
 		}
-		fmt.Fprintf(g.stdout, "schema version %d of %d (%s)\n", st.From, st.Latest, state)
-	default:
-		return fmt.Errorf("%w: unknown migrate command %q", errUsage, sub)
+		fmt.Fprintf(g.stdout, "%sschema version %d of %d (%s)\n", prefix, st.From, st.Latest, state)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,42 +65,176 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		// (shared/peers RESULTS.md), for some MB of memory. GOGC overrides.
 		debug.SetGCPercent(400)
 	}
-	pool, err := openPool(ctx, cfg, cfg.Relay.AsyncCommit)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("connect to database: %w", err)
-	}
-	err = migrations.Check(ctx, conn.Conn())
-	conn.Release()
-	if err != nil {
-		return err
-	}
-
-	// The file's endpoints join those managed in outbox.endpoints, which
-	// is what the relay follows from now on.
-	if err := endpoints.SyncFromConfig(ctx, pool, cfg.Endpoints); err != nil {
-		return fmt.Errorf("sync endpoints from %s: %w", g.configPath, err)
-	}
-	set := newEndpointSet(cfg, log.With().Str("component", "endpoints").Logger())
-	defer set.closeAll()
-	eps, version, err := set.load(ctx, pool)
-	if err != nil {
-		return fmt.Errorf("load endpoints: %w", err)
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Every source must be reachable and migrated before any starts.
+	srcs := sourcesOf(cfg)
+	pools := make([]*pgxpool.Pool, 0, len(srcs))
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+	for _, src := range srcs {
+		pool, err := openSource(ctx, src, cfg.Relay.AsyncCommit)
+		if err != nil {
+			return err
+		}
+		pools = append(pools, pool)
+	}
+	running := make([]*runningSource, 0, len(srcs))
+	defer func() {
+		for _, rs := range running {
+			rs.set.closeAll()
+		}
+	}()
+	stopAll := func() error {
+		errs := make([]error, len(running))
+		var wg sync.WaitGroup
+		for i, rs := range running {
+			wg.Go(func() { errs[i] = rs.Stop(cfg.Relay.ShutdownTimeout + 30*time.Second) })
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	for i, src := range srcs {
+		rs, err := startSource(ctx, g, cfg, src, pools[i], reg, log)
+		if err != nil {
+			_ = stopAll()
+			return err
+		}
+		running = append(running, rs)
+	}
+
+	var metricsSrv *http.Server
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			_ = stopAll()
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, req *http.Request) {
+			ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+			defer cancel()
+			for _, rs := range running {
+				if err := rs.pool.Ping(ctx); err != nil {
+					msg := "database unreachable"
+					if rs.src.labelled {
+						msg = "source " + rs.src.name + ": database unreachable"
+					}
+					http.Error(w, msg, http.StatusServiceUnavailable)
+					return
+				}
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("metrics server stopped")
+			}
+		}()
+		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for alive := true; alive; {
+		select {
+		case <-ctx.Done():
+			alive = false
+		case <-hup:
+			cfg = reload(ctx, g, cfg, running, log)
+		}
+	}
+	log.Info().Msg("signal received: stopping (a second signal exits at once)")
+	err = stopAll()
+	if metricsSrv != nil {
+		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = metricsSrv.Shutdown(shutCtx)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info().Msg("herald stopped")
+	return nil
+}
+
+// openSource connects to src's database and checks its schema is migrated.
+func openSource(ctx context.Context, src source, asyncCommit bool) (*pgxpool.Pool, error) {
+	pool, err := openPool(ctx, src, asyncCommit)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err == nil {
+		err = migrations.Check(ctx, conn.Conn())
+		conn.Release()
+	}
+	if err != nil {
+		pool.Close()
+		if src.labelled {
+			return nil, fmt.Errorf("source %s: %w", src.name, err)
+		}
+		return nil, err
+	}
+	return pool, nil
+}
+
+// runningSource is the relay of one source and what keeps it going: the
+// endpoint watcher and maintenance.
+type runningSource struct {
+	src          source
+	pool         *pgxpool.Pool
+	set          *endpointSet
+	relay        *relay.Relay
+	maint        maintenance
+	refresh      chan struct{}
+	stopWatching context.CancelFunc
+	watched      chan struct{}
+	log          zerolog.Logger
+}
+
+// startSource syncs src's endpoints from the file and starts its relay,
+// endpoint watcher and maintenance on pool. Its metrics go to reg, labelled
+// source="<name>" when src is one of sources.
+func startSource(ctx context.Context, g *globals, cfg *config.Config, src source, pool *pgxpool.Pool,
+	reg prometheus.Registerer, log zerolog.Logger) (*runningSource, error) {
+	if src.labelled {
+		log = log.With().Str("source", src.name).Logger()
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"source": src.name}, reg)
+	}
+	fail := func(err error) error {
+		if src.labelled {
+			return fmt.Errorf("source %s: %w", src.name, err)
+		}
+		return err
+	}
+	// The file's endpoints join those managed in outbox.endpoints, which
+	// is what the relay follows from now on.
+	eps, _ := src.endpoints(cfg)
+	if err := endpoints.SyncFromConfig(ctx, pool, eps); err != nil {
+		return nil, fail(fmt.Errorf("sync endpoints from %s: %w", g.configPath, err))
+	}
+	epLog := log.With().Str("component", "endpoints").Logger()
+	set := newEndpointSet(cfg, epLog)
+	built, version, err := set.load(ctx, pool)
+	if err != nil {
+		set.closeAll()
+		return nil, fail(fmt.Errorf("load endpoints: %w", err))
+	}
 	reg.MustRegister(newQueueCollector(pool))
 	breakerThreshold := cfg.Breaker.FailureThreshold
 	if breakerThreshold == 0 {
 		breakerThreshold = -1 // off
 	}
 	r, err := relay.New(pool, relay.Config{
-		Endpoints:       eps,
+		Endpoints:       built,
 		Retry:           retryPolicy(cfg),
 		MaxInFlight:     cfg.Relay.MaxInFlight,
 		Lease:           cfg.Relay.Lease,
@@ -121,101 +256,79 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		OnDisable:       persistDisable(pool, log),
 	})
 	if err != nil {
-		return err
+		set.closeAll()
+		return nil, fail(err)
 	}
-
-	var metricsSrv *http.Server
-	if cfg.Metrics.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("metrics.listen: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, req *http.Request) {
-			ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
-			defer cancel()
-			if err := pool.Ping(ctx); err != nil {
-				http.Error(w, "database unreachable", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		})
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error().Err(err).Msg("metrics server stopped")
-			}
-		}()
-		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
-	}
-
 	maint, err := startMaintenance(cfg, pool, log)
 	if err != nil {
-		return err
+		set.closeAll()
+		return nil, fail(err)
 	}
-
 	if err := r.Start(ctx); err != nil {
 		maint.stop()
-		return err
+		set.closeAll()
+		return nil, fail(err)
 	}
 	watchCtx, stopWatching := context.WithCancel(ctx)
-	refresh := make(chan struct{}, 1)
-	watched := make(chan struct{})
+	rs := &runningSource{src: src, pool: pool, set: set, relay: r, maint: maint, refresh: make(chan struct{}, 1),
+		stopWatching: stopWatching, watched: make(chan struct{}), log: log}
 	go func() {
-		defer close(watched)
-		watchEndpoints(watchCtx, pool, set, r, version, cfg.Relay.EndpointRefresh, refresh, log.With().Str("component", "endpoints").Logger())
+		defer close(rs.watched)
+		watchEndpoints(watchCtx, pool, set, r, version, cfg.Relay.EndpointRefresh, rs.refresh, epLog)
 	}()
+	return rs, nil
+}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for running := true; running; {
-		select {
-		case <-ctx.Done():
-			running = false
-		case <-hup:
-			cfg = reload(ctx, g, cfg, pool, set, r, refresh, log)
-		}
-	}
-	stopWatching()
-	<-watched
-	log.Info().Msg("signal received: stopping (a second signal exits at once)")
-	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Relay.ShutdownTimeout+30*time.Second)
+// Stop stops the source's endpoint watcher, relay and maintenance, giving
+// deliveries in flight up to timeout to finish. The pool stays open.
+func (rs *runningSource) Stop(timeout time.Duration) error {
+	rs.stopWatching()
+	<-rs.watched
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err = r.Stop(stopCtx)
-	maint.stop()
-	if metricsSrv != nil {
-		_ = metricsSrv.Shutdown(stopCtx)
+	err := rs.relay.Stop(ctx)
+	rs.maint.stop()
+	if err != nil && rs.src.labelled {
+		return fmt.Errorf("source %s: %w", rs.src.name, err)
 	}
-	if err != nil {
-		return err
+	return err
+}
+
+// reload applies next, a reloaded file, to the source: its endpoints are
+// synced and the delivery and retry settings applied.
+func (rs *runningSource) reload(ctx context.Context, next *config.Config) error {
+	eps, ok := rs.src.endpoints(next)
+	if !ok {
+		return errors.New("the source is no longer in the file (a restart is needed to remove it)")
 	}
-	log.Info().Msg("herald stopped")
+	if err := endpoints.SyncFromConfig(ctx, rs.pool, eps); err != nil {
+		return fmt.Errorf("endpoints could not be synced: %w", err)
+	}
+	rs.set.reconfigure(next)
+	rs.relay.SetRetryPolicy(retryPolicy(next))
+	select {
+	case rs.refresh <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
 // reload re-reads the configuration file on SIGHUP. Endpoints, delivery
-// settings and the retry policy change at once, without dropping requests
-// in flight; an invalid file is rejected and the running configuration
-// kept. It returns the configuration now in force.
-func reload(ctx context.Context, g *globals, cfg *config.Config, pool *pgxpool.Pool, set *endpointSet,
-	r *relay.Relay, refresh chan<- struct{}, log zerolog.Logger) *config.Config {
+// settings and the retry policy change at once in every source, without
+// dropping requests in flight; an invalid file is rejected and the running
+// configuration kept, and so is a source's whose endpoints cannot be
+// synced. It returns the configuration now in force.
+func reload(ctx context.Context, g *globals, cfg *config.Config, running []*runningSource, log zerolog.Logger) *config.Config {
 	next, err := loadConfig(g, false)
 	if err != nil {
 		log.Error().Str("config", g.configPath).Str("problems", err.Error()).
 			Msg("reload rejected: the file is invalid; the running configuration is kept")
 		return cfg
 	}
-	if err := endpoints.SyncFromConfig(ctx, pool, next.Endpoints); err != nil {
-		log.Error().Err(err).Msg("reload rejected: endpoints could not be synced; the running configuration is kept")
-		return cfg
-	}
-	set.reconfigure(next)
-	r.SetRetryPolicy(retryPolicy(next))
-	select {
-	case refresh <- struct{}{}:
-	default:
+	for _, rs := range running {
+		if err := rs.reload(ctx, next); err != nil {
+			rs.log.Error().Err(err).Msg("reload rejected for this source: its running configuration is kept")
+		}
 	}
 	ev := log.Info().Str("config", g.configPath)
 	if keys := restartOnly(cfg, next); len(keys) > 0 {
@@ -223,8 +336,8 @@ func reload(ctx context.Context, g *globals, cfg *config.Config, pool *pgxpool.P
 	}
 	ev.Msg("configuration reloaded: endpoints, delivery and retry settings applied")
 	// Settings that need a restart stay as they were until then.
-	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.Log =
-		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.Log
+	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.Log, next.Sources =
+		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.Log, cfg.Sources
 	return next
 }
 

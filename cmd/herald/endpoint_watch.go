@@ -215,6 +215,11 @@ func restartOnly(old, next *config.Config) []string {
 	if old.Maintenance != next.Maintenance {
 		keys = append(keys, "maintenance")
 	}
+	if !slices.EqualFunc(old.Sources, next.Sources, func(a, b config.Source) bool {
+		return a.Name == b.Name && a.URL == b.URL && a.MaxConns == b.MaxConns
+	}) {
+		keys = append(keys, "sources")
+	}
 	if old.Log != next.Log {
 		keys = append(keys, "log")
 	}

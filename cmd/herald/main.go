@@ -23,12 +23,14 @@ Usage:
 Commands:
   run                 deliver outbox messages until SIGINT/SIGTERM
   migrate [up]        apply pending schema migrations (safe to run concurrently; no-op when up to date)
-  migrate status      print the schema version
+                      to every source, or to --source NAME
+  migrate status      print the schema version, one line per source
   migrate print       print the migrations' SQL, for teams on other migration tools
   migrate down --to N roll the schema back to version N
   dead list           list dead messages (--endpoint, --reason, --limit)
   dead replay         put dead messages back for delivery (--id, --endpoint, --reason, --all)
   dead purge          delete dead messages older than --older-than
+                      (dead and endpoints take --source NAME when sources: lists several databases)
   endpoints ...       manage endpoints in outbox.endpoints: add, list, show, update, disable, enable, remove
   config check        validate the configuration and print warnings
   version             print the version

@@ -62,27 +62,31 @@ func newLogger(g *globals, cfg *config.Config) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-// openPool connects to the database. The relay's own writes may use
+// openPool connects to src's database. The relay's own writes may use
 // asynchronous commit: losing one in a crash causes a redelivery, never a
 // loss, because the producers' inserts are durable.
-func openPool(ctx context.Context, cfg *config.Config, asyncCommit bool) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(cfg.Database.URL.Value())
+func openPool(ctx context.Context, src source, asyncCommit bool) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(src.url.Value())
 	if err != nil {
 		// pgx's parse errors can quote the URL, password included.
-		return nil, errors.New("database.url: cannot be parsed as a PostgreSQL connection string")
+		return nil, fmt.Errorf("%s.url: cannot be parsed as a PostgreSQL connection string", src.key)
 	}
-	pc.MaxConns = int32(cfg.Database.MaxConns)
+	pc.MaxConns = int32(src.maxConns)
 	pc.ConnConfig.RuntimeParams["application_name"] = "herald"
 	if asyncCommit {
 		pc.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	}
+	what := "database"
+	if src.labelled {
+		what = "source " + src.name
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database: %w", err)
+		return nil, fmt.Errorf("connect to %s: %w", what, err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to database %s: %w", redactURL(cfg.Database.URL.Value()), err)
+		return nil, fmt.Errorf("connect to %s %s: %w", what, redactURL(src.url.Value()), err)
 	}
 	return pool, nil
 }
