@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/internal/heraldtest"
+)
+
+// writeSourcesConfig writes a file with two sources: orders, delivering
+// only to endpoint a, and shipping, delivering only to endpoint b.
+func writeSourcesConfig(t *testing.T, ordersURL, shippingURL, aURL, bURL, metricsAddr string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "herald.yaml")
+	cfg := fmt.Sprintf(`sources:
+  - name: orders
+    url: %s
+    endpoints: [a]
+  - name: shipping
+    url: %s
+    max_conns: 4
+    endpoints: [b]
+delivery:
+  allow_private_networks: true
+relay:
+  poll_interval: 50ms
+  shutdown_timeout: 5s
+metrics:
+  listen: %q
+endpoints:
+  - name: a
+    url: %s
+    secret: %s
+    topics: ["*"]
+  - name: b
+    url: %s
+    secret: %s
+    topics: ["*"]
+`, ordersURL, shippingURL, metricsAddr, aURL, testSecret, bURL, testSecret)
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	return path
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestRunSeveralSources runs the real binary on two databases: each
+// source delivers its own messages to its own endpoint, metrics carry the
+// source label, and SIGTERM stops both relays with exit code 0.
+func TestRunSeveralSources(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin := heraldBinary(t)
+
+	got := make(chan string, 10)
+	recv := func(name string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got <- name + " " + r.Header.Get("webhook-id")
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	a, b := recv("a"), recv("b")
+	ordersURL, shippingURL := heraldtest.URL(t), heraldtest.URL(t)
+	orders, shipping := heraldtest.PoolFor(t, ordersURL), heraldtest.PoolFor(t, shippingURL)
+	addr := freeAddr(t)
+	cfg := writeSourcesConfig(t, ordersURL, shippingURL, a.URL, b.URL, addr)
+
+	// The commands that act on one database need --source.
+	code, _, errOut := herald(t, "--config", cfg, "dead", "list")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--source is required with several sources: orders, shipping")
+	code, _, errOut = herald(t, "--config", cfg, "endpoints", "list", "--source", "billing")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--source billing: no such source; the sources are: orders, shipping")
+	code, out, errOut := herald(t, "--config", cfg, "dead", "list", "--source", "shipping")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, "(no dead messages)")
+	code, out, errOut = herald(t, "--config", cfg, "migrate", "status")
+	require.Zero(t, code, errOut)
+	require.Regexp(t, `^orders: schema version \d+ of \d+ \(up to date\)\nshipping: schema version \d+ of \d+ \(up to date\)\n$`, out)
+	code, _, errOut = herald(t, "--config", cfg, "migrate")
+	require.Zero(t, code, errOut)
+	require.Equal(t, 2, strings.Count(errOut, `"schema up to date"`), errOut)
+	require.Contains(t, errOut, `"source":"shipping"`)
+
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "--config", cfg, "run")
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+
+	for i := range 3 {
+		_, err := orders.Exec(ctx, `INSERT INTO outbox.messages (id, topic, payload) VALUES ($1, 'orders.created', '{}')`, fmt.Sprintf("ord_%d", i))
+		require.NoError(t, err)
+	}
+	_, err := shipping.Exec(ctx, `INSERT INTO outbox.messages (id, topic, payload) VALUES ('shp_0', 'shipping.sent', '{}')`)
+	require.NoError(t, err)
+	var seen []string
+	for range 4 {
+		select {
+		case g := <-got:
+			seen = append(seen, g)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("got %q; herald logged:\n%s", seen, logs.String())
+		}
+	}
+	require.ElementsMatch(t, []string{"a ord_0", "a ord_1", "a ord_2", "b shp_0"}, seen)
+	select {
+	case g := <-got:
+		t.Fatalf("unexpected delivery %q", g)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	// Acknowledgements are batched: wait for the counters.
+	var metrics string
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		metrics = string(body)
+		return strings.Contains(metrics, `herald_delivered_total{endpoint="a",source="orders"} 3`) &&
+			strings.Contains(metrics, `herald_delivered_total{endpoint="b",source="shipping"} 1`)
+	}, 10*time.Second, 50*time.Millisecond, "metrics:\n%s", metrics)
+	require.Contains(t, metrics, `herald_pending_messages{source="orders"}`)
+	require.Contains(t, metrics, `herald_pending_messages{source="shipping"}`)
+	require.NotContains(t, metrics, `herald_delivered_total{endpoint="b",source="orders"}`)
+	resp, err := http.Get("http://" + addr + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "exit code 0 after SIGTERM; logs:\n%s", logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("herald did not stop after SIGTERM; logs:\n%s", logs.String())
+	}
+	require.Contains(t, logs.String(), `"herald stopped"`)
+	require.Contains(t, logs.String(), `"source":"orders"`)
+	require.NotContains(t, logs.String(), strings.TrimPrefix(testSecret, "whsec_"), "no secret in logs")
+}
+
+// TestRunSeveralSourcesFailsFast: one source not migrated stops herald run
+// before anything is delivered, naming the source.
+func TestRunSeveralSourcesFailsFast(t *testing.T) {
+	t.Parallel()
+	cfg := writeSourcesConfig(t, heraldtest.URL(t), heraldtest.EmptyURL(t), "http://127.0.0.1:1/", "http://127.0.0.1:1/", "")
+	code, _, errOut := herald(t, "--config", cfg, "run")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "source shipping:")
+	require.Contains(t, errOut, "herald migrate")
+}
+
+// TestMigrateEverySource: herald migrate migrates each source in turn, or
+// only the one --source names.
+func TestMigrateEverySource(t *testing.T) {
+	t.Parallel()
+	cfg := writeSourcesConfig(t, heraldtest.EmptyURL(t), heraldtest.EmptyURL(t), "http://127.0.0.1:1/", "http://127.0.0.1:1/", "")
+	code, _, errOut := herald(t, "--config", cfg, "migrate", "--source", "orders")
+	require.Zero(t, code, errOut)
+	require.Equal(t, 1, strings.Count(errOut, `"schema migrated"`), errOut)
+	code, out, errOut := herald(t, "--config", cfg, "migrate", "status")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, "orders: schema version")
+	require.Contains(t, out, "shipping: schema version 0 of")
+	require.Contains(t, out, "behind")
+	code, _, errOut = herald(t, "--config", cfg, "migrate")
+	require.Zero(t, code, errOut)
+	require.Contains(t, errOut, `"source":"orders","version"`)
+	require.Equal(t, 1, strings.Count(errOut, `"schema migrated"`), errOut)
+	code, _, errOut = herald(t, "--config", cfg, "migrate", "down", "--to", "0")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--source is required")
+}
