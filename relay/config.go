@@ -24,6 +24,8 @@ const (
 	AckBatchDefault        = 256
 	ShutdownTimeoutDefault = 30 * time.Second
 	VacuumThresholdDefault = 20000
+	// claimTimeout bounds one claim round trip.
+	claimTimeout = 30 * time.Second
 	// vacuumCheckInterval is how often dead row versions are counted.
 	vacuumCheckInterval = time.Second
 	// Circuit breaker defaults.

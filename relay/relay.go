@@ -387,7 +387,11 @@ func (r *Relay) runClaimer(ctx context.Context) {
 				continue
 			case <-idle.C:
 				// Probes of paused endpoints and lapsed leases need a claim
-				// now and then, however full the window.
+				// now and then, however busy the endpoints, while the
+				// window has room.
+				if window-r.inFlight.Load() < 1 {
+					continue
+				}
 				free = max(free, 1)
 			case <-ctx.Done():
 				continue
@@ -458,7 +462,13 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	if retryWant > 0 {
 		b.Queue(claimRetrySQL, retryWant, leaseMs, token, rt.claimable(start), rt.ordered, rt.skipDead)
 	}
-	br := r.pool.SendBatch(ctx, b)
+	// A claim that has started runs to its end, even if the relay is
+	// stopping: cancelled mid-way, it could commit on the server unseen, and
+	// its rows would stay leased until the lease lapsed instead of being
+	// released at once.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	br := r.pool.SendBatch(qctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("claim: %w", cerr)
