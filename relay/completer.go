@@ -37,6 +37,9 @@ type outcomes struct {
 	pAttempted             []bool
 
 	keys []string // keys of settled rows, for promoteSQL
+	// dueNow is set when pairs go to the retry lane due at once (blocked
+	// behind an older message of their key).
+	dueNow bool
 
 	ackSeq      []int64
 	ackEndpoint []string
@@ -192,6 +195,7 @@ func (r *Relay) finish(o *outcomes, j *job) {
 		case resultDeferred, resultBlocked:
 			o.addSettlePair(j.seq, p.ep.Name, j.attempts-1, 0, p, "")
 			r.deferred(p)
+			o.dueNow = o.dueNow || p.result == resultBlocked
 		case resultDead:
 			o.addSettlePair(j.seq, p.ep.Name, j.attempts, 0, p, p.deadReason)
 			r.died(j, p.ep.Name, p.deadReason, p.errText)
@@ -366,13 +370,25 @@ func (r *Relay) flush(o *outcomes) {
 			o.buryError, o.buryResp, o.buryReason)
 	}
 	if len(o.keys) > 0 {
-		queue(promoteSQL, 0, o.keys) // last: it must see this batch's outcomes
+		b.Queue(promoteSQL, o.keys) // last: it must see this batch's outcomes
+		fenceChecks = append(fenceChecks, func(promoted int64) {
+			if promoted > 0 {
+				// The next message of a key is due now: claim it now, not
+				// at the next poll.
+				r.retryDue.Store(true)
+				signal(r.wake)
+			}
+		})
 	}
 	eb := newErrorBackoff()
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := r.sendOutcomes(b, fenceChecks)
 		if err == nil {
+			if o.dueNow {
+				r.retryDue.Store(true)
+				signal(r.wake)
+			}
 			r.m.ackSeconds.Observe(time.Since(start).Seconds())
 			eb.recovered(r.log, "ack")
 			return

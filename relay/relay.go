@@ -32,6 +32,7 @@ type Relay struct {
 	room    chan struct{}
 
 	inFlight atomic.Int64 // pairs claimed and not yet finished
+	retryDue atomic.Bool  // set when pairs were made due: claim the retry lane now
 	stopping atomic.Bool  // set by Stop: workers start nothing new
 	stats    stats
 
@@ -399,7 +400,7 @@ func (r *Relay) runClaimer(ctx context.Context) {
 		}
 		hotWant := max(1, int(float64(free)/fanout))
 		retryWant := 0
-		if retryFull || time.Since(lastRetryPoll) >= retryPollInterval {
+		if retryFull || r.retryDue.Swap(false) || time.Since(lastRetryPoll) >= retryPollInterval {
 			retryWant = max(1, int(free/4))
 			lastRetryPoll = time.Now()
 		}

@@ -44,6 +44,7 @@ endpoints:
     url: http://$RECEIVER_ADDR/webhooks
     secret: \${DEMO_WEBHOOK_SECRET}
     topics: ["orders.*"]
+    ordered: true   # each order's messages arrive in commit order
 YAML
 
 say "starting the sample receiver on $RECEIVER_ADDR"
@@ -73,7 +74,7 @@ for _ in $(seq 1 100); do
   [[ "${n:-0}" -ge 5 ]] && break
   sleep 0.1
 done
-say "the receiver got (verified signature, deduplicated by webhook-id):"
+say "the receiver got (verified signature, deduplicated by webhook-id; each order's messages in order):"
 grep '"received"\|received' "$work/receiver.log" || cat "$work/receiver.log"
 say "receiver stats: $(curl -sf "http://$RECEIVER_ADDR/stats")"
 say "left in the outbox: $(psql "$DATABASE_URL" -Atc 'SELECT count(*) FROM outbox.messages') pending, $(psql "$DATABASE_URL" -Atc 'SELECT count(*) FROM outbox.dead') dead"
