@@ -29,15 +29,7 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(g, true)
-	if err != nil {
-		return err
-	}
-	src, err := pickSource(cfg, *sourceName)
-	if err != nil {
-		return err
-	}
-	pool, err := openPool(ctx, src, false)
+	_, pool, err := openSourcePool(ctx, g, *sourceName)
 	if err != nil {
 		return err
 	}

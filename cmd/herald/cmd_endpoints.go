@@ -95,15 +95,7 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("%w: endpoints add needs --url and --secret (or --secret-env)", errUsage)
 	}
 
-	cfg, err := loadConfig(g, true)
-	if err != nil {
-		return err
-	}
-	src, err := pickSource(cfg, *sourceName)
-	if err != nil {
-		return err
-	}
-	pool, err := openPool(ctx, src, false)
+	cfg, pool, err := openSourcePool(ctx, g, *sourceName)
 	if err != nil {
 		return err
 	}

@@ -263,14 +263,7 @@ func TestReloadAndEndpointsAddedWhileRunning(t *testing.T) {
 	ctx := context.Background()
 	bin := heraldBinary(t)
 	got := make(chan string, 10)
-	recv := func(name string) *httptest.Server {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got <- name + " " + r.Header.Get("webhook-id")
-			w.WriteHeader(http.StatusNoContent)
-		}))
-		t.Cleanup(srv.Close)
-		return srv
-	}
+	recv := func(name string) *httptest.Server { return namedReceiver(t, name, got) }
 	a, b, c := recv("a"), recv("b"), recv("c")
 	url := heraldtest.URL(t)
 	pool := heraldtest.PoolFor(t, url)
@@ -331,4 +324,15 @@ func TestReloadAndEndpointsAddedWhileRunning(t *testing.T) {
 	insert("msg_4", "three")
 	expect("a msg_4", "c msg_4")
 	require.NotContains(t, logs.String(), strings.TrimPrefix(testSecret, "whsec_"))
+}
+
+// namedReceiver is an endpoint that reports "<name> <webhook-id>" on got
+// for every request.
+func namedReceiver(t *testing.T, name string, got chan<- string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- name + " " + r.Header.Get("webhook-id")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

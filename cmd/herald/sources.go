@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"slices"
 	"strings"
 
@@ -67,4 +69,20 @@ func pickSource(cfg *config.Config, name string) (source, error) {
 		return all[i], nil
 	}
 	return source{}, fmt.Errorf("%w: --source %s: no such source; the sources are: %s", errUsage, name, strings.Join(names, ", "))
+}
+
+// openSourcePool loads the configuration and opens a pool on the source a
+// database-only command (dead, endpoints) acts on: the only one, or the one
+// --source names.
+func openSourcePool(ctx context.Context, g *globals, name string) (*config.Config, *pgxpool.Pool, error) {
+	cfg, err := loadConfig(g, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := pickSource(cfg, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := openPool(ctx, src, false)
+	return cfg, pool, err
 }

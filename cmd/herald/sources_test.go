@@ -71,14 +71,7 @@ func TestRunSeveralSources(t *testing.T) {
 	bin := heraldBinary(t)
 
 	got := make(chan string, 10)
-	recv := func(name string) *httptest.Server {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got <- name + " " + r.Header.Get("webhook-id")
-			w.WriteHeader(http.StatusNoContent)
-		}))
-		t.Cleanup(srv.Close)
-		return srv
-	}
+	recv := func(name string) *httptest.Server { return namedReceiver(t, name, got) }
 	a, b := recv("a"), recv("b")
 	ordersURL, shippingURL := heraldtest.URL(t), heraldtest.URL(t)
 	orders, shipping := heraldtest.PoolFor(t, ordersURL), heraldtest.PoolFor(t, shippingURL)
