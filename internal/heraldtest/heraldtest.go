@@ -144,6 +144,14 @@ func ensureTemplate() (string, error) {
 		return "", fmt.Errorf("template lock: %w", err)
 	}
 	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", templateLock) //nolint:errcheck
+	// Templates of older schemas are of no further use; one still being
+	// copied by another run refuses the drop, which is fine.
+	if rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'herald\\_tpl\\_%' AND datname <> $1", name); err == nil {
+		stale, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, db := range stale {
+			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize())
+		}
+	}
 	var exists bool
 	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		return "", fmt.Errorf("template lookup: %w", err)
