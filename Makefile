@@ -6,7 +6,7 @@ export TEST_DATABASE_URL
 BENCH_ARGS ?=
 GO ?= go
 
-.PHONY: help demo test test/short bench build lint verify db/clean
+.PHONY: help demo test test/short bench bench/sources build lint verify db/clean
 
 help: ## list the tasks
 	@grep -E '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ test/short: ## tests without the race detector
 
 bench: ## measure throughput, latency and costs (see README "Performance"); BENCH_ARGS=-quick for a smoke run
 	$(GO) run ./cmd/herald-bench $(BENCH_ARGS)
+
+bench/sources: ## one herald relaying two databases vs two heralds with one each (N=50000 per database)
+	./scripts/bench-sources.sh
 
 build: ## build bin/herald and bin/herald-receiver
 	$(GO) build -o bin/ ./cmd/herald ./cmd/herald-receiver
