@@ -95,13 +95,15 @@ func TestEndpointMaxInFlight(t *testing.T) {
 func BenchmarkHealthyEndpointWithBadNeighbours(b *testing.B) {
 	const n = 10000
 	for _, c := range []struct {
-		name                  string
-		neighbours, ownTopics bool
+		name       string
+		neighbours string // "", "healthy" or "bad" (one slow, one dead)
+		ownTopics  bool
 	}{
-		{"alone", false, false},
-		{"with_healthy_neighbours_on_own_topics", false, true},
-		{"with_slow_and_dead_on_own_topics", true, true},
-		{"with_slow_and_dead_on_same_topic", true, false},
+		{"alone", "", false},
+		{"with_healthy_neighbours_on_own_topics", "healthy", true},
+		{"with_slow_and_dead_on_own_topics", "bad", true},
+		{"with_healthy_neighbours_on_same_topic", "healthy", false},
+		{"with_slow_and_dead_on_same_topic", "bad", false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for range b.N {
@@ -113,26 +115,25 @@ func BenchmarkHealthyEndpointWithBadNeighbours(b *testing.B) {
 }
 
 // isolationRun drains n messages for a healthy endpoint, alone or with two
-// other endpoints: healthy ones, or a slow and a dead one; they either share
-// its topic (every message fans out to all three) or have their own topics
-// with as many messages each.
-func isolationRun(b *testing.B, n int, neighbours, ownTopics bool) float64 {
+// other endpoints: healthy ones (the baseline), or a slow and a dead one;
+// they either share its topic (every message fans out to all three) or have
+// their own topics with as many messages each.
+func isolationRun(b *testing.B, n int, neighbours string, ownTopics bool) float64 {
 	pool := heraldtest.Pool(b)
 	ok := newReceiver(b, nil)
 	eps := []relay.Endpoint{endpoint(b, "ok", ok.srv.URL, "t")}
-	if !neighbours && ownTopics {
-		// The baseline for isolation: the same traffic, to healthy endpoints.
-		eps = append(eps, endpoint(b, "slow", newReceiver(b, nil).srv.URL, "s"), endpoint(b, "dead", newReceiver(b, nil).srv.URL, "d"))
+	slowTopic, deadTopic := "t", "t"
+	if ownTopics {
+		slowTopic, deadTopic = "s", "d"
 	}
-	if neighbours {
+	switch neighbours {
+	case "healthy":
+		eps = append(eps, endpoint(b, "second", newReceiver(b, nil).srv.URL, slowTopic), endpoint(b, "third", newReceiver(b, nil).srv.URL, deadTopic))
+	case "bad":
 		slow := newReceiver(b, func(_ int, r *http.Request) int {
 			<-r.Context().Done() // never answers within the timeout
 			return http.StatusOK
 		})
-		slowTopic, deadTopic := "t", "t"
-		if ownTopics {
-			slowTopic, deadTopic = "s", "d"
-		}
 		eps = append(eps, endpoint(b, "slow", slow.srv.URL, slowTopic), endpoint(b, "dead", "http://127.0.0.1:1/", deadTopic))
 	}
 	for i := range eps {
@@ -141,7 +142,7 @@ func isolationRun(b *testing.B, n int, neighbours, ownTopics bool) float64 {
 	var msgs []outbox.Message
 	for i, m := range messages(n, "t") {
 		msgs = append(msgs, m)
-		if ownTopics {
+		if neighbours != "" && ownTopics {
 			msgs = append(msgs, outbox.Message{Topic: "s", Payload: m.Payload}, outbox.Message{Topic: "d", Payload: json.RawMessage(fmt.Sprint(i))})
 		}
 	}
