@@ -479,6 +479,10 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("claim messages: %w", err)
 	}
+	// Route with the endpoints known now that the statement has run: its
+	// snapshot is older than this, so every message it returns was
+	// committed before any endpoint change this relay has not yet seen.
+	rt = r.router.Load()
 	for rows.Next() {
 		j := &job{lane: hotLane, lease: token, deadline: deadline}
 		var endpoint, headers string
