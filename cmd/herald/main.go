@@ -21,7 +21,7 @@ Usage:
   herald [global flags] <command> [flags]
 
 Commands:
-  run                 deliver outbox messages until SIGINT/SIGTERM
+  run                 deliver outbox messages until SIGINT/SIGTERM; SIGHUP reloads the configuration
   migrate [up]        apply pending schema migrations (safe to run concurrently; no-op when up to date)
                       to every source, or to --source NAME
   migrate status      print the schema version, one line per source
