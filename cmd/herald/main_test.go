@@ -215,9 +215,9 @@ func TestRunDeliversAndStopsOnSIGTERM(t *testing.T) {
 	pool := heraldtest.PoolFor(t, url)
 	cfg := writeConfig(t, url, srv.URL)
 
-	var logs bytes.Buffer
+	logs := &syncBuffer{}
 	cmd := exec.Command(bin, "--config", cfg, "run")
-	cmd.Stderr = &logs
+	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
 	_, err := pool.Exec(ctx, `INSERT INTO outbox.messages (id, topic, payload) VALUES ('msg_cli', 'orders.created', '{"order_id": 42}')`)
 	require.NoError(t, err)
@@ -228,16 +228,7 @@ func TestRunDeliversAndStopsOnSIGTERM(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatalf("not delivered; herald logged:\n%s", logs.String())
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(t, err, "exit code 0 after SIGTERM; logs:\n%s", logs.String())
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("herald did not stop after SIGTERM; logs:\n%s", logs.String())
-	}
+	stopWithSIGTERM(t, cmd, logs)
 	require.Contains(t, logs.String(), `"herald stopped"`)
 	require.NotContains(t, logs.String(), strings.TrimPrefix(testSecret, "whsec_"), "no secret in logs")
 }
@@ -335,4 +326,20 @@ func namedReceiver(t *testing.T, name string, got chan<- string) *httptest.Serve
 	}))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// stopWithSIGTERM sends SIGTERM to a running herald and requires it to exit
+// with code 0 within 20 seconds; logs is shown when it does not.
+func stopWithSIGTERM(t *testing.T, cmd *exec.Cmd, logs fmt.Stringer) {
+	t.Helper()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "exit code 0 after SIGTERM; logs:\n%s", logs.String())
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("herald did not stop after SIGTERM; logs:\n%s", logs.String())
+	}
 }

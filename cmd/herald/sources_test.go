@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -145,15 +144,7 @@ func TestRunSeveralSources(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(t, err, "exit code 0 after SIGTERM; logs:\n%s", logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("herald did not stop after SIGTERM; logs:\n%s", logs.String())
-	}
+	stopWithSIGTERM(t, cmd, logs)
 	require.Contains(t, logs.String(), `"herald stopped"`)
 	require.Contains(t, logs.String(), `"source":"orders"`)
 	require.NotContains(t, logs.String(), strings.TrimPrefix(testSecret, "whsec_"), "no secret in logs")
