@@ -86,6 +86,13 @@ type Endpoint struct {
 	keepResponse    int
 	transport       *http.Transport
 	client          *http.Client
+	// h1 is set for plain-http endpoints reached without a proxy and
+	// without following redirects; it carries every request then, with
+	// h1Head (request line, Host, User-Agent, Content-Type) and h1Static
+	// (the configured headers) rendered once.
+	h1       *h1Pool
+	h1Head   []byte
+	h1Static []h1StaticHeader
 }
 
 // staticHeader is a header sent with every request. vals has len == cap so
@@ -206,7 +213,47 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		},
 	}
 	e.client = &http.Client{Transport: e.transport, CheckRedirect: checkRedirect}
+	if u.Scheme == "http" && !e.followRedirects && !e.proxied() {
+		e.useH1(d.DialContext, maxConns)
+	}
 	return e, nil
+}
+
+// proxied reports whether requests to the endpoint go through a proxy from
+// the environment (HTTP_PROXY and friends, read once per process).
+func (e *Endpoint) proxied() bool {
+	if e.transport.Proxy == nil {
+		return false
+	}
+	pu, err := http.ProxyFromEnvironment(e.template)
+	return err != nil || pu != nil
+}
+
+// useH1 makes the endpoint send over an h1Pool, rendering its fixed
+// request lines once.
+func (e *Endpoint) useH1(dial func(ctx context.Context, network, addr string) (net.Conn, error), maxConns int) {
+	port := e.url.Port()
+	if port == "" {
+		port = "80"
+	}
+	e.h1 = &h1Pool{addr: net.JoinHostPort(e.url.Hostname(), port), dial: dial, maxIdle: maxConns}
+	var head []byte
+	head = append(head, "POST "...)
+	head = append(head, e.url.RequestURI()...)
+	head = append(head, " HTTP/1.1\r\nHost: "...)
+	head = append(head, e.url.Host...)
+	head = append(head, "\r\n"...)
+	for _, sh := range e.static {
+		switch {
+		case sh.vals == nil:
+			// Idempotency-Key: only a signal to net/http, never sent.
+		case sh.key == "Content-Type" || sh.key == "User-Agent":
+			head = appendHeader(head, sh.key, sh.vals[0])
+		default:
+			e.h1Static = append(e.h1Static, h1StaticHeader{key: sh.key, line: appendHeader(nil, sh.key, sh.vals[0])})
+		}
+	}
+	e.h1Head = head
 }
 
 func parseEndpointURL(raw string) (*url.URL, error) {
@@ -281,7 +328,12 @@ func (e *Endpoint) Name() string { return e.name }
 
 // Close closes the endpoint's idle connections. An Endpoint still works
 // after Close; it opens new connections as needed.
-func (e *Endpoint) Close() { e.transport.CloseIdleConnections() }
+func (e *Endpoint) Close() {
+	e.transport.CloseIdleConnections()
+	if e.h1 != nil {
+		e.h1.closeIdle()
+	}
+}
 
 // Message is one webhook to send.
 type Message struct {
@@ -317,27 +369,11 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 	if m.ID == "" {
 		return &DeliveryError{Reason: "message has no id", Err: errors.New("webhook-id is required")}
 	}
-
-	nvals := 2 + len(m.Headers)
-	if e.signer != nil {
-		nvals++
-	}
-	// One backing array for every per-message value; static values are
-	// shared (see staticHeader).
-	vals := make([]string, nvals)
-	h := make(http.Header, len(e.static)+nvals)
-	for _, sh := range e.static {
-		h[sh.key] = sh.vals
-	}
-	for i, mh := range m.Headers {
-		// ParseHeaders already checked these, but a Message can be built by
-		// hand; the check does not allocate for a canonical name.
-		ch, err := checkHeader(mh.Name, mh.Value)
-		if err != nil {
-			return &DeliveryError{Reason: "message header " + err.Error(), Err: err}
-		}
-		vals[i] = ch.Value
-		h[ch.Name] = vals[i : i+1 : i+1]
+	// ParseHeaders already checked these, but a Message can be built by
+	// hand; the check does not allocate for canonical names.
+	headers, err := canonicalHeaders(m.Headers)
+	if err != nil {
+		return &DeliveryError{Reason: "message header " + err.Error(), Err: err}
 	}
 
 	// The timestamp and all signatures share one string allocation.
@@ -352,19 +388,60 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 	*bp = buf
 	bufPool.Put(bp)
 
-	i := len(m.Headers)
-	vals[i], vals[i+1] = m.ID, stamp[:tsLen]
+	if e.h1 != nil {
+		return e.deliverH1(ctx, m.ID, m.Body, headers, stamp, tsLen)
+	}
+	return e.deliverHTTP(ctx, m.ID, m.Body, headers, stamp, tsLen)
+}
+
+// canonicalHeaders checks a message's headers and returns them with
+// canonical names, copying the slice only if a name was not canonical.
+func canonicalHeaders(hs []Header) ([]Header, error) {
+	out := hs
+	for i, h := range hs {
+		ch, err := checkHeader(h.Name, h.Value)
+		if err != nil {
+			return nil, err
+		}
+		if ch.Name != h.Name {
+			if &out[0] == &hs[0] {
+				out = append([]Header(nil), hs...)
+			}
+			out[i] = ch
+		}
+	}
+	return out, nil
+}
+
+// deliverHTTP makes the attempt of Deliver with net/http. stamp holds the
+// timestamp (its first tsLen bytes) and then the signatures.
+func (e *Endpoint) deliverHTTP(parent context.Context, id string, body []byte, headers []Header, stamp string, tsLen int) error {
+	nvals := 2 + len(headers)
+	if tsLen < len(stamp) {
+		nvals++
+	}
+	// One backing array for every per-message value; static values are
+	// shared (see staticHeader).
+	vals := make([]string, nvals)
+	h := make(http.Header, len(e.static)+nvals)
+	for _, sh := range e.static {
+		h[sh.key] = sh.vals
+	}
+	for i, mh := range headers {
+		vals[i] = mh.Value
+		h[mh.Name] = vals[i : i+1 : i+1]
+	}
+	i := len(headers)
+	vals[i], vals[i+1] = id, stamp[:tsLen]
 	h[canonicalID] = vals[i : i+1 : i+1]
 	h[canonicalTimestamp] = vals[i+1 : i+2 : i+2]
-	if e.signer != nil {
+	if tsLen < len(stamp) {
 		vals[i+2] = stamp[tsLen:]
 		h[canonicalSignature] = vals[i+2 : i+3 : i+3]
 	}
 
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	ctx, cancel := context.WithTimeout(parent, e.timeout)
 	defer cancel()
-	body := m.Body
 	// WithContext copies the template: one allocation for the request.
 	req := e.template.WithContext(ctx)
 	req.Header = h
@@ -388,15 +465,18 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 	if err != nil {
 		return e.transportError(parent, ctx, err)
 	}
-	return e.response(ctx, resp)
+	_, err = e.response(ctx, resp)
+	return err
 }
 
-// response classifies a response and drains its body.
-func (e *Endpoint) response(ctx context.Context, resp *http.Response) error {
+// response classifies a response and drains its body. clean reports that
+// the body was read to its end, so that the connection can carry another
+// request.
+func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean bool, err error) {
 	status := resp.StatusCode
 	if status >= 200 && status <= 299 {
-		e.drain(resp, nil)
-		return nil
+		_, err := e.drain(resp, nil)
+		return err == nil, nil
 	}
 	de := &DeliveryError{Status: status, Reason: statusReason(status), Retryable: true}
 	switch {
@@ -412,10 +492,10 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) error {
 		}
 	}
 	de.Response, de.Err = e.drain(resp, make([]byte, 0, e.keepResponse))
-	if de.Err != nil && ctx.Err() != nil {
+	if de.Err != nil && (ctx.Err() != nil || isTimeout(de.Err)) {
 		de.Err = errors.Join(errors.New(e.timeoutReason+" reading the response"), de.Err)
 	}
-	return de
+	return de.Err == nil, de
 }
 
 // drain reads the body up to MaxResponseBytes, appending the first
