@@ -6,7 +6,7 @@ package relay
 
 // claimHotSQL claims up to $1 due messages in seq order. The planner walks
 // the primary key; the UPDATE touches only unindexed columns, so it is a HOT
-// update when the page has room (fillfactor 80). The `= ANY(ARRAY(...))`
+// update when the page has room (fillfactor 50, migration 004). The `= ANY(ARRAY(...))`
 // form keeps the plan an index scan when the prepared statement goes generic
 // (an UPDATE ... FROM c can turn into a hash join over the whole table).
 // $2 = lease in milliseconds, $3 = lease token.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -454,14 +455,20 @@ func round(v float64, digits int) float64 {
 
 // DrainResult is one drain of a backlog by one or more relays.
 type DrainResult struct {
-	Label          string  `json:"label"`
-	N              int     `json:"n"`
-	Relays         int     `json:"relays"`
-	Receiver       string  `json:"receiver"`
-	PreloadRate    float64 `json:"preload_rows_per_s"`
-	Seconds        float64 `json:"seconds"`          // relay start -> receiver has all and the table is empty
-	Rate           float64 `json:"deliveries_per_s"` // N / Seconds
-	RecvSeconds    float64 `json:"receiver_seconds"` // relay start -> receiver has all
+	Label  string `json:"label"`
+	N      int    `json:"n"`
+	Relays int    `json:"relays"`
+	// GOMAXPROCS is what each relay process was given; 0: Go's default
+	// (every core).
+	GOMAXPROCS  int     `json:"gomaxprocs,omitempty"`
+	Receiver    string  `json:"receiver"`
+	PreloadRate float64 `json:"preload_rows_per_s"`
+	Seconds     float64 `json:"seconds"`          // relay start -> receiver has all and the table is empty
+	Rate        float64 `json:"deliveries_per_s"` // N / Seconds
+	RecvSeconds float64 `json:"receiver_seconds"` // relay start -> receiver has all
+	// SteadyRate is the rate between 10% and 90% of N received: what the
+	// relays sustain, without their start-up and the tail.
+	SteadyRate     float64 `json:"steady_deliveries_per_s,omitempty"`
 	SliceN         int     `json:"slice_n"`
 	SliceSeconds   float64 `json:"slice_seconds"`
 	SliceRate      float64 `json:"slice_deliveries_per_s"`
@@ -484,6 +491,7 @@ type drainSpec struct {
 	label       string
 	n, slice    int
 	relays      int
+	gomaxprocs  int // 0: Go's default
 	recv        *recvTarget
 	stopAtSlice bool // stop the relays once the slice is delivered (claim phase)
 	writes      bool // measure pg_stat_user_tables deltas
@@ -492,7 +500,7 @@ type drainSpec struct {
 // drain commits a backlog with no relay running, then starts the relays and
 // times them until the receiver has every message and the table is empty.
 func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
-	r := DrainResult{Label: s.label, N: s.n, Relays: s.relays, Receiver: s.recv.name, SliceN: min(s.slice, s.n)}
+	r := DrainResult{Label: s.label, N: s.n, Relays: s.relays, GOMAXPROCS: s.gomaxprocs, Receiver: s.recv.name, SliceN: min(s.slice, s.n)}
 	if err := b.truncate(ctx); err != nil {
 		return r, err
 	}
@@ -526,7 +534,7 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		return errors.Join(errs...)
 	}
 	for i := range s.relays {
-		p, err := b.startRelay(i, s.recv.hookURL())
+		p, err := b.startRelay(i, s.recv.hookURL(), s.gomaxprocs)
 		if err != nil {
 			_ = stopAll()
 			return r, err
@@ -541,7 +549,7 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 
 	timeout := 60*time.Second + time.Duration(s.n)*time.Millisecond/2 // >= 2k/s
 	deadline := t0.Add(timeout)
-	var sliceAt, recvAt time.Time
+	var sliceAt, recvAt, at10, at90 time.Time
 	var claims hist
 	var st recvStats
 	fail := func(err error) (DrainResult, error) {
@@ -562,6 +570,12 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		}
 		if st, err = s.recv.stats(); err != nil {
 			return fail(err)
+		}
+		if at10.IsZero() && st.Unique >= int64(s.n)/10 {
+			at10 = time.Now()
+		}
+		if at90.IsZero() && st.Unique >= int64(s.n)*9/10 {
+			at90 = time.Now()
 		}
 		if sliceAt.IsZero() && st.Unique >= int64(r.SliceN) {
 			sliceAt = time.Now()
@@ -622,6 +636,9 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		r.Seconds = round(doneAt.Sub(t0).Seconds(), 4)
 		r.RecvSeconds = round(recvAt.Sub(t0).Seconds(), 4)
 		r.Rate = round(float64(s.n)/doneAt.Sub(t0).Seconds(), 1)
+		if d := at90.Sub(at10); d > 0 {
+			r.SteadyRate = round(float64(s.n*9/10-s.n/10)/d.Seconds(), 1)
+		}
 		delivered = s.n
 	}
 	r.CPU = cpuDiff(cpuA, cpuB)
@@ -679,15 +696,30 @@ func (b *bench) claimBacklogs(ctx context.Context) error {
 	return b.truncate(ctx)
 }
 
-// manyRelays drains N with 1, 2 and 4 relay processes.
+// manyRelays drains N with 1, 2 and 4 relay processes, each first with Go's
+// default GOMAXPROCS (every core, so k relays oversubscribe the machine's
+// cores k times) and then, for k > 1, with GOMAXPROCS = cores / k: what k
+// containers sharing the machine with CPU limits get from Go (since 1.25 it
+// reads the cgroup limit).
 func (b *bench) manyRelays(ctx context.Context) error {
+	cores := runtime.NumCPU()
 	for _, k := range b.opt.relayCounts {
-		r, err := b.drain(ctx, drainSpec{label: fmt.Sprintf("%d relays", k), n: b.opt.n, slice: b.opt.n, relays: k, recv: b.recv, writes: true})
-		if err != nil {
-			return err
+		procs := []int{0}
+		if k > 1 {
+			procs = append(procs, max(1, cores/k))
 		}
-		b.logDrain(r)
-		b.res.ManyRelays = append(b.res.ManyRelays, r)
+		for _, gmp := range procs {
+			label := fmt.Sprintf("%d relays", k)
+			if gmp > 0 {
+				label += fmt.Sprintf(", GOMAXPROCS=%d", gmp)
+			}
+			r, err := b.drain(ctx, drainSpec{label: label, n: b.opt.n, slice: b.opt.n, relays: k, gomaxprocs: gmp, recv: b.recv, writes: true})
+			if err != nil {
+				return err
+			}
+			b.logDrain(r)
+			b.res.ManyRelays = append(b.res.ManyRelays, r)
+		}
 	}
 	return nil
 }
@@ -722,7 +754,7 @@ func (b *bench) latency(ctx context.Context) error {
 	if err := b.recv.reset(); err != nil {
 		return err
 	}
-	p, err := b.startRelay(0, b.recv.hookURL())
+	p, err := b.startRelay(0, b.recv.hookURL(), 0)
 	if err != nil {
 		return err
 	}

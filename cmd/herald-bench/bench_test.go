@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,9 @@ func TestPipeline(t *testing.T) {
 	if len(res.Claims) != 1 || res.Claims[0].ClaimsInSlice <= 0 {
 		t.Errorf("claims = %+v", res.Claims)
 	}
-	if len(res.ManyRelays) != 2 || res.ManyRelays[1].Relays != 2 || res.ManyRelays[1].Unique != 500 {
+	// 1 relay, then 2 with Go's default GOMAXPROCS and 2 sharing the cores.
+	if len(res.ManyRelays) != 3 || res.ManyRelays[1].Relays != 2 || res.ManyRelays[1].Unique != 500 ||
+		res.ManyRelays[1].GOMAXPROCS != 0 || res.ManyRelays[2].GOMAXPROCS != max(1, runtime.NumCPU()/2) || res.ManyRelays[2].Unique != 500 {
 		t.Errorf("many relays = %+v", res.ManyRelays)
 	}
 	if !strings.Contains(out.String(), "| metric | value | target | met? |") {

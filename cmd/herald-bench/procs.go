@@ -153,8 +153,9 @@ func freePort() (int, error) {
 // benchSecret is a fixed Standard Webhooks secret (32 bytes, base64).
 const benchSecret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
-// startRelay starts relay number idx posting to hook.
-func (b *bench) startRelay(idx int, hook string) (*relayProc, error) {
+// startRelay starts relay number idx posting to hook, with GOMAXPROCS set
+// to gomaxprocs unless it is 0.
+func (b *bench) startRelay(idx int, hook string, gomaxprocs int) (*relayProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -200,6 +201,9 @@ metrics:
 		}
 		cmd = exec.Command(b.self, args...)
 		cmd.Env = append(os.Environ(), childEnv+"=relay")
+	}
+	if gomaxprocs > 0 {
+		cmd.Env = append(cmd.Environ(), "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
 	}
 	cmd.Stderr = b.logFile(logName)
 	if err := cmd.Start(); err != nil {

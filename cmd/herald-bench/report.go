@@ -114,14 +114,24 @@ func (b *bench) buildTable() {
 		b.row(fmt.Sprintf("  per delivery: ins %.3f, upd %.3f, HOT upd %.3f, del %.3f (round 1); HOT share of updates (median)", d.InsPerMsg, d.UpdPerMsg, d.HotUpdPerMsg, d.DelPerMsg), median(hot), "%.3f", "claims HOT (≈1)", yesNo(median(hot) >= 0.9))
 	}
 	// 6. many relays
+	// The target is read on the rows a deployment gets: k relays sharing
+	// the cores (GOMAXPROCS = cores/k) after the single relay with all.
 	prev := 0.0
 	for _, d := range res.ManyRelays {
+		shared := d.Relays == 1 || d.GOMAXPROCS > 0
 		target, met := "", ""
-		if prev > 0 {
-			target, met = "≥ previous row (−5% noise allowance)", yesNo(d.Rate >= 0.95*prev)
+		if prev > 0 && shared {
+			target, met = "≥ previous such row (−5% noise allowance)", yesNo(d.SteadyRate >= 0.95*prev)
 		}
-		b.row(fmt.Sprintf("%d relay process(es), %d waiting: total deliveries/s", d.Relays, d.N), d.Rate, "%.0f", target, met)
-		prev = d.Rate
+		procs := "GOMAXPROCS default (all cores each)"
+		if d.GOMAXPROCS > 0 {
+			procs = fmt.Sprintf("GOMAXPROCS=%d each", d.GOMAXPROCS)
+		}
+		b.row(fmt.Sprintf("%d relay process(es), %s, %d waiting: total deliveries/s, steady (10%%→90%% received)", d.Relays, procs, d.N), d.SteadyRate, "%.0f", target, met)
+		b.row("  same, from the processes' start to an empty outbox", d.Rate, "%.0f", "", "")
+		if shared {
+			prev = d.SteadyRate
+		}
 	}
 }
 
@@ -160,7 +170,7 @@ func (b *bench) printReport() {
 	fmt.Fprintf(w, "\n### How it was measured\n\n")
 	fmt.Fprintf(w, "- Relay: %s, one endpoint (topics [\"*\"], whsec_ secret: every request signed), delivery.allow_private_networks, otherwise herald.yaml defaults; every drain starts fresh relay process(es) once N rows are committed (1000 per tx, no NOTIFY) and ANALYZEd, after a CHECKPOINT; timed from process start until the receiver has N unique webhook-ids and outbox.messages is empty (acks written).\n", relayModeText(res.RelayMode))
 	fmt.Fprintf(w, "- CPU from /proc (relay and receiver processes, all postgres processes, /proc/stat for the machine) over that window; RSS = VmHWM of the relay.\n")
-	fmt.Fprintf(w, "- Claim latency: herald_claim_seconds{lane=\"hot\"} scraped from the relay when the slice was delivered; p99 is the upper bound of the bucket that holds it (buckets 0.5, 1, 2.5, 5, 10 ms…), with linear interpolation in brackets.\n")
+	fmt.Fprintf(w, "- Claim latency: herald_claim_seconds{lane=\"hot\"} scraped from the relay when the slice was delivered; p99 is the upper bound of the bucket that holds it (buckets 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 25 ms…), with linear interpolation in brackets.\n")
 	fmt.Fprintf(w, "- Latency: producers commit one message per transaction with outbox.Enqueue (NOTIFY); latency = receiver's first receipt of the webhook-id − the producer's commit return (same clock).\n")
 	fmt.Fprintf(w, "- Writes: pg_stat_user_tables deltas over the outbox tables (backends flushed by exiting), divided by N; \"beyond the producer\" = ins − N + upd + del.\n")
 	if c := res.PeerSummary; c != nil {
