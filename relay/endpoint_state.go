@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,41 +78,76 @@ const (
 	deferredPaused // breaker open
 )
 
-// admit decides whether a pair may be attempted now. An admitted pair
-// counts against the endpoint's max_in_flight until done is called.
-func (st *endpointState) admit(now time.Time) admission {
+// paceHorizon is how far ahead a rate-limited endpoint's pairs are
+// admitted: each takes its turn from the limiter at admission and waits for
+// it in memory (see Relay.attempt), at most this long. Claims are sized to
+// the turns left within it, so a backlog for a rate-limited endpoint stays
+// in the hot lane instead of being moved to the retry lane and back.
+const paceHorizon = time.Second
+
+// admit decides whether a pair may be attempted, and after how long a wait
+// for its turn under the rate limit. An admitted pair counts against the
+// endpoint's max_in_flight until done is called.
+func (st *endpointState) admit(now time.Time) (admission, time.Duration) {
 	if st.Disabled {
-		return deferredPaused
+		return deferredPaused, 0
 	}
 	probe := false
 	st.mu.Lock()
 	if !st.openedAt.IsZero() {
 		if st.probing || now.Before(st.probeAt) {
 			st.mu.Unlock()
-			return deferredPaused
+			return deferredPaused, 0
 		}
 		st.probing = true
 		probe = true
 	}
 	st.mu.Unlock()
-	if st.limiter != nil && !st.limiter.AllowN(now, 1) {
-		st.unprobe(probe)
-		return deferredBusy
+	var wait time.Duration
+	if st.limiter != nil {
+		turn := st.limiter.ReserveN(now, 1)
+		if wait = turn.DelayFrom(now); !turn.OK() || wait > paceHorizon {
+			turn.CancelAt(now)
+			st.unprobe(probe)
+			return deferredBusy, 0
+		}
 	}
 	if st.MaxInFlight > 0 && st.inFlight.Load() >= int64(st.MaxInFlight) {
 		st.unprobe(probe)
 		st.qmu.Lock()
 		defer st.qmu.Unlock()
 		if len(st.queue) < st.queueCap() {
-			return queued
+			return queued, wait
 		}
-		return deferredBusy
+		return deferredBusy, 0
 	}
 	st.inFlight.Add(1)
 	if probe {
-		return admittedProbe
+		return admittedProbe, wait
 	}
-	return admitted
+	return admitted, wait
+}
+
+// paceRoom is how many more turns the rate limiter can give within
+// paceHorizon.
+func (st *endpointState) paceRoom(now time.Time) int {
+	return int(st.limiter.TokensAt(now) + float64(st.limiter.Limit())*paceHorizon.Seconds())
+}
+
+// capacity is the most pairs the endpoint takes at once, in flight, queued
+// or waiting for their turn; -1 means unbounded.
+func (st *endpointState) capacity() int {
+	c := -1
+	if st.MaxInFlight > 0 {
+		c = st.MaxInFlight + st.queueCap()
+	}
+	if st.limiter != nil {
+		pace := st.limiter.Burst() + int(float64(st.limiter.Limit())*paceHorizon.Seconds())
+		if c < 0 || pace < c {
+			c = pace
+		}
+	}
+	return c
 }
 
 func (st *endpointState) unprobe(probe bool) {
@@ -161,7 +197,7 @@ func (st *endpointState) freeCapacity(now time.Time) int {
 	if st.Disabled {
 		return 0
 	}
-	if st.MaxInFlight <= 0 {
+	if st.MaxInFlight <= 0 && st.limiter == nil {
 		return -1
 	}
 	st.mu.Lock()
@@ -170,9 +206,15 @@ func (st *endpointState) freeCapacity(now time.Time) int {
 	if paused {
 		return 0 // its pairs are deferred, which costs no slot
 	}
-	st.qmu.Lock()
-	free := st.MaxInFlight + st.queueCap() - int(st.inFlight.Load()) - len(st.queue)
-	st.qmu.Unlock()
+	free := math.MaxInt
+	if st.MaxInFlight > 0 {
+		st.qmu.Lock()
+		free = st.MaxInFlight + st.queueCap() - int(st.inFlight.Load()) - len(st.queue)
+		st.qmu.Unlock()
+	}
+	if st.limiter != nil {
+		free = min(free, st.paceRoom(now))
+	}
 	return max(free, 0)
 }
 
@@ -191,7 +233,7 @@ func (st *endpointState) excluded(now time.Time) bool {
 	if st.MaxInFlight > 0 && st.inFlight.Load() >= int64(st.MaxInFlight) {
 		return true
 	}
-	return st.limiter != nil && st.limiter.TokensAt(now) < 1
+	return st.limiter != nil && st.paceRoom(now) < 1
 }
 
 // breakerChange is a transition to log.

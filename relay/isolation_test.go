@@ -229,3 +229,48 @@ func TestEndpointRateLimit(t *testing.T) {
 		"%d requests in %s exceed 20/s", n, span)
 	require.Len(t, reqs, n, "rate-limited deliveries wait, they are not failed attempts")
 }
+
+// A backlog for a rate-limited endpoint waits in the hot lane and in memory
+// for its turns: no pair is deferred to the retry lane and back.
+func TestEndpointRateLimit_BacklogIsPacedInMemory(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	ep := endpoint(t, "limited", rc.srv.URL, "*")
+	ep.RateLimit, ep.RateBurst = 200, 5
+	const n = 300
+	enqueue(t, pool, messages(n, "t")...)
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{ep}})
+	eventually(t, 20*time.Second, func() bool {
+		return rc.uniqueIDs() == n && count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0
+	}, "all delivered")
+	st := r.Stats()
+	require.Zero(t, st.Deferred, "pairs waited for their turn instead of going to the retry lane")
+	require.EqualValues(t, n, st.Delivered)
+	reqs := rc.requests()
+	require.Len(t, reqs, n)
+	span := reqs[len(reqs)-1].at.Sub(reqs[0].at)
+	require.GreaterOrEqual(t, span, time.Duration(n-5)*time.Second/200-10*time.Millisecond,
+		"%d requests in %s exceed 200/s with a burst of 5", n, span)
+}
+
+// Pairs waiting for their turn when the relay stops are given back at once,
+// not left leased.
+func TestEndpointRateLimit_WaitingPairsReleasedOnStop(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	ep := endpoint(t, "slow", rc.srv.URL, "*")
+	ep.RateLimit, ep.RateBurst = 2, 1 // one now, the next two within the pace horizon
+	const n = 3
+	enqueue(t, pool, messages(n, "t")...)
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{ep}})
+	eventually(t, 10*time.Second, func() bool { return rc.uniqueIDs() >= 1 }, "first delivered")
+	require.NoError(t, r.Stop(context.Background()))
+	left := count(t, pool, `SELECT count(*) FROM outbox.messages`)
+	require.Equal(t, n-rc.uniqueIDs(), left)
+	require.Positive(t, left, "the stop came before every turn")
+	require.Equal(t, left, count(t, pool, `SELECT count(*) FROM outbox.messages WHERE visible_at <= now() AND lease IS NULL AND attempts = 0`),
+		"released unattempted, claimable at once")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
+}

@@ -144,6 +144,7 @@ type pair struct {
 	deadReason string
 	attempted  bool
 	delay      time.Duration // set by the completer for resultRetry
+	notBefore  time.Time     // its turn under the endpoint's rate limit
 }
 
 // New returns a relay on pool. It does not touch the database until Start.
@@ -624,7 +625,11 @@ func (r *Relay) dispatch(jobs []*job) int {
 				r.results <- p
 				continue
 			}
-			switch p.ep.admit(now) {
+			adm, wait := p.ep.admit(now)
+			if wait > 0 {
+				p.notBefore = now.Add(wait)
+			}
+			switch adm {
 			case admittedProbe:
 				p.probe = true
 				fallthrough
@@ -707,7 +712,7 @@ func (r *Relay) claimCapacity(now time.Time) (free int, hungry bool) {
 		}
 		active++
 		free += f
-		if f >= max((st.MaxInFlight+st.queueCap())/2, 1) {
+		if f >= max(st.capacity()/2, 1) {
 			hungry = true
 		}
 	}
@@ -741,7 +746,7 @@ func (r *Relay) runWorker(ctx context.Context) {
 
 func (r *Relay) attempt(ctx context.Context, p *pair) {
 	ep := p.ep
-	if r.stopping.Load() || time.Now().Add(ep.Timeout).After(p.job.deadline) {
+	if !r.awaitTurn(p.notBefore) || r.stopping.Load() || time.Now().Add(ep.Timeout).After(p.job.deadline) {
 		p.result = resultReleased
 		return
 	}
@@ -773,6 +778,23 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 		return
 	}
 	p.errText = err.Error()
+}
+
+// awaitTurn waits until t, a rate-limited pair's turn (at most
+// paceHorizon away). It returns false if the relay stops claiming first.
+func (r *Relay) awaitTurn(t time.Time) bool {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return true
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-r.claimerDone:
+		return false
+	}
 }
 
 // endpointDone records the end of an attempt with the endpoint's breaker

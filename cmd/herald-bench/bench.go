@@ -58,6 +58,7 @@ type Results struct {
 	Latency     *LatencyResult  `json:"latency,omitempty"`
 	Producers   []ProducerRun   `json:"producers"`
 	Claims      []DrainResult   `json:"claim_backlogs"`
+	PacedClaims []DrainResult   `json:"paced_claim_backlogs,omitempty"`
 	ManyRelays  []DrainResult   `json:"many_relays"`
 	Table       []Row           `json:"table"`
 	Profiles    []string        `json:"cpu_profiles,omitempty"`
@@ -460,7 +461,9 @@ type DrainResult struct {
 	Relays int    `json:"relays"`
 	// GOMAXPROCS is what each relay process was given; 0: Go's default
 	// (every core).
-	GOMAXPROCS  int     `json:"gomaxprocs,omitempty"`
+	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
+	// RateLimit is the endpoint's rate_limit in the run; 0: none.
+	RateLimit   int     `json:"endpoint_rate_limit,omitempty"`
 	Receiver    string  `json:"receiver"`
 	PreloadRate float64 `json:"preload_rows_per_s"`
 	Seconds     float64 `json:"seconds"`          // relay start -> receiver has all and the table is empty
@@ -488,10 +491,10 @@ type DrainResult struct {
 }
 
 type drainSpec struct {
-	label       string
-	n, slice    int
-	relays      int
-	gomaxprocs  int // 0: Go's default
+	label    string
+	n, slice int
+	relays   int
+	relayOpts
 	recv        *recvTarget
 	stopAtSlice bool // stop the relays once the slice is delivered (claim phase)
 	writes      bool // measure pg_stat_user_tables deltas
@@ -500,7 +503,7 @@ type drainSpec struct {
 // drain commits a backlog with no relay running, then starts the relays and
 // times them until the receiver has every message and the table is empty.
 func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
-	r := DrainResult{Label: s.label, N: s.n, Relays: s.relays, GOMAXPROCS: s.gomaxprocs, Receiver: s.recv.name, SliceN: min(s.slice, s.n)}
+	r := DrainResult{Label: s.label, N: s.n, Relays: s.relays, GOMAXPROCS: s.gomaxprocs, RateLimit: s.rateLimit, Receiver: s.recv.name, SliceN: min(s.slice, s.n)}
 	if err := b.truncate(ctx); err != nil {
 		return r, err
 	}
@@ -534,7 +537,7 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		return errors.Join(errs...)
 	}
 	for i := range s.relays {
-		p, err := b.startRelay(i, s.recv.hookURL(), s.gomaxprocs)
+		p, err := b.startRelay(i, s.recv.hookURL(), s.relayOpts)
 		if err != nil {
 			_ = stopAll()
 			return r, err
@@ -683,7 +686,10 @@ func (b *bench) logDrain(r DrainResult) {
 	}
 }
 
-// claimBacklogs times a fixed slice with 10k, 100k (and 1M) waiting.
+// claimBacklogs times a fixed slice with 10k, 100k (and 1M) waiting: at
+// full speed, where every core is busy and a claim waits for CPU like
+// everything else, and then with the endpoint paced (rate_limit), where the
+// claim's own cost shows.
 func (b *bench) claimBacklogs(ctx context.Context) error {
 	for _, n := range b.opt.backlogs {
 		r, err := b.drain(ctx, drainSpec{label: fmt.Sprintf("backlog %d", n), n: n, slice: b.opt.slice, relays: 1, recv: b.recv, stopAtSlice: n > b.opt.slice})
@@ -692,6 +698,19 @@ func (b *bench) claimBacklogs(ctx context.Context) error {
 		}
 		b.logDrain(r)
 		b.res.Claims = append(b.res.Claims, r)
+	}
+	if b.opt.pacedRate > 0 {
+		// Four seconds of deliveries at the paced rate per backlog.
+		slice := min(b.opt.slice, 4*b.opt.pacedRate)
+		for _, n := range b.opt.backlogs {
+			r, err := b.drain(ctx, drainSpec{label: fmt.Sprintf("backlog %d, paced at %d/s", n, b.opt.pacedRate), n: n, slice: slice, relays: 1,
+				relayOpts: relayOpts{rateLimit: b.opt.pacedRate}, recv: b.recv, stopAtSlice: n > slice})
+			if err != nil {
+				return err
+			}
+			b.logDrain(r)
+			b.res.PacedClaims = append(b.res.PacedClaims, r)
+		}
 	}
 	return b.truncate(ctx)
 }
@@ -713,7 +732,7 @@ func (b *bench) manyRelays(ctx context.Context) error {
 			if gmp > 0 {
 				label += fmt.Sprintf(", GOMAXPROCS=%d", gmp)
 			}
-			r, err := b.drain(ctx, drainSpec{label: label, n: b.opt.n, slice: b.opt.n, relays: k, gomaxprocs: gmp, recv: b.recv, writes: true})
+			r, err := b.drain(ctx, drainSpec{label: label, n: b.opt.n, slice: b.opt.n, relays: k, relayOpts: relayOpts{gomaxprocs: gmp}, recv: b.recv, writes: true})
 			if err != nil {
 				return err
 			}
@@ -754,7 +773,7 @@ func (b *bench) latency(ctx context.Context) error {
 	if err := b.recv.reset(); err != nil {
 		return err
 	}
-	p, err := b.startRelay(0, b.recv.hookURL(), 0)
+	p, err := b.startRelay(0, b.recv.hookURL(), relayOpts{})
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,7 @@ type options struct {
 	sqlProducers int
 	backlogs     []int
 	slice        int
+	pacedRate    int
 	relayCounts  []int
 	cpuprofile   string
 	keepDB       bool
@@ -100,6 +101,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.sqlProducers, "sql-producers", 8, "concurrent plain-SQL producers")
 	backlogs := fs.String("backlogs", "10000,100000", "claim-latency backlogs (comma separated; -million adds 1000000)")
 	fs.IntVar(&o.slice, "slice", 50000, "messages drained (and timed) at each claim-latency backlog")
+	fs.IntVar(&o.pacedRate, "paced-rate", 5000, "also time claims at each backlog with the endpoint's rate_limit at this many requests/s, leaving the machine cores to spare (0: skip)")
 	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")

@@ -153,9 +153,14 @@ func freePort() (int, error) {
 // benchSecret is a fixed Standard Webhooks secret (32 bytes, base64).
 const benchSecret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
-// startRelay starts relay number idx posting to hook, with GOMAXPROCS set
-// to gomaxprocs unless it is 0.
-func (b *bench) startRelay(idx int, hook string, gomaxprocs int) (*relayProc, error) {
+// relayOpts are what a drain changes in a relay's defaults.
+type relayOpts struct {
+	gomaxprocs int // GOMAXPROCS of the process; 0: Go's default
+	rateLimit  int // the endpoint's rate_limit; 0: none
+}
+
+// startRelay starts relay number idx posting to hook.
+func (b *bench) startRelay(idx int, hook string, o relayOpts) (*relayProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -183,9 +188,10 @@ endpoints:
     url: %q
     secret: %q
     topics: ["*"]
+    rate_limit: %d
 metrics:
   listen: %q
-`, b.dsn, hook, benchSecret, metricsAddr)
+`, b.dsn, hook, benchSecret, o.rateLimit, metricsAddr)
 		if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 			return nil, err
 		}
@@ -195,15 +201,15 @@ metrics:
 		}
 		cmd = exec.Command(b.heraldBin, args...)
 	default:
-		args := []string{"-dsn", b.dsn, "-url", hook, "-secret", benchSecret, "-metrics", metricsAddr}
+		args := []string{"-dsn", b.dsn, "-url", hook, "-secret", benchSecret, "-metrics", metricsAddr, "-rate-limit", strconv.Itoa(o.rateLimit)}
 		if profile != "" {
 			args = append(args, "-cpuprofile", profile)
 		}
 		cmd = exec.Command(b.self, args...)
 		cmd.Env = append(os.Environ(), childEnv+"=relay")
 	}
-	if gomaxprocs > 0 {
-		cmd.Env = append(cmd.Environ(), "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
+	if o.gomaxprocs > 0 {
+		cmd.Env = append(cmd.Environ(), "GOMAXPROCS="+strconv.Itoa(o.gomaxprocs))
 	}
 	cmd.Stderr = b.logFile(logName)
 	if err := cmd.Start(); err != nil {

@@ -36,6 +36,7 @@ func relayChildMain(args []string) error {
 	maxConns := fs.Int("max-conns", 8, "pool size (database.max_conns)")
 	inflight := fs.Int("inflight", relay.MaxInFlightDefault, "relay.max_in_flight")
 	epConns := fs.Int("endpoint-conns", 64, "idle connections per endpoint (endpoints[].max_in_flight)")
+	rateLimit := fs.Float64("rate-limit", 0, "the endpoint's rate_limit (0: none)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,7 +75,8 @@ func relayChildMain(args []string) error {
 	defer ep.Close()
 	reg := prometheus.NewRegistry()
 	r, err := relay.New(pool, relay.Config{
-		Endpoints:   []relay.Endpoint{{Name: "bench", Topics: []string{"*"}, Sender: ep, Timeout: 15 * time.Second}},
+		Endpoints: []relay.Endpoint{{Name: "bench", Topics: []string{"*"}, Sender: ep, Timeout: 15 * time.Second,
+			RateLimit: *rateLimit, RateBurst: max(1, int(*rateLimit))}},
 		MaxInFlight: *inflight,
 		Listen:      true,
 		AsyncCommit: true,

@@ -106,6 +106,10 @@ func (b *bench) buildTable() {
 		b.row(fmt.Sprintf("  deliveries/s over the first %d with %d waiting (%.0f%% of %d-waiting)", c.SliceN, c.N, 100*c.SliceRate/base, res.Claims[0].N), c.SliceRate, "%.0f", target, met)
 		b.row(fmt.Sprintf("  relay peak RSS MiB with %d waiting", c.N), c.RSSMiB, "%.1f", "< 100", yesNo(c.RSSMiB < 100))
 	}
+	for _, c := range res.PacedClaims {
+		b.row(fmt.Sprintf("claim p99 (hot lane) with %d waiting, endpoint paced at %d/s (cores to spare) [bucket upper bound; interp %.2f ms, mean %.2f ms]", c.N, c.RateLimit, c.ClaimP99Interp, c.ClaimMeanMs),
+			c.ClaimP99Ms, "≤ %.1f ms", "< 5 ms", yesNo(c.ClaimsInSlice > 0 && c.ClaimP99Ms >= 0 && c.ClaimP99Ms < 5))
+	}
 	// 5. writes
 	if len(wr) > 0 {
 		m := median(wr)
