@@ -126,8 +126,8 @@ func run(ctx context.Context, opt options) (*Results, error) {
 
 	// Each phase records its own failure and the run goes on, so that one
 	// broken measurement still leaves the others.
-	phase := func(name string, f func() error) {
-		if ctx.Err() != nil {
+	phase := func(key, name string, f func() error) {
+		if ctx.Err() != nil || (len(opt.only) > 0 && !slices.Contains(opt.only, key)) {
 			return
 		}
 		b.say("== %s", name)
@@ -137,11 +137,11 @@ func run(ctx context.Context, opt options) (*Results, error) {
 			b.say("FAILED %s", msg)
 		}
 	}
-	phase("drain rounds (vs peers)", func() error { return b.drainRounds(ctx) })
-	phase("commit-to-receipt latency", func() error { return b.latency(ctx) })
-	phase("producer throughput", func() error { return b.producers(ctx) })
-	phase("claim latency by backlog", func() error { return b.claimBacklogs(ctx) })
-	phase("several relays on one database", func() error { return b.manyRelays(ctx) })
+	phase("drain", "drain rounds (vs peers)", func() error { return b.drainRounds(ctx) })
+	phase("latency", "commit-to-receipt latency", func() error { return b.latency(ctx) })
+	phase("producers", "producer throughput", func() error { return b.producers(ctx) })
+	phase("claims", "claim latency by backlog", func() error { return b.claimBacklogs(ctx) })
+	phase("relays", "several relays on one database", func() error { return b.manyRelays(ctx) })
 	b.res.Profiles = b.profiles
 	b.res.Finished = time.Now().UTC().Format(time.RFC3339)
 	b.buildTable()
@@ -459,6 +459,7 @@ type DrainResult struct {
 	Label  string `json:"label"`
 	N      int    `json:"n"`
 	Relays int    `json:"relays"`
+	Round  int    `json:"round,omitempty"`
 	// GOMAXPROCS is what each relay process was given; 0: Go's default
 	// (every core).
 	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
@@ -719,25 +720,32 @@ func (b *bench) claimBacklogs(ctx context.Context) error {
 // default GOMAXPROCS (every core, so k relays oversubscribe the machine's
 // cores k times) and then, for k > 1, with GOMAXPROCS = cores / k: what k
 // containers sharing the machine with CPU limits get from Go (since 1.25 it
-// reads the cgroup limit).
+// reads the cgroup limit). Rounds are interleaved, every configuration once
+// per round, so that drift on the machine hits them alike.
 func (b *bench) manyRelays(ctx context.Context) error {
 	cores := runtime.NumCPU()
-	for _, k := range b.opt.relayCounts {
-		procs := []int{0}
-		if k > 1 {
-			procs = append(procs, max(1, cores/k))
-		}
-		for _, gmp := range procs {
-			label := fmt.Sprintf("%d relays", k)
-			if gmp > 0 {
-				label += fmt.Sprintf(", GOMAXPROCS=%d", gmp)
+	for round := 1; round <= b.opt.rounds; round++ {
+		for _, k := range b.opt.relayCounts {
+			procs := []int{0}
+			if k > 1 {
+				procs = append(procs, max(1, cores/k))
 			}
-			r, err := b.drain(ctx, drainSpec{label: label, n: b.opt.n, slice: b.opt.n, relays: k, relayOpts: relayOpts{gomaxprocs: gmp}, recv: b.recv, writes: true})
-			if err != nil {
-				return err
+			for _, gmp := range procs {
+				label := fmt.Sprintf("%d relays", k)
+				if gmp > 0 {
+					label += fmt.Sprintf(", GOMAXPROCS=%d", gmp)
+				}
+				if b.opt.rounds > 1 {
+					label += fmt.Sprintf(" (round %d)", round)
+				}
+				r, err := b.drain(ctx, drainSpec{label: label, n: b.opt.n, slice: b.opt.n, relays: k, relayOpts: relayOpts{gomaxprocs: gmp}, recv: b.recv, writes: true})
+				if err != nil {
+					return err
+				}
+				r.Round = round
+				b.logDrain(r)
+				b.res.ManyRelays = append(b.res.ManyRelays, r)
 			}
-			b.logDrain(r)
-			b.res.ManyRelays = append(b.res.ManyRelays, r)
 		}
 	}
 	return nil

@@ -73,6 +73,7 @@ type options struct {
 	pacedRate    int
 	relayCounts  []int
 	cpuprofile   string
+	only         []string
 	keepDB       bool
 	out          io.Writer
 }
@@ -105,8 +106,18 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")
+	only := fs.String("only", "", "run only these phases (comma separated: drain, latency, producers, claims, relays)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	for _, p := range strings.Split(*only, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "":
+		case "drain", "latency", "producers", "claims", "relays":
+			o.only = append(o.only, p)
+		default:
+			return o, fmt.Errorf("-only: unknown phase %q (drain, latency, producers, claims, relays)", p)
+		}
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
