@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -176,12 +177,21 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		// turns out to be closed. Receivers deduplicate on webhook-id.
 		staticHeader{"Idempotency-Key", nil},
 	)
+	hasAuth := false
 	for name, value := range cfg.Headers {
 		h, err := checkHeader(name, value)
 		if err != nil {
 			return nil, &ConfigError{Field: "headers", Err: err}
 		}
 		e.static = append(e.static, staticHeader{h.Name, []string{h.Value}})
+		hasAuth = hasAuth || h.Name == "Authorization"
+	}
+	if u.User != nil && !hasAuth {
+		// Credentials in the URL are sent as Basic auth, as http.Client
+		// does (Transport.RoundTrip alone would drop them).
+		pass, _ := u.User.Password()
+		cred := base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + pass))
+		e.static = append(e.static, staticHeader{"Authorization", []string{"Basic " + cred}})
 	}
 
 	tlsCfg, err := buildTLS(cfg.TLS)

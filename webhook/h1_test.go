@@ -314,3 +314,28 @@ func TestH1_ConcurrentDeliveries(t *testing.T) {
 		}
 	}
 }
+
+// Credentials in the URL are sent as Basic auth, as http.Client does, on
+// both paths; a configured Authorization header wins.
+func TestDeliver_URLCredentials(t *testing.T) {
+	t.Parallel()
+	srv, reqs := newServer(t, nil)
+	withCreds := strings.Replace(srv.URL, "http://", "http://hook:s3cret@", 1) + "/in"
+	for _, cfg := range []EndpointConfig{
+		{URL: withCreds},
+		{URL: withCreds, FollowRedirects: true}, // net/http
+		{URL: withCreds, Headers: map[string]string{"Authorization": "Bearer t"}},
+	} {
+		ep := newEndpoint(t, cfg)
+		require.NoError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1", Body: []byte(`{}`)}))
+		r := <-reqs
+		if cfg.Headers != nil {
+			require.Equal(t, []string{"Bearer t"}, r.header.Values("Authorization"))
+			continue
+		}
+		user, pass, ok := (&http.Request{Header: r.header}).BasicAuth()
+		require.True(t, ok, "%+v", cfg)
+		require.Equal(t, "hook", user)
+		require.Equal(t, "s3cret", pass)
+	}
+}
