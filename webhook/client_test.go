@@ -474,18 +474,10 @@ func TestDeliver_ConnectionRefused(t *testing.T) {
 
 func TestDeliver_ConnectionReuse(t *testing.T) {
 	t.Parallel()
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, `{"ok":true}`)
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	})
 	ep := newEndpoint(t, EndpointConfig{URL: srv.URL, Secrets: []string{testSecret('r')}})
 
 	for i := range 50 {

@@ -58,6 +58,22 @@ func newRawServer(t *testing.T, serve func(n int64, c net.Conn, br *bufio.Reader
 
 func (s *rawServer) url() string { return "http://" + s.ln.Addr().String() }
 
+// newCountingServer starts an httptest server with handler h and counts the
+// connections it accepts.
+func newCountingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
 // readRequest reads one request and its body.
 func readRequest(br *bufio.Reader) (*http.Request, []byte, error) {
 	req, err := http.ReadRequest(br)
@@ -164,18 +180,11 @@ next:
 // delivery goes out again on a new connection, and succeeds.
 func TestH1_StaleConnectionIsReplaced(t *testing.T) {
 	t.Parallel()
-	var conns, reqs atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var reqs atomic.Int64
+	srv, conns := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		reqs.Add(1)
 		w.WriteHeader(http.StatusNoContent)
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	})
 	ep := newEndpoint(t, EndpointConfig{URL: srv.URL})
 
 	for i := range 3 {
@@ -244,20 +253,7 @@ func TestH1_InformationalAndConnectionClose(t *testing.T) {
 // MaxResponseBytes closes it.
 func TestH1_ResponseBodyAndReuse(t *testing.T) {
 	t.Parallel()
-	count := func(h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
-		var conns atomic.Int64
-		srv := httptest.NewUnstartedServer(h)
-		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				conns.Add(1)
-			}
-		}
-		srv.Start()
-		t.Cleanup(srv.Close)
-		return srv, &conns
-	}
-
-	chunked, chunkedConns := count(func(w http.ResponseWriter, r *http.Request) {
+	chunked, chunkedConns := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "part one,")
 		http.NewResponseController(w).Flush()
 		_, _ = io.WriteString(w, "part two")
@@ -268,7 +264,7 @@ func TestH1_ResponseBodyAndReuse(t *testing.T) {
 	}
 	require.EqualValues(t, 1, chunkedConns.Load())
 
-	huge, hugeConns := count(hugeBody(http.StatusOK, false))
+	huge, hugeConns := newCountingServer(t, hugeBody(http.StatusOK, false))
 	ep = newEndpoint(t, EndpointConfig{URL: huge.URL})
 	for i := range 2 {
 		require.NoError(t, ep.Deliver(context.Background(), &Message{ID: "msg_" + strconv.Itoa(i)}))
@@ -281,18 +277,10 @@ func TestH1_ResponseBodyAndReuse(t *testing.T) {
 func TestH1_ConcurrentDeliveries(t *testing.T) {
 	t.Parallel()
 	for _, maxConns := range []int{8, 2} {
-		var conns atomic.Int64
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv, conns := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.WriteHeader(http.StatusOK)
-		}))
-		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				conns.Add(1)
-			}
-		}
-		srv.Start()
-		t.Cleanup(srv.Close)
+		})
 		ep := newEndpoint(t, EndpointConfig{URL: srv.URL, MaxConns: maxConns})
 
 		var wg sync.WaitGroup
