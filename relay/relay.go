@@ -599,8 +599,9 @@ func (r *Relay) parseHeaders(j *job, headers string) bool {
 // dispatch hands the claimed pairs the endpoints can take now to the
 // workers, and everything else straight to the completer: jobs with nothing
 // to send, and pairs deferred because their endpoint is paused, at its
-// max_in_flight or over its rate limit (these wait in the retry lane, not
-// attempted, so a slow or dead endpoint never holds up the others). It
+// max_in_flight or has no rate-limit turn within paceHorizon (these wait in
+// the retry lane, not attempted, so a slow or dead endpoint never holds up
+// the others). A pair with a later turn goes to a worker that waits for it. It
 // returns how many pairs of hot-lane messages took a slot (in flight or
 // queued), for the claimer's fan-out estimate.
 func (r *Relay) dispatch(jobs []*job) int {

@@ -34,6 +34,8 @@ type Endpoint struct {
 	// 0 means no bound beyond Config.MaxInFlight.
 	MaxInFlight int
 	// RateLimit bounds requests per second from one relay; 0 means none.
+	// Claimed pairs wait in memory for their turn, up to a second ahead;
+	// claims for the endpoint are sized to the turns within that second.
 	RateLimit float64
 	// RateBurst is the rate limiter's burst. Defaults to 1.
 	RateBurst int
