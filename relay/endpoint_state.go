@@ -104,8 +104,9 @@ func (st *endpointState) admit(now time.Time) (admission, time.Duration) {
 	}
 	st.mu.Unlock()
 	var wait time.Duration
+	var turn *rate.Reservation
 	if st.limiter != nil {
-		turn := st.limiter.ReserveN(now, 1)
+		turn = st.limiter.ReserveN(now, 1)
 		if wait = turn.DelayFrom(now); !turn.OK() || wait > paceHorizon {
 			turn.CancelAt(now)
 			st.unprobe(probe)
@@ -118,6 +119,9 @@ func (st *endpointState) admit(now time.Time) (admission, time.Duration) {
 		defer st.qmu.Unlock()
 		if len(st.queue) < st.queueCap() {
 			return queued, wait
+		}
+		if turn != nil {
+			turn.CancelAt(now) // the turn goes back to the next pair
 		}
 		return deferredBusy, 0
 	}
