@@ -181,6 +181,13 @@ func (e *Endpoint) exchange(c *h1Conn, id string, body []byte, headers []Header,
 		c.req = req
 	}
 	if err != nil {
+		// A receiver may answer before it has read the whole body and
+		// close (413 for a body too large): its answer is the outcome, as
+		// net/http has it, not the write error the close caused.
+		if resp, rerr := e.readResponse(c); rerr == nil {
+			resp.Close = true
+			return resp, nil
+		}
 		return nil, err
 	}
 	// Wait for the first byte apart: a connection closed before it (io.EOF
@@ -189,6 +196,11 @@ func (e *Endpoint) exchange(c *h1Conn, id string, body []byte, headers []Header,
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, err
 	}
+	return e.readResponse(c)
+}
+
+// readResponse reads the response head, skipping informational ones.
+func (e *Endpoint) readResponse(c *h1Conn) (*http.Response, error) {
 	for {
 		// The template only tells ReadResponse the method and resolves
 		// a relative Location; it is not modified.

@@ -327,3 +327,22 @@ func TestDeliver_URLCredentials(t *testing.T) {
 		require.Equal(t, "s3cret", pass)
 	}
 }
+
+// A receiver that answers before reading the whole body and closes (413
+// for a body too large, as proxies do) is heard: its status counts, not the
+// write error the close causes.
+func TestH1_AnswerBeforeBody(t *testing.T) {
+	t.Parallel()
+	srv := newRawServer(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
+		time.Sleep(50 * time.Millisecond) // the client is still writing
+	})
+	ep := newEndpoint(t, EndpointConfig{URL: srv.url()})
+	de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1", Body: bytes.Repeat([]byte("a"), 32<<20)}))
+	require.Equal(t, http.StatusRequestEntityTooLarge, de.Status, de.Reason)
+	require.False(t, de.Retryable)
+	require.Equal(t, "too large", string(de.Response))
+}
