@@ -32,6 +32,12 @@ const (
 	BreakerFailureThresholdDefault = 10
 	BreakerProbeIntervalDefault    = 5 * time.Second
 	BreakerMaxProbeIntervalDefault = 5 * time.Minute
+	// busyPollInterval is how soon the claimer looks again after a claim
+	// that found messages (but fewer than it asked for); each claim that
+	// finds none doubles the wait, up to PollInterval. Producers that skip
+	// NOTIFY are then found within milliseconds while they keep writing,
+	// at the cost of a few empty claims after each burst.
+	busyPollInterval = 5 * time.Millisecond
 	// retryPollInterval bounds how often the retry lane is polled while the
 	// hot lane keeps the claimer busy.
 	retryPollInterval = 50 * time.Millisecond
@@ -56,7 +62,9 @@ type Config struct {
 	// request always ends before its lease does. Defaults to 60s.
 	Lease time.Duration
 	// PollInterval is how often an idle relay looks for new messages when
-	// no notification wakes it. Defaults to 1s.
+	// no notification wakes it. After a claim that found messages it looks
+	// again within 5ms, doubling the wait while it finds none, up to
+	// PollInterval. Defaults to 1s.
 	PollInterval time.Duration
 	// Listen makes the relay LISTEN for producers' notifications, which wake
 	// it within milliseconds of a commit. Defaults to false in this struct;

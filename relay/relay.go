@@ -348,6 +348,7 @@ func (r *Relay) runClaimer(ctx context.Context) {
 	fanout := 1.0 // pairs per hot message, a running estimate
 	var lastRetryPoll time.Time
 	retryFull := false
+	pollWait := r.cfg.PollInterval
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	idle := time.NewTimer(0)
@@ -424,13 +425,18 @@ func (r *Relay) runClaimer(ctx context.Context) {
 		if hotGot == hotWant || retryFull {
 			continue // more may be waiting
 		}
+		if hotGot > 0 {
+			pollWait = min(busyPollInterval, r.cfg.PollInterval)
+		} else {
+			pollWait = min(2*pollWait, r.cfg.PollInterval)
+		}
 		if !poll.Stop() {
 			select {
 			case <-poll.C:
 			default:
 			}
 		}
-		poll.Reset(r.cfg.PollInterval)
+		poll.Reset(pollWait)
 		select {
 		case <-poll.C:
 		case <-r.wake:

@@ -452,3 +452,28 @@ func TestRetryAfterPushesTheNextAttempt(t *testing.T) {
 	require.GreaterOrEqual(t, reqs[1].at.Sub(reqs[0].at), 950*time.Millisecond,
 		"the second attempt waited for Retry-After (1s), not the 10ms backoff")
 }
+
+// Without NOTIFY, a relay that has just found messages looks again within
+// milliseconds, not after its poll interval, while they keep coming.
+func TestRelayFindsUnnotifiedMessagesSoonAfterOthers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	quiet := outbox.Writer{SkipNotify: true}
+	require.NoError(t, quiet.Enqueue(ctx, pool, outbox.Message{Topic: "t", Payload: []byte(`{"n":1}`)}))
+	r, err := relay.New(pool, relay.Config{
+		Endpoints:    []relay.Endpoint{endpoint(t, "ep", rc.srv.URL, "*")},
+		PollInterval: time.Minute, // Listen is off: only polling finds messages
+		Retry:        fastRetry(),
+		Logger:       zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.Start(ctx))
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	eventually(t, 10*time.Second, func() bool { return rc.uniqueIDs() == 1 }, "the first claim finds the first message")
+
+	require.NoError(t, quiet.Enqueue(ctx, pool, outbox.Message{Topic: "t", Payload: []byte(`{"n":2}`)}))
+	eventually(t, 10*time.Second, func() bool { return rc.uniqueIDs() == 2 },
+		"a message committed just after another is found long before the one-minute poll")
+}
