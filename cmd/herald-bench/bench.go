@@ -48,23 +48,25 @@ type bench struct {
 
 // Results is everything a run measured; it is written as JSON.
 type Results struct {
-	Started     string          `json:"started"`
-	Finished    string          `json:"finished"`
-	Machine     Machine         `json:"machine"`
-	RelayMode   string          `json:"relay_mode"`
-	Options     map[string]any  `json:"options"`
-	Notes       []string        `json:"notes"`
-	Drains      []DrainResult   `json:"drains"`
-	Peers       []PeerRun       `json:"peer_runs,omitempty"`
-	Latency     *LatencyResult  `json:"latency,omitempty"`
-	Producers   []ProducerRun   `json:"producers"`
-	Claims      []DrainResult   `json:"claim_backlogs"`
-	PacedClaims []DrainResult   `json:"paced_claim_backlogs,omitempty"`
-	ManyRelays  []DrainResult   `json:"many_relays"`
-	Table       []Row           `json:"table"`
-	Profiles    []string        `json:"cpu_profiles,omitempty"`
-	Errors      []string        `json:"errors,omitempty"`
-	PeerSummary *PeerComparison `json:"peer_comparison,omitempty"`
+	Started   string         `json:"started"`
+	Finished  string         `json:"finished"`
+	Machine   Machine        `json:"machine"`
+	RelayMode string         `json:"relay_mode"`
+	Options   map[string]any `json:"options"`
+	Notes     []string       `json:"notes"`
+	Drains    []DrainResult  `json:"drains"`
+	Peers     []PeerRun      `json:"peer_runs,omitempty"`
+	Latency   *LatencyResult `json:"latency,omitempty"`
+	// LatencyNoNotify is the same load with producers that skip NOTIFY.
+	LatencyNoNotify *LatencyResult  `json:"latency_no_notify,omitempty"`
+	Producers       []ProducerRun   `json:"producers"`
+	Claims          []DrainResult   `json:"claim_backlogs"`
+	PacedClaims     []DrainResult   `json:"paced_claim_backlogs,omitempty"`
+	ManyRelays      []DrainResult   `json:"many_relays"`
+	Table           []Row           `json:"table"`
+	Profiles        []string        `json:"cpu_profiles,omitempty"`
+	Errors          []string        `json:"errors,omitempty"`
+	PeerSummary     *PeerComparison `json:"peer_comparison,omitempty"`
 }
 
 func (b *bench) say(format string, a ...any) {
@@ -803,6 +805,7 @@ func (b *bench) manyRelays(ctx context.Context) error {
 
 // LatencyResult is commit-to-receipt latency at a fixed offered load.
 type LatencyResult struct {
+	Notify         bool    `json:"notify"`
 	OfferedPerS    int     `json:"offered_per_s"`
 	Seconds        float64 `json:"seconds"`
 	Producers      int     `json:"producers"`
@@ -825,19 +828,36 @@ type LatencyResult struct {
 // committing one message per transaction with outbox.Enqueue (NOTIFY on),
 // and measures from each commit's return to its first receipt.
 func (b *bench) latency(ctx context.Context) error {
+	for _, notify := range []bool{true, false} {
+		r, err := b.latencyRun(ctx, notify)
+		if err != nil {
+			return err
+		}
+		if notify {
+			b.res.Latency = r
+		} else {
+			b.res.LatencyNoNotify = r
+		}
+	}
+	return nil
+}
+
+// latencyRun is one latency measurement, the producers' transactions with
+// or without NOTIFY (without, the relay finds the messages by polling).
+func (b *bench) latencyRun(ctx context.Context, notify bool) (*LatencyResult, error) {
 	if err := b.truncate(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.recv.reset(); err != nil {
-		return err
+		return nil, err
 	}
 	p, err := b.startRelay(0, b.recv.hookURL(), relayOpts{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = p.stop() }()
 	if err := p.waitReady(20 * time.Second); err != nil {
-		return err
+		return nil, err
 	}
 	time.Sleep(500 * time.Millisecond) // let LISTEN settle
 	_, relayCPU0, _ := procCPU(p.pid)
@@ -847,6 +867,7 @@ func (b *bench) latency(ctx context.Context) error {
 	committed := make([]int64, total)
 	commitDur := make([]time.Duration, total)
 	interval := time.Second / time.Duration(b.opt.latRate)
+	w := outbox.Writer{SkipNotify: !notify}
 	var next atomic.Int64
 	var maxLag atomic.Int64
 	var wg sync.WaitGroup
@@ -867,7 +888,7 @@ func (b *bench) latency(ctx context.Context) error {
 				}
 				msg := makeMessages(run, i, 1, prefix)
 				t := time.Now()
-				err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return outbox.Enqueue(ctx, tx, msg...) })
+				err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return w.Enqueue(ctx, tx, msg...) })
 				committed[i] = time.Now().UnixNano()
 				commitDur[i] = time.Since(t)
 				if err != nil {
@@ -881,22 +902,22 @@ func (b *bench) latency(ctx context.Context) error {
 	elapsed := time.Since(start)
 	close(errs)
 	if err := <-errs; err != nil {
-		return err
+		return nil, err
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, err := b.recv.stats()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if st.Unique >= int64(total) {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("receiver has %d of %d after 30s", st.Unique, total)
+			return nil, fmt.Errorf("receiver has %d of %d after 30s", st.Unique, total)
 		}
 		if err := p.alive(); err != nil {
-			return err
+			return nil, err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -904,14 +925,14 @@ func (b *bench) latency(ctx context.Context) error {
 	rss := peakRSSMiB(p.pid)
 	times, err := b.recv.times(prefix)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lat := make([]float64, 0, total)
 	neg := 0
 	for i := range total {
 		t, ok := times[fmt.Sprintf("%s%d", prefix, i)]
 		if !ok {
-			return fmt.Errorf("message %d never received", i)
+			return nil, fmt.Errorf("message %d never received", i)
 		}
 		d := float64(t-committed[i]) / 1e6
 		if d < 0 {
@@ -926,6 +947,7 @@ func (b *bench) latency(ctx context.Context) error {
 	}
 	slices.Sort(cd)
 	r := &LatencyResult{
+		Notify:      notify,
 		OfferedPerS: b.opt.latRate, Seconds: round(elapsed.Seconds(), 3), Producers: b.opt.latProducers, Messages: total,
 		AchievedPerS: round(float64(total)/elapsed.Seconds(), 1),
 		P50Ms:        round(pct(lat, 0.50), 3), P95Ms: round(pct(lat, 0.95), 3), P99Ms: round(pct(lat, 0.99), 3), MaxMs: round(lat[len(lat)-1], 3),
@@ -935,10 +957,9 @@ func (b *bench) latency(ctx context.Context) error {
 		RelayCPU: round(relayCPU1-relayCPU0, 3), RelayCPUPerMsg: round((relayCPU1-relayCPU0)/float64(total)*1e6, 1),
 		RSSMiB: round(rss, 1),
 	}
-	b.res.Latency = r
-	b.say("   %d msg at %d/s offered (%.0f/s achieved): commit->receipt p50 %.2f ms, p95 %.2f, p99 %.2f, max %.2f; enqueue+commit p50 %.2f ms p99 %.2f",
-		total, r.OfferedPerS, r.AchievedPerS, r.P50Ms, r.P95Ms, r.P99Ms, r.MaxMs, r.CommitP50Ms, r.CommitP99Ms)
-	return p.stop()
+	b.say("   %s: %d msg at %d/s offered (%.0f/s achieved): commit->receipt p50 %.2f ms, p95 %.2f, p99 %.2f, max %.2f; enqueue+commit p50 %.2f ms p99 %.2f",
+		notifyLabel(notify), total, r.OfferedPerS, r.AchievedPerS, r.P50Ms, r.P95Ms, r.P99Ms, r.MaxMs, r.CommitP50Ms, r.CommitP99Ms)
+	return r, p.stop()
 }
 
 // pct is the nearest-rank percentile of sorted values.

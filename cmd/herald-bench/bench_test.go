@@ -71,8 +71,11 @@ func TestPipeline(t *testing.T) {
 	if w := res.Drains[0].Writes; w == nil || w.InsPerMsg < 1 {
 		t.Errorf("writes = %+v, want at least the producer's insert per message", w)
 	}
-	if res.Latency == nil || res.Latency.Messages != 200 || res.Latency.P99Ms <= 0 {
+	if res.Latency == nil || res.Latency.Messages != 200 || res.Latency.P99Ms <= 0 || !res.Latency.Notify {
 		t.Errorf("latency = %+v", res.Latency)
+	}
+	if l := res.LatencyNoNotify; l == nil || l.Messages != 200 || l.P99Ms <= 0 || l.Notify {
+		t.Errorf("latency without NOTIFY = %+v", l)
 	}
 	if len(res.Producers) != 6 {
 		t.Errorf("got %d producer runs, want 6", len(res.Producers))

@@ -72,6 +72,12 @@ func (b *bench) buildTable() {
 		b.row("commit→receipt p99", l.P99Ms, "%.2f ms", "≤ 25 ms", yesNo(l.P99Ms <= 25))
 		b.row("  producer Enqueue+commit p99 (1 msg/tx, NOTIFY)", l.CommitP99Ms, "%.2f ms", "", "")
 	}
+	if l := res.LatencyNoNotify; l != nil {
+		b.row(fmt.Sprintf("commit→receipt p50 at %d msg/s, producers without NOTIFY (the relay polls)", l.OfferedPerS), l.P50Ms, "%.2f ms", "", "")
+		b.row("  the same, p95", l.P95Ms, "%.2f ms", "", "")
+		b.row("  the same, p99", l.P99Ms, "%.2f ms", "", "")
+		b.row("  producer Enqueue+commit p99 (1 msg/tx, no NOTIFY)", l.CommitP99Ms, "%.2f ms", "", "")
+	}
 	// 3. producers
 	for _, v := range []struct {
 		method string
