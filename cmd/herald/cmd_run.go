@@ -27,6 +27,7 @@ import (
 	"github.com/herald-relay/herald/cmd/herald/internal/endpoints"
 	"github.com/herald-relay/herald/migrations"
 	"github.com/herald-relay/herald/relay"
+	"github.com/herald-relay/herald/webhook"
 )
 
 func cmdRun(ctx context.Context, g *globals, args []string) error {
@@ -65,11 +66,19 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		// (shared/peers RESULTS.md), for some MB of memory. GOGC overrides.
 		debug.SetGCPercent(400)
 	}
+	// SIGHUP is caught from the start: its default action would kill a
+	// herald that is already delivering but still starting up. One that
+	// arrives before the loop below waits for it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Every source must be reachable and migrated before any starts.
 	srcs := sourcesOf(cfg)
+	log.Info().Str("version", webhook.Version).Int("sources", len(srcs)).Msg("herald starting")
 	pools := make([]*pgxpool.Pool, 0, len(srcs))
 	defer func() {
 		for _, p := range pools {
@@ -140,9 +149,6 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for alive := true; alive; {
 		select {
 		case <-ctx.Done():

@@ -343,3 +343,30 @@ func stopWithSIGTERM(t *testing.T, cmd *exec.Cmd, logs fmt.Stringer) {
 		t.Fatalf("herald did not stop after SIGTERM; logs:\n%s", logs.String())
 	}
 }
+
+// TestSIGHUPDuringStartup: SIGHUPs sent all through the start-up, from the
+// first log line (before the database is reached) until the relay has
+// started, end in one reload; none kills herald, as SIGHUP's default
+// action would.
+func TestSIGHUPDuringStartup(t *testing.T) {
+	t.Parallel()
+	bin := heraldBinary(t)
+	url := heraldtest.URL(t)
+	got := make(chan string, 10)
+	a := namedReceiver(t, "a", got)
+	cfgPath := writeConfig(t, url, a.URL)
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "--config", cfgPath, "run")
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"herald starting"`) }, 20*time.Second, 100*time.Microsecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; i < 20000 && time.Now().Before(deadline) && !strings.Contains(logs.String(), `"relay started"`); i++ {
+		require.NoError(t, cmd.Process.Signal(syscall.SIGHUP), "herald logged:\n%s", logs)
+		time.Sleep(100 * time.Microsecond)
+	}
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"configuration reloaded`) }, 10*time.Second, 10*time.Millisecond,
+		"herald logged:\n%s", logs)
+	stopWithSIGTERM(t, cmd, logs)
+}
