@@ -215,10 +215,7 @@ func TestRunDeliversAndStopsOnSIGTERM(t *testing.T) {
 	pool := heraldtest.PoolFor(t, url)
 	cfg := writeConfig(t, url, srv.URL)
 
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "--config", cfg, "run")
-	cmd.Stderr = logs
-	require.NoError(t, cmd.Start())
+	cmd, logs := startHerald(t, bin, cfg)
 	_, err := pool.Exec(ctx, `INSERT INTO outbox.messages (id, topic, payload) VALUES ('msg_cli', 'orders.created', '{"order_id": 42}')`)
 	require.NoError(t, err)
 	select {
@@ -259,11 +256,7 @@ func TestReloadAndEndpointsAddedWhileRunning(t *testing.T) {
 	url := heraldtest.URL(t)
 	pool := heraldtest.PoolFor(t, url)
 	cfgPath := writeConfig(t, url, a.URL)
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "--config", cfgPath, "run")
-	cmd.Stderr = logs
-	require.NoError(t, cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	cmd, logs := startHerald(t, bin, cfgPath)
 	// expect waits for exactly these deliveries, in any order (endpoint
 	// "test" in writeConfig's file subscribes to every topic).
 	expect := func(want ...string) {
@@ -355,11 +348,7 @@ func TestSIGHUPDuringStartup(t *testing.T) {
 	got := make(chan string, 10)
 	a := namedReceiver(t, "a", got)
 	cfgPath := writeConfig(t, url, a.URL)
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "--config", cfgPath, "run")
-	cmd.Stderr = logs
-	require.NoError(t, cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	cmd, logs := startHerald(t, bin, cfgPath)
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"herald starting"`) }, 20*time.Second, 100*time.Microsecond)
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; i < 20000 && time.Now().Before(deadline) && !strings.Contains(logs.String(), `"relay started"`); i++ {
@@ -369,4 +358,16 @@ func TestSIGHUPDuringStartup(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"configuration reloaded`) }, 10*time.Second, 10*time.Millisecond,
 		"herald logged:\n%s", logs)
 	stopWithSIGTERM(t, cmd, logs)
+}
+
+// startHerald starts `herald --config cfgPath run`, its logs collected, and
+// kills it at the end of the test if it is still running.
+func startHerald(t *testing.T, bin, cfgPath string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "--config", cfgPath, "run")
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, logs
 }

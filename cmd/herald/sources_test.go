@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,11 +94,7 @@ func TestRunSeveralSources(t *testing.T) {
 	require.Equal(t, 2, strings.Count(errOut, `"schema up to date"`), errOut)
 	require.Contains(t, errOut, `"source":"shipping"`)
 
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "--config", cfg, "run")
-	cmd.Stderr = logs
-	require.NoError(t, cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	cmd, logs := startHerald(t, bin, cfg)
 
 	for i := range 3 {
 		_, err := orders.Exec(ctx, `INSERT INTO outbox.messages (id, topic, payload) VALUES ($1, 'orders.created', '{}')`, fmt.Sprintf("ord_%d", i))
