@@ -2,10 +2,14 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 )
 
@@ -13,14 +17,22 @@ import (
 // configured waits before it is looked at again.
 const orphanDelay = time.Minute
 
-// flushAttempts bounds how often one batch of outcomes is retried after a
-// database error. A batch that cannot be written is dropped: its rows stay
-// leased and are delivered again when the lease lapses, so nothing is lost.
-const flushAttempts = 5
+// outcomeWriteTimeout bounds one try at writing a batch of outcomes.
+const outcomeWriteTimeout = 30 * time.Second
+
+// maxStoredText bounds each text the relay stores about an attempt (the
+// error, the first bytes of the response), whatever a Sender returned.
+const maxStoredText = 1024
 
 // outcomes is one batch of finished rows, written in one round trip.
 type outcomes struct {
 	jobs int
+	// marks[i] is how long each list was once job i was added: a batch that
+	// PostgreSQL refuses is cut into parts at these boundaries.
+	marks []outcomeMark
+	// textless: write no error or response text (a part that was refused
+	// with them).
+	textless bool
 
 	hotAck []int64
 
@@ -70,8 +82,75 @@ func (o *outcomes) reset() {
 		rsStatus: o.rsStatus[:0], rsError: o.rsError[:0], rsResponse: o.rsResponse[:0], rsAttempted: o.rsAttempted[:0],
 		burySeq: o.burySeq[:0], buryEndpoint: o.buryEndpoint[:0], buryLease: o.buryLease[:0], buryStatus: o.buryStatus[:0],
 		buryError: o.buryError[:0], buryResp: o.buryResp[:0], buryReason: o.buryReason[:0],
-		keys: o.keys[:0],
+		keys: o.keys[:0], marks: o.marks[:0],
 	}
+}
+
+// outcomeMark is the length of each list of an outcomes batch at a job
+// boundary.
+type outcomeMark struct {
+	hotAck, hotRelease, settle, pairs, ack, reschedule, bury, keys int
+}
+
+func (o *outcomes) mark() outcomeMark {
+	return outcomeMark{
+		hotAck: len(o.hotAck), hotRelease: len(o.hotReleaseSeq), settle: len(o.settleSeq), pairs: len(o.pSeq),
+		ack: len(o.ackSeq), reschedule: len(o.rsSeq), bury: len(o.burySeq), keys: len(o.keys),
+	}
+}
+
+// part returns the outcomes of jobs [from, to) of o, sharing its lists;
+// its marks are its own.
+func (o *outcomes) part(from, to int) *outcomes {
+	var a, b outcomeMark
+	if from > 0 {
+		a = o.marks[from-1]
+	}
+	b = o.marks[to-1]
+	marks := make([]outcomeMark, 0, to-from)
+	for _, m := range o.marks[from:to] {
+		marks = append(marks, outcomeMark{
+			hotAck: m.hotAck - a.hotAck, hotRelease: m.hotRelease - a.hotRelease, settle: m.settle - a.settle,
+			pairs: m.pairs - a.pairs, ack: m.ack - a.ack, reschedule: m.reschedule - a.reschedule,
+			bury: m.bury - a.bury, keys: m.keys - a.keys,
+		})
+	}
+	return &outcomes{
+		jobs: to - from, marks: marks, textless: o.textless, dueNow: o.dueNow,
+		hotAck:        o.hotAck[a.hotAck:b.hotAck],
+		hotReleaseSeq: o.hotReleaseSeq[a.hotRelease:b.hotRelease], hotReleaseLease: o.hotReleaseLease[a.hotRelease:b.hotRelease],
+		settleSeq: o.settleSeq[a.settle:b.settle], settleLease: o.settleLease[a.settle:b.settle],
+		pSeq: o.pSeq[a.pairs:b.pairs], pEndpoint: o.pEndpoint[a.pairs:b.pairs], pAttempts: o.pAttempts[a.pairs:b.pairs],
+		pDelayMs: o.pDelayMs[a.pairs:b.pairs], pStatus: o.pStatus[a.pairs:b.pairs], pError: o.pError[a.pairs:b.pairs],
+		pResponse: o.pResponse[a.pairs:b.pairs], pDeadReason: o.pDeadReason[a.pairs:b.pairs], pAttempted: o.pAttempted[a.pairs:b.pairs],
+		ackSeq: o.ackSeq[a.ack:b.ack], ackEndpoint: o.ackEndpoint[a.ack:b.ack],
+		rsSeq: o.rsSeq[a.reschedule:b.reschedule], rsEndpoint: o.rsEndpoint[a.reschedule:b.reschedule],
+		rsLease: o.rsLease[a.reschedule:b.reschedule], rsDelayMs: o.rsDelayMs[a.reschedule:b.reschedule],
+		rsStatus: o.rsStatus[a.reschedule:b.reschedule], rsError: o.rsError[a.reschedule:b.reschedule],
+		rsResponse: o.rsResponse[a.reschedule:b.reschedule], rsAttempted: o.rsAttempted[a.reschedule:b.reschedule],
+		burySeq: o.burySeq[a.bury:b.bury], buryEndpoint: o.buryEndpoint[a.bury:b.bury], buryLease: o.buryLease[a.bury:b.bury],
+		buryStatus: o.buryStatus[a.bury:b.bury], buryError: o.buryError[a.bury:b.bury], buryResp: o.buryResp[a.bury:b.bury],
+		buryReason: o.buryReason[a.bury:b.bury],
+		keys:       o.keys[a.keys:b.keys],
+	}
+}
+
+// storable makes s fit for a text column: valid UTF-8, no NUL (PostgreSQL
+// refuses both, and one refused value would fail a whole batch of
+// outcomes), at most maxStoredText bytes, cut between characters.
+func storable(s string) string {
+	if len(s) <= maxStoredText && utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) > maxStoredText {
+		cut := maxStoredText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 func (o *outcomes) addSettlePair(seq int64, endpoint string, attempts int, delay time.Duration, p *pair, deadReason string) {
@@ -80,8 +159,8 @@ func (o *outcomes) addSettlePair(seq int64, endpoint string, attempts int, delay
 	o.pAttempts = append(o.pAttempts, int32(attempts))
 	o.pDelayMs = append(o.pDelayMs, delay.Milliseconds())
 	o.pStatus = append(o.pStatus, int32(p.status))
-	o.pError = append(o.pError, p.errText)
-	o.pResponse = append(o.pResponse, p.response)
+	o.pError = append(o.pError, storable(p.errText))
+	o.pResponse = append(o.pResponse, storable(p.response))
 	o.pDeadReason = append(o.pDeadReason, deadReason)
 	o.pAttempted = append(o.pAttempted, p.attempted)
 }
@@ -119,6 +198,7 @@ func (r *Relay) runCompleter() {
 			continue
 		}
 		r.finish(&o, j)
+		o.marks = append(o.marks, o.mark())
 		if o.jobs >= r.cfg.AckBatch {
 			if armed && !timer.Stop() {
 				<-timer.C
@@ -262,8 +342,8 @@ func (r *Relay) finishRetry(o *outcomes, j *job) {
 	o.buryEndpoint = append(o.buryEndpoint, endpoint)
 	o.buryLease = append(o.buryLease, j.lease)
 	o.buryStatus = append(o.buryStatus, int32(p.status))
-	o.buryError = append(o.buryError, p.errText)
-	o.buryResp = append(o.buryResp, p.response)
+	o.buryError = append(o.buryError, storable(p.errText))
+	o.buryResp = append(o.buryResp, storable(p.response))
 	o.buryReason = append(o.buryReason, p.deadReason)
 	r.died(j, endpoint, p.deadReason, p.errText)
 }
@@ -274,8 +354,8 @@ func (r *Relay) addReschedule(o *outcomes, j *job, p *pair) {
 	o.rsLease = append(o.rsLease, j.lease)
 	o.rsDelayMs = append(o.rsDelayMs, p.delay.Milliseconds())
 	o.rsStatus = append(o.rsStatus, int32(p.status))
-	o.rsError = append(o.rsError, p.errText)
-	o.rsResponse = append(o.rsResponse, p.response)
+	o.rsError = append(o.rsError, storable(p.errText))
+	o.rsResponse = append(o.rsResponse, storable(p.response))
 	o.rsAttempted = append(o.rsAttempted, p.attempted)
 }
 
@@ -338,15 +418,112 @@ func (r *Relay) flush(o *outcomes) {
 		return
 	}
 	defer o.reset()
+	r.writeOutcomes(o, newErrorBackoff())
+	if o.dueNow {
+		r.retryDue.Store(true)
+		signal(r.wake)
+	}
+}
+
+// writeOutcomes writes o, and keeps at it until it is written: a passing
+// error (a lost connection, a restart, a deadlock, a lock timeout) is
+// retried with backoff for as long as the relay runs, and until Stop's
+// context ends when it stops. A batch PostgreSQL refuses for what it holds
+// is cut in halves, so that one bad row never holds back the others; a row
+// refused alone is written once more without its texts, and only if that
+// fails too is it left to its lease, reported.
+func (r *Relay) writeOutcomes(o *outcomes, eb *errorBackoff) {
+	for {
+		start := time.Now()
+		err := r.sendOutcomes(o)
+		if err == nil {
+			r.m.ackSeconds.Observe(time.Since(start).Seconds())
+			eb.recovered(r.log, "ack")
+			return
+		}
+		r.m.dbErrors.WithLabelValues("ack").Inc()
+		switch {
+		case r.outcomeCtx.Err() != nil:
+			r.unwritten(o, err, "the relay stopped before they could be written")
+			return
+		case passing(err):
+			sleep(r.outcomeCtx, eb.failed(r.log, err, "ack"))
+		case o.jobs > 1:
+			r.log.Warn().Err(err).Int("rows", o.jobs).Msg("outcome batch refused; writing it in parts")
+			half := o.jobs / 2
+			r.writeOutcomes(o.part(0, half), eb)
+			r.writeOutcomes(o.part(half, o.jobs), eb)
+			return
+		case !o.textless:
+			r.log.Warn().Err(err).Msg("outcome refused; writing it without its error and response texts")
+			o.textless = true
+		default:
+			r.unwritten(o, err, "PostgreSQL refused them")
+			return
+		}
+	}
+}
+
+// unwritten reports outcomes the relay gives up writing. Their rows keep
+// their lease and are delivered again once it lapses: late, never lost.
+func (r *Relay) unwritten(o *outcomes, err error, why string) {
+	r.m.unwritten.Add(float64(o.jobs))
+	ev := r.log.Error().Err(err).Int("rows", o.jobs)
+	if o.jobs == 1 {
+		// A job is one row, so one of these holds its seq.
+		for _, seqs := range [][]int64{o.hotAck, o.hotReleaseSeq, o.settleSeq, o.ackSeq, o.rsSeq, o.burySeq} {
+			if len(seqs) > 0 {
+				ev = ev.Int64("seq", seqs[0])
+				break
+			}
+		}
+	}
+	ev.Msg("delivery outcomes not recorded (" + why + "); their rows will be delivered again when their lease lapses")
+}
+
+// passing tells whether a failed write may succeed as it is if tried again:
+// anything but an error PostgreSQL raised about the statement or its data.
+func passing(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true // the connection, a timeout, the pool
+	}
+	switch pgErr.Code[:2] {
+	case "08", // connection exception
+		"40", // serialization failure, deadlock
+		"53", // insufficient resources
+		"55", // lock not available, object in use
+		"57", // operator intervention: shutdown, cancel, too many connections
+		"58": // system error
+		return true
+	}
+	// A prepared statement gone (26000) is prepared again on the next try.
+	return pgErr.Code == "26000"
+}
+
+// sendOutcomes writes o in one round trip. The batch is built anew for each
+// try: pgx keeps the prepared statement a query was bound to in the batch,
+// and forgets (deallocates) the statements of a batch that failed, so a
+// batch sent twice fails the second time with "prepared statement does not
+// exist", as it does on any other connection.
+func (r *Relay) sendOutcomes(o *outcomes) error {
 	b := &pgx.Batch{}
-	var fenceChecks []func(pgxRows int64)
+	var reads []func(pgx.BatchResults) error
 	queue := func(sql string, want int, args ...any) {
 		b.Queue(sql, args...)
-		fenceChecks = append(fenceChecks, func(n int64) {
-			if want > 0 && n < int64(want) {
-				r.m.fenced.Add(float64(int64(want) - n))
+		reads = append(reads, func(br pgx.BatchResults) error {
+			tag, err := br.Exec()
+			if err == nil && want > 0 && tag.RowsAffected() < int64(want) {
+				r.m.fenced.Add(float64(int64(want) - tag.RowsAffected()))
 			}
+			return err
 		})
+	}
+	text := func(s []string) []string {
+		if o.textless {
+			return make([]string, len(s))
+		}
+		return s
 	}
 	if len(o.hotAck) > 0 {
 		queue(ackHotSQL, 0, o.hotAck)
@@ -355,67 +532,52 @@ func (r *Relay) flush(o *outcomes) {
 		queue(releaseHotSQL, len(o.hotReleaseSeq), o.hotReleaseSeq, o.hotReleaseLease)
 	}
 	if len(o.settleSeq) > 0 {
-		queue(settleHotSQL, 0, o.settleSeq, o.settleLease, o.pSeq, o.pEndpoint, o.pAttempts, o.pDelayMs,
-			o.pStatus, o.pError, o.pResponse, o.pDeadReason, o.pAttempted)
+		b.Queue(settleHotSQL, o.settleSeq, o.settleLease, o.pSeq, o.pEndpoint, o.pAttempts, o.pDelayMs,
+			o.pStatus, text(o.pError), text(o.pResponse), o.pDeadReason, o.pAttempted)
+		reads = append(reads, func(br pgx.BatchResults) error {
+			var settled int64
+			err := br.QueryRow().Scan(&settled)
+			if err == nil && settled < int64(len(o.settleSeq)) {
+				r.m.fenced.Add(float64(int64(len(o.settleSeq)) - settled))
+			}
+			return err
+		})
 	}
 	if len(o.ackSeq) > 0 {
 		queue(ackRetrySQL, 0, o.ackSeq, o.ackEndpoint)
 	}
 	if len(o.rsSeq) > 0 {
 		queue(rescheduleRetrySQL, len(o.rsSeq), o.rsSeq, o.rsEndpoint, o.rsLease, o.rsDelayMs, o.rsStatus,
-			o.rsError, o.rsResponse, o.rsAttempted)
+			text(o.rsError), text(o.rsResponse), o.rsAttempted)
 	}
 	if len(o.burySeq) > 0 {
 		queue(buryRetrySQL, len(o.burySeq), o.burySeq, o.buryEndpoint, o.buryLease, o.buryStatus,
-			o.buryError, o.buryResp, o.buryReason)
+			text(o.buryError), text(o.buryResp), o.buryReason)
 	}
 	if len(o.keys) > 0 {
 		b.Queue(promoteSQL, o.keys) // last: it must see this batch's outcomes
-		fenceChecks = append(fenceChecks, func(promoted int64) {
-			if promoted > 0 {
+		reads = append(reads, func(br pgx.BatchResults) error {
+			tag, err := br.Exec()
+			if err == nil && tag.RowsAffected() > 0 {
 				// The next message of a key is due now: claim it now, not
 				// at the next poll.
 				r.retryDue.Store(true)
 				signal(r.wake)
 			}
+			return err
 		})
 	}
-	eb := newErrorBackoff()
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err := r.sendOutcomes(b, fenceChecks)
-		if err == nil {
-			if o.dueNow {
-				r.retryDue.Store(true)
-				signal(r.wake)
-			}
-			r.m.ackSeconds.Observe(time.Since(start).Seconds())
-			eb.recovered(r.log, "ack")
-			return
-		}
-		r.m.dbErrors.WithLabelValues("ack").Inc()
-		if attempt == flushAttempts {
-			r.log.Error().Err(err).Int("rows", o.jobs).
-				Msg("could not record delivery outcomes; the rows will be delivered again when their lease lapses")
-			return
-		}
-		time.Sleep(eb.failed(r.log, err, "ack"))
-	}
-}
-
-func (r *Relay) sendOutcomes(b *pgx.Batch, fenceChecks []func(int64)) error {
-	// Outcomes are written even while the relay stops: a delivered message
-	// must not be sent again just because the process is shutting down.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Outcomes are written even while the relay stops (outcomeCtx ends only
+	// when Stop's own context does): a delivered message must not be sent
+	// again just because the process is shutting down.
+	ctx, cancel := context.WithTimeout(r.outcomeCtx, outcomeWriteTimeout)
 	defer cancel()
 	br := r.pool.SendBatch(ctx, b)
-	for _, check := range fenceChecks {
-		tag, err := br.Exec()
-		if err != nil {
+	for _, read := range reads {
+		if err := read(br); err != nil {
 			_ = br.Close()
 			return fmt.Errorf("write outcomes: %w", err)
 		}
-		check(tag.RowsAffected())
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("write outcomes: %w", err)

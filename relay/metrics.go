@@ -16,6 +16,7 @@ type Metrics struct {
 	commitToAck    prometheus.Histogram
 	inFlight       prometheus.Gauge
 	fenced         prometheus.Counter
+	unwritten      prometheus.Counter
 	dbErrors       *prometheus.CounterVec
 	paused         *prometheus.GaugeVec
 	deferred       *prometheus.CounterVec
@@ -73,6 +74,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "herald_fenced_writes_total",
 			Help: "Outcomes not written because another relay holds a newer lease on the row.",
 		}),
+		unwritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_outcomes_unwritten_total",
+			Help: "Finished rows whose outcome could not be written (refused by PostgreSQL, or the relay stopped first); each is delivered again after its lease.",
+		}),
 		dbErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_db_errors_total",
 			Help: "Database errors by operation (claim, ack, listen).",
@@ -88,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.attemptSeconds, m.delivered, m.dead, m.claimed, m.claimSeconds,
-			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.dbErrors, m.paused, m.deferred)
+			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.unwritten, m.dbErrors, m.paused, m.deferred)
 	}
 	return m
 }

@@ -2,7 +2,9 @@ package relay
 
 // The relay's SQL. Every write made after a delivery is fenced by the lease
 // token the row was claimed with (lease = $token), except deleting a row
-// whose every delivery succeeded, which is right whoever holds it now.
+// (or pair) whose every delivery succeeded, which is right whoever holds it
+// now: a relay that claimed it since will deliver it once more at worst,
+// and its own writes then find nothing to change.
 
 // claimHotSQL claims up to $1 due messages in seq order. The planner walks
 // the primary key; the UPDATE touches only unindexed columns, so it is a HOT
@@ -108,7 +110,8 @@ WHERE m.seq = r.seq AND m.lease = r.lease`
 // and each pair still owed goes to the retry lane, each given-up pair to
 // dead. Pairs: $3 seq, $4 endpoint (” = none), $5 attempts, $6 delay ms,
 // $7 status (0 = none), $8 error, $9 response, $10 dead reason (” = retry),
-// $11 attempted (false: not attempted yet, keeps last_* empty).
+// $11 attempted (false: not attempted yet, keeps last_* empty). It returns
+// how many messages it settled: fewer than asked were fenced off.
 const settleHotSQL = `WITH settled AS (
     DELETE FROM outbox.messages m
     USING unnest($1::bigint[], $2::bigint[]) AS s(seq, lease)
@@ -125,14 +128,16 @@ const settleHotSQL = `WITH settled AS (
         nullif(p.status, 0), nullif(p.error, ''), nullif(p.response, '')
     FROM settled s JOIN pairs p ON p.seq = s.seq
     WHERE p.dead_reason = ''
+), dead AS (
+    INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+        first_attempt_at, last_attempt_at, last_status, last_error, last_response, reason)
+    SELECT s.seq, nullif(p.endpoint, ''), s.id, s.topic, s.payload, s.key, s.headers, s.created_at, p.attempts,
+        CASE WHEN p.attempted THEN now() END, CASE WHEN p.attempted THEN now() END,
+        nullif(p.status, 0), nullif(p.error, ''), nullif(p.response, ''), p.dead_reason
+    FROM settled s JOIN pairs p ON p.seq = s.seq
+    WHERE p.dead_reason <> ''
 )
-INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
-    first_attempt_at, last_attempt_at, last_status, last_error, last_response, reason)
-SELECT s.seq, nullif(p.endpoint, ''), s.id, s.topic, s.payload, s.key, s.headers, s.created_at, p.attempts,
-    CASE WHEN p.attempted THEN now() END, CASE WHEN p.attempted THEN now() END,
-    nullif(p.status, 0), nullif(p.error, ''), nullif(p.response, ''), p.dead_reason
-FROM settled s JOIN pairs p ON p.seq = s.seq
-WHERE p.dead_reason <> ''`
+SELECT count(*) FROM settled`
 
 // ackRetrySQL deletes acknowledged pairs from the retry lane.
 const ackRetrySQL = `DELETE FROM outbox.deliveries d

@@ -42,6 +42,8 @@ type Relay struct {
 	started             bool
 	stopClaiming        context.CancelFunc // stops the claimer and the listener
 	cancelWork          context.CancelFunc // aborts requests in flight
+	outcomeCtx          context.Context    // ends when Stop's context does: outcome writes give up
+	cancelOutcomes      context.CancelFunc
 	claimerDone         chan struct{}
 	workersDone         chan struct{}
 	completerDone       chan struct{}
@@ -233,6 +235,7 @@ func (r *Relay) start(ctx context.Context) error {
 	claimCtx, stopClaiming := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	r.stopClaiming, r.cancelWork = stopClaiming, cancelWork
+	r.outcomeCtx, r.cancelOutcomes = context.WithCancel(context.WithoutCancel(ctx))
 	r.started = true
 
 	go r.runClaimer(claimCtx)
@@ -307,7 +310,16 @@ func (r *Relay) stop(ctx context.Context) error {
 	}
 	r.cancelWork()
 	<-r.workersDone
-	<-r.completerDone
+	select {
+	case <-r.completerDone:
+	case <-ctx.Done():
+		// The database is not taking the last outcomes: give up on them
+		// (their rows are delivered again after their lease), as Stop's
+		// caller asked.
+		r.cancelOutcomes()
+		<-r.completerDone
+	}
+	r.cancelOutcomes()
 	r.background.Wait()
 	r.callbacks.Wait()
 	st := r.Stats()
