@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
@@ -114,17 +115,9 @@ func TestHostileResponseIsStoredReadable(t *testing.T) {
 func TestOutcomesRetriedAfterATransientError(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := heraldtest.URL(t)
-	relayPool := heraldtest.PoolFor(t, url+"&options=-c%20lock_timeout%3D100")
-	pool := heraldtest.PoolFor(t, url)
-	rc := newReceiver(t, nil)
-	rc.hold = make(chan struct{})
-	reg := prometheus.NewRegistry()
-	startRelay(t, relayPool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")}, Lease: time.Minute,
-		Metrics: relay.NewMetrics(reg)})
+	pool, rc, reg, _ := impatientRelay(t)
 
 	// A first message settles, so every statement is prepared and cached.
-	close(rc.hold)
 	enqueue(t, pool, outbox.Message{ID: "msg_first", Topic: "t", Payload: json.RawMessage(`{}`)})
 	eventually(t, 10*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0 }, "first delivered")
 
@@ -218,6 +211,20 @@ CREATE TRIGGER refuse BEFORE INSERT ON outbox.deliveries FOR EACH ROW EXECUTE FU
 		"the unwritten outcome is counted")
 }
 
+// impatientRelay starts a relay whose statements give up after waiting
+// 100 ms for a lock, so that a test can make its writes fail for a passing
+// reason by holding the rows. pool is the test's own.
+func impatientRelay(t *testing.T) (pool *pgxpool.Pool, rc *receiver, reg *prometheus.Registry, r *relay.Relay) {
+	t.Helper()
+	url := heraldtest.URL(t)
+	relayPool := heraldtest.PoolFor(t, url+"&options=-c%20lock_timeout%3D100")
+	rc = newReceiver(t, nil)
+	reg = prometheus.NewRegistry()
+	r = startRelay(t, relayPool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")}, Lease: time.Minute,
+		Metrics: relay.NewMetrics(reg)})
+	return heraldtest.PoolFor(t, url), rc, reg, r
+}
+
 // metricValue sums the samples of the metric name in reg.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
@@ -241,15 +248,11 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func TestStopIsBoundedByItsContextWhenOutcomesCannotBeWritten(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := heraldtest.URL(t)
-	relayPool := heraldtest.PoolFor(t, url+"&options=-c%20lock_timeout%3D100")
-	pool := heraldtest.PoolFor(t, url)
-	rc := newReceiver(t, nil)
+	pool, rc, reg, r := impatientRelay(t)
 	hold := make(chan struct{})
+	rc.mu.Lock()
 	rc.hold = hold
-	reg := prometheus.NewRegistry()
-	r := startRelay(t, relayPool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")}, Lease: time.Minute,
-		Metrics: relay.NewMetrics(reg)})
+	rc.mu.Unlock()
 	enqueue(t, pool, outbox.Message{ID: "msg_1", Topic: "t", Payload: json.RawMessage(`{}`)})
 	eventually(t, 10*time.Second, func() bool { return rc.uniqueIDs() == 1 }, "in flight")
 
