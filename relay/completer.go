@@ -224,15 +224,15 @@ func (r *Relay) finish(o *outcomes, j *job) {
 		r.finishRetry(o, j)
 		return
 	}
-	if j.invalid != "" || len(j.pairs) == 0 {
+	if len(j.pairs) == 0 {
+		// Nothing subscribes to its topic: it dies as a message of no
+		// endpoint (invalid too, if it is; prepare kills the messages that
+		// were for an endpoint for each of them).
 		p := &pair{job: j, errText: j.invalid}
 		reason := "invalid"
 		if j.invalid == "" {
 			reason = "unroutable"
 			p.errText = "no endpoint subscribes to topic " + j.topic
-			if ep := endpointNamed(j); ep != "" {
-				p.errText = "endpoint " + ep + " is not configured"
-			}
 		}
 		o.settleSeq = append(o.settleSeq, j.seq)
 		o.settleLease = append(o.settleLease, j.lease)
@@ -277,7 +277,11 @@ func (r *Relay) finish(o *outcomes, j *job) {
 			r.deferred(p)
 			o.dueNow = o.dueNow || p.result == resultBlocked
 		case resultDead:
-			o.addSettlePair(j.seq, p.ep.Name, j.attempts, 0, p, p.deadReason)
+			attempts := j.attempts
+			if !p.attempted {
+				attempts-- // died before any attempt (invalid, unknown endpoint)
+			}
+			o.addSettlePair(j.seq, p.ep.Name, attempts, 0, p, p.deadReason)
 			r.died(j, p.ep.Name, p.deadReason, p.errText)
 		case resultRetry:
 			if reason := r.schedule(p, j.attempts, 0); reason != "" {
@@ -288,13 +292,6 @@ func (r *Relay) finish(o *outcomes, j *job) {
 			o.addSettlePair(j.seq, p.ep.Name, j.attempts, p.delay, p, "")
 		}
 	}
-}
-
-func endpointNamed(j *job) string {
-	if len(j.pairs) == 1 && j.pairs[0].ep != nil {
-		return j.pairs[0].ep.Name
-	}
-	return ""
 }
 
 func (r *Relay) finishRetry(o *outcomes, j *job) {
@@ -400,7 +397,9 @@ func (r *Relay) deferred(p *pair) {
 func (r *Relay) died(j *job, endpoint, reason, errText string) {
 	r.stats.dead.Add(1)
 	r.m.dead.WithLabelValues(reason).Inc()
-	if endpoint != "" {
+	if endpoint != "" && reason != "unroutable" {
+		// Not for an unroutable message: its endpoint name comes from a
+		// producer's row, and would make a metric series of every typo.
 		r.m.attempts.WithLabelValues(endpoint, "dead").Inc()
 	}
 	lvl := zerolog.ErrorLevel

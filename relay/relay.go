@@ -569,19 +569,33 @@ func (h *heldBy) holds(ep *endpointState) bool {
 // prepare routes a hot message to its endpoints, or marks why it cannot go.
 // A pair for an ordered endpoint whose key is held waits in the retry lane
 // until it is the key's head.
+//
+// A message that cannot be sent as it is (invalid), or that names an
+// endpoint this relay does not know (unroutable), dies for each endpoint it
+// was for, never as a message of no endpoint: its dead rows block the key
+// on ordered endpoints like any dead pair, and a replay goes there only.
 func (r *Relay) prepare(rt *router, j *job, endpoint, headers string, held *heldBy) {
-	if !r.parseHeaders(j, headers) {
-		return
-	}
+	valid := r.parseHeaders(j, headers)
 	eps := rt.route(j.topic, endpoint)
+	unknown := len(eps) == 0 && endpoint != ""
+	if unknown {
+		// No metrics of its own: the name comes from a producer's row.
+		eps = []*endpointState{{Endpoint: &Endpoint{Name: endpoint}}}
+	}
 	if len(eps) == 0 {
-		return // unroutable: no pairs
+		return // unroutable: no subscriber, no pairs
 	}
 	j.pairs = make([]pair, len(eps))
 	for i, ep := range eps {
-		j.pairs[i] = pair{job: j, ep: ep}
-		if ep.Ordered && j.key != "" && held.holds(ep) {
-			j.pairs[i].result = resultBlocked
+		p := &j.pairs[i]
+		*p = pair{job: j, ep: ep}
+		switch {
+		case !valid:
+			p.result, p.deadReason, p.errText = resultDead, "invalid", j.invalid
+		case unknown:
+			p.result, p.deadReason, p.errText = resultDead, "unroutable", "endpoint "+endpoint+" is not configured"
+		case ep.Ordered && j.key != "" && held.holds(ep):
+			p.result = resultBlocked
 		}
 	}
 }
@@ -628,14 +642,15 @@ func (r *Relay) dispatch(jobs []*job) int {
 	queuedPairs, hotPairs := 0, 0
 	for _, j := range jobs {
 		j.remaining = len(j.pairs)
-		if j.invalid != "" || len(j.pairs) == 0 {
+		if len(j.pairs) == 0 {
 			j.remaining = 1
 			r.results <- &pair{job: j}
 			continue
 		}
 		for i := range j.pairs {
 			p := &j.pairs[i]
-			if p.result == resultBlocked {
+			if p.result == resultBlocked || p.result == resultDead || j.invalid != "" {
+				// Decided before any attempt.
 				r.results <- p
 				continue
 			}

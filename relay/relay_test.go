@@ -265,7 +265,7 @@ func TestGoneAndRejectedAndUnroutable(t *testing.T) {
 	_, err := pool.Exec(context.Background(), `INSERT INTO outbox.messages (id, topic, payload, headers) VALUES ('msg_bad_headers', 'a', '{}', '{"Host": "evil"}')`)
 	require.NoError(t, err)
 
-	eventually(t, 5*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.dead`) == 5 }, "five dead rows")
+	eventually(t, 5*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.dead`) == 7 }, "seven dead rows")
 	rows, err := pool.Query(context.Background(), `SELECT id, coalesce(endpoint, ''), reason FROM outbox.dead ORDER BY id, endpoint`)
 	require.NoError(t, err)
 	var got []string
@@ -276,11 +276,14 @@ func TestGoneAndRejectedAndUnroutable(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{
-		"msg_bad_headers//invalid",
+		"msg_bad_headers/bad/invalid", // dead for each endpoint it was for
+		"msg_bad_headers/gone/invalid",
+		"msg_bad_headers/ok/invalid",
 		"msg_fanout/bad/rejected",
 		"msg_fanout/gone/gone",
 		"msg_nobody//unroutable",
-		"msg_unknown_ep//unroutable",
+		"msg_unknown_ep/missing/unroutable", // the endpoint it named
+
 	}, got)
 	require.Len(t, ok.requests(), 1, "the healthy endpoint got the fan-out message")
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.messages`))
