@@ -35,7 +35,8 @@ func deadEndpoints(t *testing.T, pool *pgxpool.Pool, id string) map[string]strin
 // TestInvalidMessageDiesForEachEndpointAndBlocksItsKey: a message that
 // cannot be sent as it is (its headers are not valid) dies for each endpoint
 // it was for, so that an ordered endpoint's later messages of its key wait
-// for it (on_dead: block) and a replay goes to those endpoints only.
+// for it (on_dead: block) and a replay goes to those endpoints only. When
+// the endpoint stops being ordered, the messages parked behind it flow.
 func TestInvalidMessageDiesForEachEndpointAndBlocksItsKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -43,7 +44,8 @@ func TestInvalidMessageDiesForEachEndpointAndBlocksItsKey(t *testing.T) {
 	rc := newReceiver(t, nil)
 	ordered := endpoint(t, "ordered", rc.srv.URL, "orders.*")
 	ordered.Ordered = true
-	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{ordered, endpoint(t, "other", rc.srv.URL, "orders.*")}})
+	other := endpoint(t, "other", rc.srv.URL, "orders.*")
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{ordered, other}})
 
 	// Producers in other languages write SQL; a header value that is not a
 	// string passes the table's CHECK but cannot be sent.
@@ -67,6 +69,14 @@ func TestInvalidMessageDiesForEachEndpointAndBlocksItsKey(t *testing.T) {
 		require.Equal(t, "msg_next", q.id)
 	}
 	require.Len(t, rc.requests(), 1, "the ordered endpoint did not get msg_next past the dead msg_bad")
+
+	// The operator turns ordering off: what was parked for order's sake
+	// flows.
+	ordered.Ordered = false
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{ordered, other}))
+	eventually(t, 10*time.Second, func() bool {
+		return len(rc.requests()) == 2 && count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0
+	}, "msg_next delivered once the endpoint is no longer ordered")
 }
 
 // TestMessageNamingAnUnknownEndpointDiesForThatEndpoint: the dead row keeps

@@ -68,8 +68,8 @@ func (r *Relay) runProgress(ctx context.Context) {
 	}
 }
 
-// orderSweepInterval is how often parked pairs of ordered endpoints are
-// checked for a key that nothing holds any more.
+// orderSweepInterval is how often parked pairs are checked for a key that
+// nothing holds any more, or an endpoint no longer ordered.
 const orderSweepInterval = 2 * time.Second
 
 // every runs op every interval until ctx ends: database errors are counted,
@@ -98,11 +98,10 @@ func (r *Relay) every(ctx context.Context, interval time.Duration, op string, fn
 
 // sweep wakes parked pairs whose key is free (see sweepParkedSQL).
 func (r *Relay) sweep(ctx context.Context) error {
+	// It runs with no ordered endpoint too: pairs parked while an endpoint
+	// was ordered must flow once it is not.
 	rt := r.router.Load()
-	if len(rt.ordered) == 0 {
-		return nil
-	}
-	tag, err := r.pool.Exec(ctx, sweepParkedSQL, rt.skipDead)
+	tag, err := r.pool.Exec(ctx, sweepParkedSQL, rt.skipDead, rt.ordered)
 	if err != nil {
 		return fmt.Errorf("sweep parked: %w", err)
 	}

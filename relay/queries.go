@@ -86,14 +86,16 @@ WHERE d.seq = h.seq AND d.endpoint = h.endpoint AND d.next_attempt_at = 'infinit
 
 // sweepParkedSQL wakes parked pairs that nothing holds any more. It covers
 // the race promoteSQL cannot: a pair parked by one relay's claim just after
-// another relay settled the message it waited for. $1: endpoints with
-// on_dead: skip.
+// another relay settled the message it waited for; and pairs of an endpoint
+// that is no longer ordered ($2: the ordered endpoints), which nothing else
+// would wake. $1: endpoints with on_dead: skip. It finds parked pairs
+// through deliveries_due_idx.
 const sweepParkedSQL = `UPDATE outbox.deliveries d SET next_attempt_at = now()
-WHERE d.next_attempt_at = 'infinity'
-    AND NOT EXISTS (SELECT 1 FROM outbox.messages p WHERE p.key = d.key AND p.seq < d.seq)
+WHERE d.next_attempt_at = 'infinity' AND (NOT (d.endpoint = ANY(coalesce($2::text[], '{}'))) OR (
+    NOT EXISTS (SELECT 1 FROM outbox.messages p WHERE p.key = d.key AND p.seq < d.seq)
     AND NOT EXISTS (SELECT 1 FROM outbox.deliveries q WHERE q.key = d.key AND q.endpoint = d.endpoint AND q.seq < d.seq)
     AND (d.endpoint = ANY(coalesce($1::text[], '{}')) OR NOT EXISTS (SELECT 1 FROM outbox.dead x
-        WHERE x.key = d.key AND x.endpoint = d.endpoint AND x.seq < d.seq))`
+        WHERE x.key = d.key AND x.endpoint = d.endpoint AND x.seq < d.seq))))`
 
 // ackHotSQL deletes messages every endpoint acknowledged.
 const ackHotSQL = `DELETE FROM outbox.messages WHERE seq = ANY($1::bigint[])`
