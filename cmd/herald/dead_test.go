@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/internal/heraldtest"
+)
+
+type deadBundle struct {
+	ctx  context.Context
+	url  string
+	pool *pgxpool.Pool
+	cfg  string
+}
+
+func setupDead(t *testing.T) *deadBundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	url := heraldtest.URL(t)
+	return &deadBundle{ctx: ctx, url: url, pool: heraldtest.PoolFor(t, url), cfg: writeConfig(t, url, "http://127.0.0.1:1/")}
+}
+
+// exec runs SQL the test needs to succeed.
+func (b *deadBundle) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	_, err := b.pool.Exec(b.ctx, sql, args...)
+	require.NoError(t, err)
+}
+
+// deadIDs returns the message ids left in outbox.dead, with their
+// endpoints ("-" for none), in dead_id order.
+func (b *deadBundle) deadIDs(t *testing.T) []string {
+	t.Helper()
+	rows, err := b.pool.Query(b.ctx, `SELECT id || '@' || coalesce(endpoint, '-') FROM outbox.dead ORDER BY dead_id`)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return ids
+}
+
+func TestDeadSubcommandsRefuseFlagsTheyIgnore(t *testing.T) {
+	t.Parallel()
+	b := setupDead(t)
+	tests := []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"dead", "purge", "--older-than", "1h", "--limit", "5"}, "-limit"},
+		{[]string{"dead", "purge", "--older-than", "1h", "--all"}, "-all"},
+		{[]string{"dead", "list", "--older-than", "1h"}, "-older-than"},
+		{[]string{"dead", "list", "--all"}, "-all"},
+		{[]string{"dead", "replay", "--all", "--older-than", "1h"}, "-older-than"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := herald(t, append([]string{"--config", b.cfg}, tt.args...)...)
+		require.Equal(t, 2, code, "%v is refused", tt.args)
+		require.Contains(t, errOut, tt.flag, "the error names the flag")
+	}
+}
+
+func TestDeadPurgeHonoursEveryFilter(t *testing.T) {
+	t.Parallel()
+	b := setupDead(t)
+	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason, died_at) VALUES
+		(1, 'acme',  'msg_1', 't', '{}', now(), 'exhausted',  now() - interval '2 hours'),
+		(2, 'other', 'msg_2', 't', '{}', now(), 'exhausted',  now() - interval '2 hours'),
+		(3, 'acme',  'msg_3', 't', '{}', now(), 'gone',       now() - interval '2 hours'),
+		(4, 'acme',  'msg_4', 't', '{}', now(), 'exhausted',  now()),
+		(5, NULL,    'msg_5', 't', '{}', now(), 'unroutable', now() - interval '2 hours'),
+		(6, 'other', 'msg_6', 't', '{}', now(), 'gone',       now() - interval '2 hours')`)
+	purge := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := herald(t, append([]string{"--config", b.cfg, "dead", "purge", "--older-than", "1h"}, args...)...)
+		require.Zero(t, code, errOut)
+		return out
+	}
+
+	require.Contains(t, purge("--endpoint", "acme", "--reason", "exhausted"), "purged 1 ")
+	require.Equal(t, []string{"msg_2@other", "msg_3@acme", "msg_4@acme", "msg_5@-", "msg_6@other"}, b.deadIDs(t),
+		"only acme's old exhausted message is gone")
+	require.Contains(t, purge("--reason", "gone"), "purged 2 ")
+	require.Equal(t, []string{"msg_2@other", "msg_4@acme", "msg_5@-"}, b.deadIDs(t))
+	require.Contains(t, purge("--id", "msg_5"), "purged 1 ")
+	require.Equal(t, []string{"msg_2@other", "msg_4@acme"}, b.deadIDs(t))
+	require.Contains(t, purge(), "purged 1 ")
+	require.Equal(t, []string{"msg_4@acme"}, b.deadIDs(t), "a message dead for less than --older-than stays")
+}
+
+func TestDeadReplayHonoursLimit(t *testing.T) {
+	t.Parallel()
+	b := setupDead(t)
+	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason) VALUES
+		(1, 'test', 'msg_1', 't', '{}', now(), 'exhausted'),
+		(2, 'test', 'msg_2', 't', '{}', now(), 'exhausted'),
+		(3, 'test', 'msg_3', 't', '{}', now(), 'exhausted')`)
+	code, out, errOut := herald(t, "--config", b.cfg, "dead", "replay", "--all", "--limit", "2")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, "replayed 2 ")
+	require.Equal(t, []string{"msg_3@test"}, b.deadIDs(t), "the oldest two dead rows are replayed")
+}
+
+// TestDeadReplayKeepsWhatItCannotPutBack: a dead row whose re-insert
+// conflicts (its pair already in the retry lane, its id already in the hot
+// lane, or a second dead row of the same pair or id in the same replay)
+// stays in outbox.dead and is reported as skipped, with the reason.
+func TestDeadReplayKeepsWhatItCannotPutBack(t *testing.T) {
+	t.Parallel()
+	b := setupDead(t)
+	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason) VALUES
+		(10, 'test', 'msg_pair', 't', '{"a":1}', now(), 'exhausted'),
+		(11, NULL,   'msg_hot',  't', '{"b":2}', now(), 'unroutable'),
+		(12, 'test', 'msg_twice', 't', '{"c":3}', now(), 'exhausted'),
+		(12, 'test', 'msg_twice', 't', '{"c":3}', now(), 'exhausted'),
+		(13, NULL,   'msg_again', 't', '{}', now(), 'unroutable'),
+		(14, NULL,   'msg_again', 't', '{}', now(), 'unroutable'),
+		(15, 'test', 'msg_ok', 't', '{}', now(), 'exhausted')`)
+	b.exec(t, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, created_at, attempts,
+		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (10, 'test', 'msg_pair', 't', '{"a":1}', now(), 3, now(), now(), now())`)
+	b.exec(t, `INSERT INTO outbox.messages (id, topic, payload) VALUES ('msg_hot', 't', '{"new":true}')`)
+
+	code, out, errOut := herald(t, "--config", b.cfg, "dead", "replay", "--all")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, "replayed 3 ")
+	require.Contains(t, out, "skipped 4 ")
+	require.Contains(t, out, "msg_pair")
+	require.Contains(t, out, "already in outbox.deliveries")
+	require.Contains(t, out, "msg_hot")
+	require.Contains(t, out, "already in outbox.messages")
+	require.Equal(t, []string{"msg_pair@test", "msg_hot@-", "msg_twice@test", "msg_again@-"}, b.deadIDs(t),
+		"every dead row that was not put back is still there")
+
+	var retryAttempts, hotPayload string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT (SELECT string_agg(id || ':' || attempts, ',' ORDER BY seq) FROM outbox.deliveries),
+		(SELECT string_agg(payload::text, ',') FROM outbox.messages WHERE id = 'msg_hot')`).Scan(&retryAttempts, &hotPayload))
+	require.Equal(t, "msg_pair:3,msg_twice:0,msg_ok:0", retryAttempts, "the pending pair is left as it was")
+	require.Equal(t, `{"new":true}`, hotPayload, "the message in the hot lane is left as it was")
+}
