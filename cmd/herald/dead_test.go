@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-relay/herald/internal/heraldtest"
+	"github.com/herald-relay/herald/outbox"
 )
 
 type deadBundle struct {
@@ -141,4 +142,85 @@ func TestDeadReplayKeepsWhatItCannotPutBack(t *testing.T) {
 		(SELECT string_agg(payload::text, ',') FROM outbox.messages WHERE id = 'msg_hot')`).Scan(&retryAttempts, &hotPayload))
 	require.Equal(t, "msg_pair:3,msg_twice:0,msg_ok:0", retryAttempts, "the pending pair is left as it was")
 	require.Equal(t, `{"new":true}`, hotPayload, "the message in the hot lane is left as it was")
+}
+
+// TestDeadReplayPutsEachRowWhereItBelongs: a row dead for an endpoint goes
+// to the retry lane for that endpoint only, with its original seq and a
+// clean slate; a row with no endpoint goes back to the hot lane, naming the
+// endpoint its message named (rows written before dead rows kept it have
+// it only in last_error); the relays are woken.
+func TestDeadReplayPutsEachRowWhereItBelongs(t *testing.T) {
+	t.Parallel()
+	b := setupDead(t)
+	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+			first_attempt_at, last_attempt_at, last_status, last_error, last_response, reason) VALUES
+		(10, 'acme', 'msg_pair', 'orders', '{"a":1}', 'k1', '{"X-Tenant":"acme"}', now() - interval '1 day', 12,
+			now() - interval '1 day', now() - interval '1 hour', 503, 'status 503', 'busy', 'exhausted'),
+		(11, NULL, 'msg_nobody', 'nobody', '{"b":2}', 'k2', NULL, now(), 0, NULL, NULL, NULL,
+			'no endpoint subscribes to topic nobody', NULL, 'unroutable'),
+		(12, NULL, 'msg_named', 'orders', '{"c":3}', NULL, NULL, now(), 0, NULL, NULL, NULL,
+			'endpoint acme is not configured', NULL, 'unroutable')`)
+	// The next message of key k1 for acme, already waiting in the retry lane.
+	b.exec(t, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, created_at, attempts,
+		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (20, 'acme', 'msg_next', 'orders', '{}', 'k1', now(), 1, now(), now(), 'infinity')`)
+
+	conn, err := pgx.Connect(b.ctx, b.url)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(b.ctx, "LISTEN "+outbox.NotifyChannel)
+	require.NoError(t, err)
+
+	code, out, errOut := herald(t, "--config", b.cfg, "dead", "replay", "--all")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, "replayed 3 ")
+	require.Empty(t, b.deadIDs(t))
+
+	type retryRow struct {
+		Seq           int64
+		Endpoint      string
+		ID            string
+		Key           *string
+		Headers       *string
+		Attempts      int
+		Lease         *int64
+		Due           bool
+		Fresh         bool
+		LastStatus    *int
+		LastError     *string
+		LastResponse  *string
+		CreatedAtKept bool
+	}
+	rows, err := b.pool.Query(b.ctx, `SELECT seq, endpoint, id, key, headers::text, attempts, lease, next_attempt_at <= now(),
+			first_attempt_at > now() - interval '1 minute' AND last_attempt_at > now() - interval '1 minute',
+			last_status, last_error, last_response, created_at < now() - interval '1 hour'
+		FROM outbox.deliveries ORDER BY seq`)
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[retryRow])
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	k1, tenant := "k1", `{"X-Tenant": "acme"}`
+	require.Equal(t, retryRow{Seq: 10, Endpoint: "acme", ID: "msg_pair", Key: &k1, Headers: &tenant, Due: true, Fresh: true, CreatedAtKept: true}, got[0],
+		"the pair is back for acme only, with its seq (so before msg_next of its key), due now, with a fresh budget and no trace of earlier attempts")
+	require.Equal(t, "msg_next", got[1].ID)
+
+	type hotRow struct {
+		ID       string
+		Seq      int64
+		Key      *string
+		Endpoint *string
+	}
+	rows, err = b.pool.Query(b.ctx, `SELECT id, seq, key, endpoint FROM outbox.messages ORDER BY id`)
+	require.NoError(t, err)
+	hot, err := pgx.CollectRows(rows, pgx.RowToStructByPos[hotRow])
+	require.NoError(t, err)
+	require.Len(t, hot, 2)
+	acme, k2 := "acme", "k2"
+	require.Equal(t, hotRow{ID: "msg_named", Seq: hot[0].Seq, Endpoint: &acme}, hot[0], "it goes to the endpoint it named, and only there")
+	require.Equal(t, hotRow{ID: "msg_nobody", Seq: hot[1].Seq, Key: &k2}, hot[1], "routed again by topic")
+
+	waitCtx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	n, err := conn.WaitForNotification(waitCtx)
+	require.NoError(t, err, "the replay wakes the relays")
+	require.Equal(t, outbox.NotifyChannel, n.Channel)
 }

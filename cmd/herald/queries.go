@@ -24,7 +24,11 @@ FROM outbox.dead WHERE ` + deadWhere + ` ORDER BY dead_id DESC LIMIT $4`
 // claimRetrySQL) finds a key's head by seq, so a replayed message goes
 // before the later messages of its key, as it should. A row without an
 // endpoint (no endpoint subscribed to its topic) goes back to the hot lane
-// to be routed again; it gets a new seq there.
+// to be routed again; it gets a new seq there. Earlier relays wrote a
+// message that named a missing endpoint that way too, keeping the name
+// only in last_error ("endpoint NAME is not configured", relay/completer.go):
+// such a message goes back naming that endpoint, so that it is never
+// routed to the topic's other subscribers.
 //
 // A dead row is deleted only if its own re-insert happened: a pair already
 // in the retry lane or an id already in the hot lane makes ON CONFLICT DO
@@ -50,8 +54,12 @@ const replayDeadSQL = `WITH picked AS (
     ON CONFLICT (seq, endpoint) DO NOTHING
     RETURNING seq, endpoint
 ), to_route AS (
-    INSERT INTO outbox.messages (id, topic, payload, key, headers, created_at)
-    SELECT id, topic, payload, key, headers, created_at FROM unrouted ORDER BY seq
+    INSERT INTO outbox.messages (id, topic, payload, key, endpoint, headers, created_at)
+    SELECT id, topic, payload, key,
+        CASE WHEN reason = 'unroutable'
+            THEN substring(last_error FROM '^endpoint ([a-z0-9][a-z0-9_.-]{0,62}) is not configured$') END,
+        headers, created_at
+    FROM unrouted ORDER BY seq
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), revived AS (
