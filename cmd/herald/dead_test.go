@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -223,4 +225,43 @@ func TestDeadReplayPutsEachRowWhereItBelongs(t *testing.T) {
 	n, err := conn.WaitForNotification(waitCtx)
 	require.NoError(t, err, "the replay wakes the relays")
 	require.Equal(t, outbox.NotifyChannel, n.Channel)
+}
+
+// TestDeadReplayKeepsKeyOrder: on an ordered endpoint, a replayed message
+// is delivered before the later messages of its key that waited behind it.
+func TestDeadReplayKeepsKeyOrder(t *testing.T) {
+	t.Parallel()
+	b := setupDead(t)
+	got := make(chan string, 10)
+	recv := namedReceiver(t, "a", got)
+	cfg, err := os.ReadFile(writeConfig(t, b.url, recv.URL))
+	require.NoError(t, err)
+	cfgPath := filepath.Join(t.TempDir(), "ordered.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, append(cfg, "    ordered: true\n"...), 0o600))
+
+	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, created_at, attempts, reason)
+		VALUES (10, 'test', 'msg_old', 't', '{}', 'k', now(), 12, 'exhausted')`)
+	b.exec(t, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, created_at, attempts,
+		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (20, 'test', 'msg_new', 't', '{}', 'k', now(), 1, now(), now(), now())`)
+	cmd, logs := startHerald(t, heraldBinary(t), cfgPath)
+	// msg_new waits behind the dead msg_old (on_dead: block) until the
+	// relay parks it.
+	require.Eventually(t, func() bool {
+		var parked bool
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT next_attempt_at = 'infinity' FROM outbox.deliveries WHERE seq = 20`).Scan(&parked))
+		return parked
+	}, 15*time.Second, 20*time.Millisecond, "herald logged:\n%s", logs)
+
+	code, out, errOut := herald(t, "--config", cfgPath, "dead", "replay", "--id", "msg_old")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, "replayed 1 ")
+	for _, want := range []string{"a msg_old", "a msg_new"} {
+		select {
+		case g := <-got:
+			require.Equal(t, want, g, "the replayed message goes first")
+		case <-time.After(15 * time.Second):
+			t.Fatalf("want %s; herald logged:\n%s", want, logs)
+		}
+	}
+	stopWithSIGTERM(t, cmd, logs)
 }
