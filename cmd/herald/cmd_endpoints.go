@@ -103,9 +103,12 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 
 	switch sub {
 	case "list":
-		list, err := epstore.List(ctx, pool)
+		list, skipped, err := epstore.List(ctx, pool)
 		if err != nil {
 			return err
+		}
+		for _, re := range skipped {
+			fmt.Fprintf(g.stderr, "herald: %v (row left out; fix it with SQL)\n", re)
 		}
 		return printEndpointList(g.stdout, list)
 	case "show":

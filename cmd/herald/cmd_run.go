@@ -372,7 +372,7 @@ func startMaintenance(cfg *config.Config, pool *pgxpool.Pool, log zerolog.Logger
 	c.Schedule(sched, cron.FuncJob(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		n, err := purgeDead(ctx, pool, cfg.Maintenance.DeadRetention)
+		n, err := purgeDead(ctx, pool, deadFilter{}, cfg.Maintenance.DeadRetention)
 		if err != nil {
 			log.Error().Err(err).Msg("purge dead messages")
 			return

@@ -99,15 +99,21 @@ func (s *endpointSet) closeAll() {
 	}
 }
 
-// loadEndpoints reads outbox.endpoints and builds the relay's endpoints.
+// loadEndpoints reads outbox.endpoints and builds the relay's endpoints. A
+// row that cannot be read is left out with an error log, as one that cannot
+// be built is; the others go on.
 func (s *endpointSet) load(ctx context.Context, pool *pgxpool.Pool) ([]relay.Endpoint, int64, error) {
 	version, err := endpoints.Version(ctx, pool)
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, err := endpoints.List(ctx, pool)
+	rows, skipped, err := endpoints.List(ctx, pool)
 	if err != nil {
 		return nil, 0, err
+	}
+	for _, re := range skipped {
+		s.log.Error().Str("endpoint", re.Name).Str("problems", re.Err.Error()).
+			Msg("endpoint left out: its row in outbox.endpoints cannot be read")
 	}
 	return s.build(rows), version, nil
 }

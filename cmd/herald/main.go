@@ -27,9 +27,9 @@ Commands:
   migrate status      print the schema version, one line per source
   migrate print       print the migrations' SQL, for teams on other migration tools
   migrate down --to N roll the schema back to version N
-  dead list           list dead messages (--endpoint, --reason, --limit)
-  dead replay         put dead messages back for delivery (--id, --endpoint, --reason, --all)
-  dead purge          delete dead messages older than --older-than
+  dead list           list dead messages (--id, --endpoint, --reason, --limit)
+  dead replay         put dead messages back for delivery (--id, --endpoint, --reason or --all; --limit)
+  dead purge          delete dead messages older than --older-than (--id, --endpoint, --reason)
                       (dead and endpoints take --source NAME when sources: lists several databases)
   endpoints ...       manage endpoints in outbox.endpoints: add, list, show, update, disable, enable, remove
   config check        validate the configuration and print warnings

@@ -257,21 +257,8 @@ func TestReloadAndEndpointsAddedWhileRunning(t *testing.T) {
 	pool := heraldtest.PoolFor(t, url)
 	cfgPath := writeConfig(t, url, a.URL)
 	cmd, logs := startHerald(t, bin, cfgPath)
-	// expect waits for exactly these deliveries, in any order (endpoint
-	// "test" in writeConfig's file subscribes to every topic).
-	expect := func(want ...string) {
-		t.Helper()
-		var seen []string
-		for range want {
-			select {
-			case g := <-got:
-				seen = append(seen, g)
-			case <-time.After(15 * time.Second):
-				t.Fatalf("want %q, got %q; herald logged:\n%s", want, seen, logs.String())
-			}
-		}
-		require.ElementsMatch(t, want, seen)
-	}
+	// Endpoint "test" in writeConfig's file subscribes to every topic.
+	expect := func(want ...string) { t.Helper(); expectDeliveries(t, got, logs, want...) }
 	insert := func(id, topic string) {
 		t.Helper()
 		_, err := pool.Exec(ctx, `INSERT INTO outbox.messages (id, topic, payload) VALUES ($1, $2, '{}')`, id, topic)
@@ -308,6 +295,23 @@ func TestReloadAndEndpointsAddedWhileRunning(t *testing.T) {
 	insert("msg_4", "three")
 	expect("a msg_4", "c msg_4")
 	require.NotContains(t, logs.String(), strings.TrimPrefix(testSecret, "whsec_"))
+}
+
+// expectDeliveries waits for exactly the deliveries want ("<receiver>
+// <webhook-id>", see namedReceiver) on got, in any order, showing herald's
+// logs when they do not come.
+func expectDeliveries(t *testing.T, got <-chan string, logs fmt.Stringer, want ...string) {
+	t.Helper()
+	var seen []string
+	for range want {
+		select {
+		case g := <-got:
+			seen = append(seen, g)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("want %q, got %q; herald logged:\n%s", want, seen, logs.String())
+		}
+	}
+	require.ElementsMatch(t, want, seen)
 }
 
 // namedReceiver is an endpoint that reports "<name> <webhook-id>" on got

@@ -21,6 +21,13 @@
 // it with GRANTs. This package never puts them in errors, and the Endpoint
 // type prints them as "[redacted]" (see config.Secret).
 //
+// # Rows that cannot be read
+//
+// Plain SQL can write what the table's CHECKs let through but no endpoint
+// can hold, such as a header value that is not a string. List leaves such
+// a row out and reports it as a RowError, so that one bad row never hides
+// the others; Get returns the RowError.
+//
 // # Transactions
 //
 // Functions take a DB, which *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy.

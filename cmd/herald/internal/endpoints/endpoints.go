@@ -3,13 +3,16 @@ package endpoints
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
 )
@@ -71,33 +74,64 @@ type Endpoint struct {
 	CreatedAt, UpdatedAt time.Time
 }
 
-// row is how an Endpoint is scanned.
-type row struct {
-	Name              string            `db:"name"`
-	URL               string            `db:"url"`
-	Secrets           []string          `db:"secrets"`
-	Topics            []string          `db:"topics"`
-	Headers           map[string]string `db:"headers"`
-	TimeoutMS         *int              `db:"timeout_ms"`
-	MaxInFlight       *int              `db:"max_in_flight"`
-	RateLimit         float64           `db:"rate_limit"`
-	RateBurst         int               `db:"rate_burst"`
-	Ordered           bool              `db:"ordered"`
-	OnDead            string            `db:"on_dead"`
-	PermanentStatuses []int             `db:"permanent_statuses"`
-	FollowRedirects   bool              `db:"follow_redirects"`
-	TLSCAFile         *string           `db:"tls_ca_file"`
-	TLSCertFile       *string           `db:"tls_cert_file"`
-	TLSKeyFile        *string           `db:"tls_key_file"`
-	TLSMinVersion     *string           `db:"tls_min_version"`
-	DisabledAt        *time.Time        `db:"disabled_at"`
-	DisabledReason    *string           `db:"disabled_reason"`
-	Source            string            `db:"source"`
-	CreatedAt         time.Time         `db:"created_at"`
-	UpdatedAt         time.Time         `db:"updated_at"`
+// RowError is a row of outbox.endpoints that cannot be read as an
+// endpoint: a header value that is not a string, an infinite timestamp.
+// The table's CHECKs cannot rule these out cheaply, and plain SQL can write
+// them. It names the endpoint and what is wrong, never a header value.
+type RowError struct {
+	Name string
+	Err  error
 }
 
-func (r *row) endpoint() Endpoint {
+func (e RowError) Error() string { return "endpoint " + e.Name + ": " + e.Err.Error() }
+
+func (e RowError) Unwrap() error { return e.Err }
+
+// row is how an Endpoint is scanned: into types that take any value the
+// table can hold, so that one odd row never fails the scan of the others
+// (pgx ends a whole result at the first value it cannot scan). endpoint
+// then checks what they hold.
+type row struct {
+	Name              string             `db:"name"`
+	URL               string             `db:"url"`
+	Secrets           []string           `db:"secrets"`
+	Topics            []string           `db:"topics"`
+	Headers           []byte             `db:"headers"` // JSON text; NULL: nil
+	TimeoutMS         *int               `db:"timeout_ms"`
+	MaxInFlight       *int               `db:"max_in_flight"`
+	RateLimit         float64            `db:"rate_limit"`
+	RateBurst         int                `db:"rate_burst"`
+	Ordered           bool               `db:"ordered"`
+	OnDead            string             `db:"on_dead"`
+	PermanentStatuses []int              `db:"permanent_statuses"`
+	FollowRedirects   bool               `db:"follow_redirects"`
+	TLSCAFile         *string            `db:"tls_ca_file"`
+	TLSCertFile       *string            `db:"tls_cert_file"`
+	TLSKeyFile        *string            `db:"tls_key_file"`
+	TLSMinVersion     *string            `db:"tls_min_version"`
+	DisabledAt        pgtype.Timestamptz `db:"disabled_at"`
+	DisabledReason    *string            `db:"disabled_reason"`
+	Source            string             `db:"source"`
+	CreatedAt         pgtype.Timestamptz `db:"created_at"`
+	UpdatedAt         pgtype.Timestamptz `db:"updated_at"`
+}
+
+func (r *row) endpoint() (Endpoint, error) {
+	headers, err := decodeHeaders(r.Headers)
+	if err != nil {
+		return Endpoint{}, RowError{Name: r.Name, Err: err}
+	}
+	var disabledAt, createdAt, updatedAt time.Time
+	for _, c := range []struct {
+		column string
+		ts     pgtype.Timestamptz
+		to     *time.Time
+	}{{"disabled_at", r.DisabledAt, &disabledAt}, {"created_at", r.CreatedAt, &createdAt}, {"updated_at", r.UpdatedAt, &updatedAt}} {
+		if c.ts.InfinityModifier != pgtype.Finite {
+			return Endpoint{}, RowError{Name: r.Name, Err: fmt.Errorf("%s: must be a finite time (got %s)", c.column, c.ts.InfinityModifier)}
+		}
+		*c.to = c.ts.Time // NULL: zero
+	}
 	deref := func(p *string) string {
 		if p == nil {
 			return ""
@@ -119,21 +153,17 @@ func (r *row) endpoint() Endpoint {
 				CAFile: deref(r.TLSCAFile), CertFile: deref(r.TLSCertFile),
 				KeyFile: deref(r.TLSKeyFile), MinVersion: deref(r.TLSMinVersion),
 			},
-			Disabled: r.DisabledAt != nil,
+			Headers:  headers,
+			Disabled: r.DisabledAt.Valid,
 		},
+		DisabledAt:     disabledAt,
 		DisabledReason: deref(r.DisabledReason),
 		Source:         Source(r.Source),
-		CreatedAt:      r.CreatedAt,
-		UpdatedAt:      r.UpdatedAt,
+		CreatedAt:      createdAt,
+		UpdatedAt:      updatedAt,
 	}
 	for _, s := range r.Secrets {
 		e.Secrets = append(e.Secrets, config.Secret(s))
-	}
-	if len(r.Headers) > 0 {
-		e.Headers = make(map[string]config.Secret, len(r.Headers))
-		for k, v := range r.Headers {
-			e.Headers[k] = config.Secret(v)
-		}
 	}
 	if r.TimeoutMS != nil {
 		e.Timeout = time.Duration(*r.TimeoutMS) * time.Millisecond
@@ -141,10 +171,67 @@ func (r *row) endpoint() Endpoint {
 	if r.MaxInFlight != nil {
 		e.MaxInFlight = *r.MaxInFlight
 	}
-	if r.DisabledAt != nil {
-		e.DisabledAt = *r.DisabledAt
+	return e, nil
+}
+
+// decodeHeaders reads the headers column: a JSON object (the table's CHECK)
+// whose values must be strings. nil or an empty object: no headers. Values
+// are secrets, so an error names the headers and the JSON types only.
+func decodeHeaders(raw []byte) (map[string]config.Secret, error) {
+	if raw == nil {
+		return nil, nil
 	}
-	return e
+	var values map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &values); err != nil {
+		return nil, errors.New("headers: not a JSON object")
+	}
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]config.Secret, len(values))
+	var bad []string
+	for k, v := range values {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil || v[0] != '"' { // null unmarshals as "" without an error
+			bad = append(bad, k)
+			continue
+		}
+		out[k] = config.Secret(s)
+	}
+	if len(bad) == 0 {
+		return out, nil
+	}
+	slices.Sort(bad)
+	var b strings.Builder
+	b.WriteString("headers: values must be strings: ")
+	for i, k := range bad {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q ", k)
+		if i == 0 {
+			b.WriteString("is ")
+		}
+		b.WriteString(jsonKind(values[k]))
+	}
+	return nil, errors.New(b.String())
+}
+
+// jsonKind names the type of a JSON value other than a string, with its
+// article: "a number".
+func jsonKind(v json.RawMessage) string {
+	switch v[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
 }
 
 // args returns ep's columns as named arguments. Secrets and header values
@@ -201,21 +288,29 @@ func args(ep Endpoint) pgx.NamedArgs {
 	}
 }
 
-// List returns every endpoint, by name.
-func List(ctx context.Context, db DB) ([]Endpoint, error) {
+// List returns every endpoint, by name. A row that cannot be read as an
+// endpoint is left out of eps and reported in skipped, so that one bad row
+// never hides the others.
+func List(ctx context.Context, db DB) (eps []Endpoint, skipped []RowError, err error) {
 	rows, err := db.Query(ctx, listSQL)
 	if err != nil {
-		return nil, fmt.Errorf("list endpoints: %w", err)
+		return nil, nil, fmt.Errorf("list endpoints: %w", err)
 	}
 	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[row])
 	if err != nil {
-		return nil, fmt.Errorf("list endpoints: %w", err)
+		return nil, nil, fmt.Errorf("list endpoints: %w", err)
 	}
-	out := make([]Endpoint, len(rs))
+	eps = make([]Endpoint, 0, len(rs))
 	for i := range rs {
-		out[i] = rs[i].endpoint()
+		ep, err := rs[i].endpoint()
+		var re RowError
+		if errors.As(err, &re) {
+			skipped = append(skipped, re)
+			continue
+		}
+		eps = append(eps, ep)
 	}
-	return out, nil
+	return eps, skipped, nil
 }
 
 // Get returns the endpoint called name, or an error wrapping ErrNotFound.
@@ -231,7 +326,7 @@ func Get(ctx context.Context, db DB, name string) (Endpoint, error) {
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("get endpoint %s: %w", name, err)
 	}
-	return r.endpoint(), nil
+	return r.endpoint()
 }
 
 // validate checks ep with config.ValidateEndpoint, with the defaults of an

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/internal/heraldtest"
+)
+
+// TestRunSkipsEndpointRowsItCannotRead: a row of outbox.endpoints that
+// cannot be read (a header value that is not a string, an infinite
+// timestamp) or used (a malformed secret) neither stops herald from
+// starting nor a running herald from applying the other rows' changes; it
+// is logged by name, without its secrets or header values.
+func TestRunSkipsEndpointRowsItCannotRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin := heraldBinary(t)
+	got := make(chan string, 10)
+	a, c := namedReceiver(t, "a", got), namedReceiver(t, "c", got)
+	url := heraldtest.URL(t)
+	pool := heraldtest.PoolFor(t, url)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := pool.Exec(ctx, sql, args...)
+		require.NoError(t, err)
+	}
+	exec(`INSERT INTO outbox.endpoints (name, url, secrets, topics, headers)
+		VALUES ('bad', $1, ARRAY[$2], '{*}', '{"Authorization": "Bearer hunter2", "X-Retry": 3}')`, c.URL, testSecret)
+	// Readable, but not usable: left out when it is built.
+	exec(`INSERT INTO outbox.endpoints (name, url, secrets, topics) VALUES ('badsecret', $1, '{whsec_hunter2!}', '{*}')`, c.URL)
+
+	cmd, logs := startHerald(t, bin, writeConfig(t, url, a.URL))
+	expect := func(want ...string) { t.Helper(); expectDeliveries(t, got, logs, want...) }
+	exec(`INSERT INTO outbox.messages (id, topic, payload) VALUES ('msg_1', 'one', '{}')`)
+	expect("a msg_1")
+	require.Contains(t, logs.String(), `"endpoint":"bad"`)
+	require.Contains(t, logs.String(), `\"X-Retry\" is a number`)
+	require.Contains(t, logs.String(), `"endpoint":"badsecret"`)
+
+	// A second unreadable row and a good one, added while herald runs.
+	exec(`INSERT INTO outbox.endpoints (name, url, secrets, disabled_at) VALUES ('worse', $1, ARRAY[$2], 'infinity')`, c.URL, testSecret)
+	exec(`INSERT INTO outbox.endpoints (name, url, secrets, topics) VALUES ('third', $1, ARRAY[$2], '{three}')`, c.URL, testSecret)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"added":["third"]`) }, 10*time.Second, 20*time.Millisecond,
+		"herald logged:\n%s", logs)
+	exec(`INSERT INTO outbox.messages (id, topic, payload) VALUES ('msg_2', 'three', '{}')`)
+	expect("a msg_2", "c msg_2")
+	require.Contains(t, logs.String(), `"endpoint":"worse"`)
+	stopWithSIGTERM(t, cmd, logs)
+	require.NotContains(t, logs.String(), "hunter2", "no secret or header value in logs")
+}
