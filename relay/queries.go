@@ -37,19 +37,22 @@ RETURNING m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m
     CASE WHEN $4::bool AND m.key IS NOT NULL THEN ARRAY(
         SELECT DISTINCT x.endpoint FROM outbox.dead x WHERE x.key = m.key AND x.seq < m.seq AND x.endpoint IS NOT NULL) END`
 
-// claimRetrySQL claims up to $1 due (message, endpoint) pairs from the retry
-// lane, soonest first, through deliveries_due_idx. next_attempt_at becomes
-// the lease expiry, so a pair whose relay died is due again when it lapses.
-// $4 names the endpoints to serve: configured, and neither paused by their
-// breaker nor out of room. Pairs of an endpoint that is no longer configured
-// stay untouched until it comes back.
+// The retry claim claims up to $1 due (message, endpoint) pairs from the
+// retry lane, soonest first. next_attempt_at becomes the lease expiry, so a
+// pair whose relay died is due again when it lapses. $4 names the endpoints
+// to serve: configured, not disabled, neither paused by their breaker nor
+// out of room. Pairs of other endpoints stay untouched.
 //
 // For ordered endpoints ($5; $6 those with on_dead: skip), only the head of
 // a key is claimed: a pair with an older pending message of its key (in the
 // hot lane, in the retry lane for the same endpoint, or dead for it unless
 // skipped) is parked instead, at next_attempt_at = 'infinity', out of every
 // later claim's way until promoteSQL wakes it.
-const claimRetrySQL = `WITH c AS (
+//
+// It comes in two forms, claimRetrySQL and claimRetryByEndpointSQL, that
+// differ only in how they find the due pairs (retryDueScan,
+// retryDueByEndpoint); retryClaimSQL picks one.
+const retryClaimHead = `WITH c AS (
     SELECT d.seq, d.endpoint,
         (d.key IS NULL OR NOT (d.endpoint = ANY(coalesce($5::text[], '{}'))) OR (
             NOT EXISTS (SELECT 1 FROM outbox.messages p WHERE p.key = d.key AND p.seq < d.seq)
@@ -58,11 +61,9 @@ const claimRetrySQL = `WITH c AS (
             AND (d.endpoint = ANY(coalesce($6::text[], '{}')) OR NOT EXISTS (SELECT 1 FROM outbox.dead x
                 WHERE x.key = d.key AND x.endpoint = d.endpoint AND x.seq < d.seq))
         )) AS head
-    FROM outbox.deliveries d
-    WHERE d.next_attempt_at <= now() AND d.endpoint = ANY($4::text[])
-    ORDER BY d.next_attempt_at, d.seq
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
+`
+
+const retryClaimTail = `
 )
 UPDATE outbox.deliveries d
 SET next_attempt_at = CASE WHEN c.head THEN now() + $2 * interval '1 millisecond' ELSE 'infinity' END,
@@ -72,6 +73,51 @@ FROM c
 WHERE d.seq = c.seq AND d.endpoint = c.endpoint
 RETURNING d.seq, d.endpoint, d.id, d.topic, d.payload::text, coalesce(d.key, ''), coalesce(d.headers::text, ''),
           d.created_at, d.attempts, extract(epoch from now() - d.first_attempt_at)::float8, c.head`
+
+// retryDueScan walks deliveries_due_idx in due order and skips the pairs of
+// endpoints not in $4: its cost does not grow with the number of endpoints,
+// but it reads every due pair of an endpoint left out (disabled, paused,
+// removed) that comes first.
+const retryDueScan = `    FROM outbox.deliveries d
+    WHERE d.next_attempt_at <= now() AND d.endpoint = ANY($4::text[])
+    ORDER BY d.next_attempt_at, d.seq
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED`
+
+// retryDueByEndpoint takes the soonest due pairs of each endpoint in $4
+// through deliveries_endpoint_due_idx, then the soonest of those: its cost
+// grows with the number of endpoints served (one short index scan each),
+// never with the pairs of endpoints left out.
+const retryDueByEndpoint = `    FROM unnest($4::text[]) AS e(name)
+    CROSS JOIN LATERAL (
+        SELECT * FROM outbox.deliveries d
+        WHERE d.endpoint = e.name AND d.next_attempt_at <= now()
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    ) d
+    ORDER BY d.next_attempt_at, d.seq
+    LIMIT $1`
+
+const (
+	claimRetrySQL           = retryClaimHead + retryDueScan + retryClaimTail
+	claimRetryByEndpointSQL = retryClaimHead + retryDueByEndpoint + retryClaimTail
+)
+
+// retryClaimSQL picks the retry claim's form for the number of endpoints it
+// serves. Up to byEndpointMax, one index scan each costs about a millisecond
+// in all (measured: 1 ms for a handful, 25 ms for 5,000), and the claim never
+// reads pairs it cannot take: with 1M due pairs of a disabled endpoint, the
+// due-order scan took 159 ms per claim and the per-endpoint form 1 ms.
+func retryClaimSQL(served int) string {
+	if served <= byEndpointMax {
+		return claimRetryByEndpointSQL
+	}
+	return claimRetrySQL
+}
+
+// byEndpointMax is the most endpoints a retry claim scans one by one.
+const byEndpointMax = 256
 
 // promoteSQL wakes the oldest parked pair of each (key, endpoint) among the
 // keys $1 whose messages were just settled: it is due again, and the retry

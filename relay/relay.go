@@ -480,7 +480,8 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	rt := r.router.Load()
 	b.Queue(claimHotSQL, hotWant, leaseMs, token, len(rt.ordered) > 0)
 	if retryWant > 0 {
-		b.Queue(claimRetrySQL, retryWant, leaseMs, token, rt.claimable(start), rt.ordered, rt.skipDead)
+		served := rt.claimable(start)
+		b.Queue(retryClaimSQL(len(served)), retryWant, leaseMs, token, served, rt.ordered, rt.skipDead)
 	}
 	// A claim that has started runs to its end, even if the relay is
 	// stopping: cancelled mid-way, it could commit on the server unseen, and

@@ -12,14 +12,17 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/herald-relay/herald/migrations"
@@ -45,7 +48,7 @@ func ServerURL() string {
 const templateLock int64 = 0x4865726174706c
 
 var (
-	templateOnce sync.Once
+	templateMu   sync.Mutex
 	templateName string
 	templateErr  error
 )
@@ -54,18 +57,47 @@ var (
 // URL. The database is dropped when the test ends.
 func URL(tb testing.TB) string {
 	tb.Helper()
-	templateOnce.Do(func() { templateName, templateErr = ensureTemplate() })
-	if templateErr != nil {
-		tb.Fatalf("heraldtest: %v", templateErr)
+	templateMu.Lock()
+	if templateName == "" {
+		templateName, templateErr = ensureTemplate()
 	}
-	return createDatabase(tb, templateName)
+	name, err := templateName, templateErr
+	templateMu.Unlock()
+	if err != nil {
+		tb.Fatalf("heraldtest: %v", err)
+	}
+	for tries := 1; ; tries++ {
+		url, err := createDatabase(tb, name)
+		var pgErr *pgconn.PgError
+		if err == nil || tries == 3 || !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+			if err != nil {
+				tb.Fatalf("heraldtest: %v", err)
+			}
+			return url
+		}
+		// The template is gone: another checkout's older test harness
+		// dropped it. Build it again.
+		templateMu.Lock()
+		if templateName == name {
+			templateName, templateErr = ensureTemplate()
+		}
+		name, err = templateName, templateErr
+		templateMu.Unlock()
+		if err != nil {
+			tb.Fatalf("heraldtest: %v", err)
+		}
+	}
 }
 
 // EmptyURL creates a new database with no Herald schema (for migration tests
 // and for receivers' own tables) and returns its URL.
 func EmptyURL(tb testing.TB) string {
 	tb.Helper()
-	return createDatabase(tb, "template0")
+	url, err := createDatabase(tb, "template0")
+	if err != nil {
+		tb.Fatalf("heraldtest: %v", err)
+	}
+	return url
 }
 
 // Pool returns a pool on a new migrated database, closed when the test ends.
@@ -95,18 +127,18 @@ func connectAdmin(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-func createDatabase(tb testing.TB, template string) string {
+func createDatabase(tb testing.TB, template string) (string, error) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	admin, err := connectAdmin(ctx)
 	if err != nil {
-		tb.Fatalf("heraldtest: %v", err)
+		return "", err
 	}
 	defer admin.Close(context.Background())
 	name := "herald_test_" + randomHex(6)
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize()); err != nil {
-		tb.Fatalf("heraldtest: create database: %v", err)
+		return "", fmt.Errorf("create database: %w", err)
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -121,7 +153,7 @@ func createDatabase(tb testing.TB, template string) string {
 			tb.Errorf("heraldtest: drop database %s: %v", name, err)
 		}
 	})
-	return WithDatabase(ServerURL(), name)
+	return WithDatabase(ServerURL(), name), nil
 }
 
 // ensureTemplate creates (once per schema version, across all test binaries)
@@ -144,9 +176,15 @@ func ensureTemplate() (string, error) {
 		return "", fmt.Errorf("template lock: %w", err)
 	}
 	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", templateLock) //nolint:errcheck
-	// Templates of older schemas are of no further use; one still being
-	// copied by another run refuses the drop, which is fine.
-	if rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'herald\\_tpl\\_%' AND datname <> $1", name); err == nil {
+	// Templates of other schemas left unused for a day are of no further
+	// use. Not sooner: another checkout (another branch, CI beside a
+	// developer) may be testing its own schema on this server right now.
+	// One still being copied refuses the drop, which is fine.
+	if rows, err := admin.Query(ctx, `SELECT datname FROM pg_database d
+		WHERE datname LIKE 'herald\_tpl\_%' AND datname <> $1
+		AND shobj_description(d.oid, 'pg_database') ~ '^herald test template, used at [0-9]+$'
+		AND substring(shobj_description(d.oid, 'pg_database') FROM '[0-9]+$')::bigint < extract(epoch FROM now()) - $2`,
+		name, int64(staleTemplateAge.Seconds())); err == nil {
 		stale, _ := pgx.CollectRows(rows, pgx.RowTo[string])
 		for _, db := range stale {
 			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize())
@@ -157,7 +195,7 @@ func ensureTemplate() (string, error) {
 		return "", fmt.Errorf("template lookup: %w", err)
 	}
 	if exists {
-		return name, nil
+		return name, markUsed(ctx, admin, name)
 	}
 	building := name + "_building"
 	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)")
@@ -178,8 +216,25 @@ func ensureTemplate() (string, error) {
 	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{building}.Sanitize()+" RENAME TO "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", fmt.Errorf("rename template: %w", err)
 	}
-	return name, nil
+	return name, markUsed(ctx, admin, name)
 }
+
+// staleTemplateAge is how long a template of another schema is kept unused.
+const staleTemplateAge = 24 * time.Hour
+
+// markUsed records when a template was last used, in its comment.
+func markUsed(ctx context.Context, admin *pgx.Conn, name string) error {
+	comment := fmt.Sprintf("herald test template, used at %d", time.Now().Unix())
+	_, err := admin.Exec(ctx, "COMMENT ON DATABASE "+pgx.Identifier{name}.Sanitize()+" IS "+quoteLiteral(comment))
+	if err != nil {
+		return fmt.Errorf("mark template used: %w", err)
+	}
+	return nil
+}
+
+// quoteLiteral quotes s, made of digits and plain words, as an SQL string
+// (COMMENT takes no parameters).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // schemaHash identifies the migration files, so that a changed migration gets
 // a new template.
