@@ -43,6 +43,7 @@ const (
 	RelayAckBatchMin            = 1
 	RelayAckBatchMax            = 10000
 	RelayShutdownTimeoutDefault = 30 * time.Second
+	RelayShutdownTimeoutMin     = time.Second
 	RelayShutdownTimeoutMax     = 10 * time.Minute
 	RelayAsyncCommitDefault     = true
 	RelayEndpointRefreshDefault = 5 * time.Second
@@ -213,7 +214,9 @@ type Relay struct {
 	// 1..10000. Defaults to RelayAckBatchDefault (256).
 	AckBatch int `yaml:"ack_batch"`
 	// ShutdownTimeout is how long deliveries in flight may finish after a
-	// stop is requested, 0..10m. Defaults to RelayShutdownTimeoutDefault (30s).
+	// stop is requested, 1s..10m. 0 is refused rather than read as "do not
+	// wait": the relay would take it for its own default. Defaults to
+	// RelayShutdownTimeoutDefault (30s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// AsyncCommit sets synchronous_commit=off for the relay's own writes.
 	// Defaults to true.
