@@ -78,10 +78,6 @@ type Config struct {
 	// ShutdownTimeout is how long Stop lets requests in flight finish before
 	// cancelling them. Defaults to 30s.
 	ShutdownTimeout time.Duration
-	// AsyncCommit writes the relay's own claims and acks with
-	// synchronous_commit = off. Producers' inserts stay durable: a lost ack
-	// after a database crash means a message is delivered again, never lost.
-	AsyncCommit bool
 	// Logger receives structured progress and failure logs. Defaults to a
 	// no-op logger.
 	Logger zerolog.Logger

@@ -148,6 +148,11 @@ type pair struct {
 }
 
 // New returns a relay on pool. It does not touch the database until Start.
+// Every statement the relay runs goes through pool, so the pool's session
+// settings are the relay's: a pool whose connections set
+// synchronous_commit = off (herald's relay.async_commit) makes the relay's
+// claims and outcome writes asynchronous. That is safe for a pool only the
+// relay uses: a lost outcome write means a second delivery, never a loss.
 func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

@@ -249,7 +249,6 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 		AckInterval:     cfg.Relay.AckInterval,
 		AckBatch:        cfg.Relay.AckBatch,
 		ShutdownTimeout: cfg.Relay.ShutdownTimeout,
-		AsyncCommit:     cfg.Relay.AsyncCommit,
 		Logger:          log,
 		Metrics:         relay.NewMetrics(reg),
 		Breaker: relay.BreakerConfig{
