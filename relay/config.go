@@ -30,6 +30,8 @@ const (
 	vacuumCheckInterval = time.Second
 	// Circuit breaker defaults.
 	BreakerFailureThresholdDefault = 10
+	// BreakerOff as BreakerConfig.FailureThreshold disables the breaker.
+	BreakerOff                     = -1
 	BreakerProbeIntervalDefault    = 5 * time.Second
 	BreakerMaxProbeIntervalDefault = 5 * time.Minute
 	// busyPollInterval is how soon the claimer looks again after a claim
@@ -84,8 +86,8 @@ type Config struct {
 	// Metrics, if set, records Prometheus metrics.
 	Metrics *Metrics
 	// Breaker pauses an endpoint after consecutive failures and probes it
-	// with one delivery at growing intervals. FailureThreshold defaults to
-	// 10; a negative one disables the breaker.
+	// with one delivery at growing intervals. Its zero value is the
+	// default breaker; see BreakerConfig.
 	Breaker BreakerConfig
 	// DisableAfter disables an endpoint whose breaker has been open this
 	// long, by calling OnDisable (which should persist it, so that every

@@ -13,12 +13,15 @@ import (
 // BreakerConfig configures the per-endpoint circuit breaker.
 type BreakerConfig struct {
 	// FailureThreshold is the number of consecutive failed attempts that
-	// pause an endpoint. 0 disables the breaker.
+	// pause an endpoint; BreakerOff (or any negative number) disables the
+	// breaker. Defaults to BreakerFailureThresholdDefault (10).
 	FailureThreshold int
 	// ProbeInterval is how long a paused endpoint waits before one probe
-	// delivery; it doubles after each failed probe. Defaults to 5s.
+	// delivery; it doubles after each failed probe. Defaults to
+	// BreakerProbeIntervalDefault (5s).
 	ProbeInterval time.Duration
-	// MaxProbeInterval caps ProbeInterval's growth. Defaults to 5m.
+	// MaxProbeInterval caps ProbeInterval's growth. Defaults to
+	// BreakerMaxProbeIntervalDefault (5m).
 	MaxProbeInterval time.Duration
 }
 

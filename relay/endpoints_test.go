@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -86,4 +87,35 @@ func TestPairsOfAnUnconfiguredEndpointWaitForIt(t *testing.T) {
 	require.NoError(t, r.SetEndpoints([]relay.Endpoint{other, endpoint(t, "later", rc.srv.URL, "nothing")}))
 	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 1 }, "delivered once its endpoint exists")
 	require.Equal(t, "msg_orphan", rc.requests()[0].id)
+}
+
+// BreakerConfig.FailureThreshold has one meaning for zero, the one every
+// other Config field has: the default (10). Negative disables the breaker.
+func TestBreakerThresholdZeroIsTheDefaultNegativeIsOff(t *testing.T) {
+	t.Parallel()
+	const msgs = relay.BreakerFailureThresholdDefault + 5
+	for _, tc := range []struct {
+		threshold, wantAttempts int
+	}{
+		{0, relay.BreakerFailureThresholdDefault},
+		{relay.BreakerOff, msgs},
+	} {
+		t.Run(strconv.Itoa(tc.threshold), func(t *testing.T) {
+			t.Parallel()
+			pool := heraldtest.Pool(t)
+			rc := newReceiver(t, func(int, *http.Request) int { return http.StatusServiceUnavailable })
+			ep := endpoint(t, "down", rc.srv.URL, "*")
+			ep.MaxInFlight = 1 // one failure at a time, so the breaker opens after exactly the threshold
+			startRelay(t, pool, relay.Config{
+				Endpoints: []relay.Endpoint{ep},
+				Retry:     &relay.ExponentialRetry{InitialInterval: time.Hour, Multiplier: 2, MaxInterval: time.Hour, MaxElapsedTime: 100 * time.Hour},
+				Breaker:   relay.BreakerConfig{FailureThreshold: tc.threshold, ProbeInterval: time.Hour, MaxProbeInterval: time.Hour},
+			})
+			enqueue(t, pool, messages(msgs, "t")...)
+			eventually(t, 10*time.Second, func() bool {
+				return count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == msgs
+			}, "every message waits in the retry lane")
+			require.Len(t, rc.requests(), tc.wantAttempts)
+		})
+	}
 }

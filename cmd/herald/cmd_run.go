@@ -237,7 +237,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 	reg.MustRegister(newQueueCollector(pool))
 	breakerThreshold := cfg.Breaker.FailureThreshold
 	if breakerThreshold == 0 {
-		breakerThreshold = -1 // off
+		breakerThreshold = relay.BreakerOff // the file's 0 means no breaker; the library's, its default
 	}
 	r, err := relay.New(pool, relay.Config{
 		Endpoints:       built,

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/herald-relay/herald/relay"
 )
 
 // Defaults and limits. Each *Default is what a missing key means; *Min and
@@ -42,7 +44,7 @@ const (
 	RelayAckBatchDefault        = 256
 	RelayAckBatchMin            = 1
 	RelayAckBatchMax            = 10000
-	RelayShutdownTimeoutDefault = 30 * time.Second
+	RelayShutdownTimeoutDefault = relay.ShutdownTimeoutDefault
 	RelayShutdownTimeoutMin     = time.Second
 	RelayShutdownTimeoutMax     = 10 * time.Minute
 	RelayAsyncCommitDefault     = true
@@ -59,12 +61,12 @@ const (
 	RetryMaxAttemptsDefault         = 0
 	RetryRandomizationFactorDefault = 0.2
 
-	BreakerFailureThresholdDefault = 10
+	BreakerFailureThresholdDefault = relay.BreakerFailureThresholdDefault
 	BreakerFailureThresholdMax     = 1000000
-	BreakerProbeIntervalDefault    = 5 * time.Second
+	BreakerProbeIntervalDefault    = relay.BreakerProbeIntervalDefault
 	BreakerProbeIntervalMin        = 100 * time.Millisecond
 	BreakerProbeIntervalMax        = time.Hour
-	BreakerMaxProbeIntervalDefault = 5 * time.Minute
+	BreakerMaxProbeIntervalDefault = relay.BreakerMaxProbeIntervalDefault
 	BreakerMaxProbeIntervalMax     = 24 * time.Hour
 	BreakerDisableAfterDefault     = 0
 
