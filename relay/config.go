@@ -138,6 +138,9 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("Endpoints[%d]: duplicate name %q", i, ep.Name))
 		}
 		seen[ep.Name] = true
+		if ep.Unusable != nil {
+			continue // it is never sent to: nothing else of it matters
+		}
 		if ep.Sender == nil {
 			errs = append(errs, fmt.Errorf("Endpoints[%d] (%s): Sender is nil", i, ep.Name))
 		}

@@ -30,6 +30,8 @@ type BreakerConfig struct {
 // claimer's goroutine; completions on the workers'.
 type endpointState struct {
 	*Endpoint
+	// unusable is Endpoint.Unusable's text, the held pairs' last_error.
+	unusable string
 	inFlight atomic.Int64
 	limiter  *rate.Limiter // nil: unlimited
 
@@ -63,7 +65,7 @@ func newEndpointState(ep *Endpoint, m *Metrics) *endpointState {
 		released:       m.attempts.WithLabelValues(ep.Name, "released"),
 		deferred:       m.deferred.WithLabelValues(ep.Name),
 		landed:         m.delivered.WithLabelValues(ep.Name),
-	}}
+	}, unusable: errorText(ep.Unusable)}
 	if ep.RateLimit > 0 {
 		st.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), max(1, ep.RateBurst))
 	}
@@ -78,7 +80,7 @@ const (
 	admittedProbe
 	queued         // waits in the endpoint's queue for a slot
 	deferredBusy   // at max_in_flight or rate limit
-	deferredPaused // breaker open
+	deferredPaused // breaker open, or disabled
 )
 
 // paceHorizon is how far ahead a rate-limited endpoint's pairs are
@@ -201,7 +203,7 @@ func (st *endpointState) next() (p *pair, paused bool) {
 // freeCapacity is how many more pairs the endpoint can take now, in flight
 // or queued; -1 means unbounded.
 func (st *endpointState) freeCapacity(now time.Time) int {
-	if st.Disabled {
+	if st.off() {
 		return 0
 	}
 	if st.MaxInFlight <= 0 && st.limiter == nil {
@@ -226,9 +228,10 @@ func (st *endpointState) freeCapacity(now time.Time) int {
 }
 
 // excluded reports whether the retry lane should not hand this endpoint
-// pairs now: paused and not yet due for a probe, or with no room.
+// pairs now: disabled, unusable, paused and not yet due for a probe, or
+// with no room.
 func (st *endpointState) excluded(now time.Time) bool {
-	if st.Disabled {
+	if st.off() {
 		return true
 	}
 	st.mu.Lock()
@@ -303,10 +306,14 @@ func (st *endpointState) shouldDisable(after time.Duration, now time.Time) (bool
 	return true, now.Sub(st.openedAt)
 }
 
-// stalled reports whether the endpoint takes no work now: disabled, or
-// paused by its breaker.
+// off reports whether the endpoint takes no work until SetEndpoints
+// changes it: disabled, or unusable.
+func (st *endpointState) off() bool { return st.Disabled || st.unusable != "" }
+
+// stalled reports whether the endpoint takes no work now: disabled,
+// unusable, or paused by its breaker.
 func (st *endpointState) stalled(now time.Time) bool {
-	if st.Disabled {
+	if st.off() {
 		return true
 	}
 	st.mu.Lock()

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -118,4 +119,37 @@ func TestBreakerThresholdZeroIsTheDefaultNegativeIsOff(t *testing.T) {
 			require.Len(t, rc.requests(), tc.wantAttempts)
 		})
 	}
+}
+
+// An endpoint that exists but cannot be used keeps its place in routing:
+// its pairs wait in the retry lane with the reason, unattempted, and are
+// delivered once it is usable again. Nothing is acknowledged without it and
+// nothing dies.
+func TestUnusableEndpointHoldsItsMessagesUntilItIsFixed(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	good, fixed := newReceiver(t, nil), newReceiver(t, nil)
+	epGood := endpoint(t, "good", good.srv.URL, "orders.*")
+	broken := relay.Endpoint{Name: "broken", Topics: []string{"orders.*"},
+		Unusable: errors.New("tls.cert_file: tls: private key does not match public key")}
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{epGood, broken}})
+
+	enqueue(t, pool,
+		outbox.Message{ID: "msg_fanout", Topic: "orders.created", Payload: json.RawMessage(`{}`)},
+		outbox.Message{ID: "msg_named", Topic: "invoices.paid", Endpoint: "broken", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE endpoint = 'broken' AND attempts = 0
+			AND last_error = 'tls.cert_file: tls: private key does not match public key'`) == 2
+	}, "both messages wait for the unusable endpoint, with the reason")
+	eventually(t, 5*time.Second, func() bool { return good.uniqueIDs() == 1 }, "the usable endpoint gets its message")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "a message naming an unusable endpoint is not unroutable")
+
+	// The retry lane leaves its pairs alone while it stays unusable.
+	time.Sleep(200 * time.Millisecond)
+	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE endpoint = 'broken' AND attempts = 0 AND lease IS NULL`))
+
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{epGood, endpoint(t, "broken", fixed.srv.URL, "orders.*")}))
+	eventually(t, 5*time.Second, func() bool { return fixed.uniqueIDs() == 2 }, "delivered once usable")
+	eventually(t, 5*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0 }, "acknowledged")
+	require.Equal(t, 1, good.uniqueIDs(), "the other endpoint got its message once")
 }

@@ -18,6 +18,7 @@ type Metrics struct {
 	fenced         prometheus.Counter
 	dbErrors       *prometheus.CounterVec
 	paused         *prometheus.GaugeVec
+	unusable       *prometheus.GaugeVec
 	deferred       *prometheus.CounterVec
 }
 
@@ -81,6 +82,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "herald_endpoint_paused",
 			Help: "1 while an endpoint's circuit breaker is open in this relay.",
 		}, []string{"endpoint"}),
+		unusable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_endpoint_unusable",
+			Help: "1 while an endpoint exists but cannot be used (its settings or TLS files do not load); its messages wait in the retry lane.",
+		}, []string{"endpoint"}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_deferred_total",
 			Help: "Deliveries not attempted because their endpoint was paused, at max_in_flight or rate-limited; they wait in the retry lane.",
@@ -88,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.attemptSeconds, m.delivered, m.dead, m.claimed, m.claimSeconds,
-			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.dbErrors, m.paused, m.deferred)
+			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.dbErrors, m.paused, m.unusable, m.deferred)
 	}
 	return m
 }
