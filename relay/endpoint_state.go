@@ -32,8 +32,11 @@ type endpointState struct {
 	*Endpoint
 	// unusable is Endpoint.Unusable's text, the held pairs' last_error.
 	unusable string
-	inFlight atomic.Int64
-	limiter  *rate.Limiter // nil: unlimited
+	// closeWhenIdle is set when SetEndpoints replaced the endpoint: its
+	// Sender is closed once nothing is in flight or queued for it.
+	closeWhenIdle atomic.Bool
+	inFlight      atomic.Int64
+	limiter       *rate.Limiter // nil: unlimited
 
 	qmu   sync.Mutex
 	queue []*pair // admitted pairs waiting for one of the endpoint's slots
@@ -326,6 +329,18 @@ func (st *endpointState) busy() bool {
 	st.qmu.Lock()
 	defer st.qmu.Unlock()
 	return st.inFlight.Load() > 0 || len(st.queue) > 0
+}
+
+// closeIfIdle closes the Sender of a replaced endpoint once it has nothing
+// in flight or queued. Closing a *webhook.Endpoint closes its idle
+// connections, so calling it again after a late pair is harmless.
+func (st *endpointState) closeIfIdle() {
+	if !st.closeWhenIdle.Load() || st.busy() {
+		return
+	}
+	if c, ok := st.Sender.(interface{ Close() }); ok {
+		c.Close()
+	}
 }
 
 // paused reports whether the breaker is open, and since when.

@@ -212,6 +212,7 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	old := r.router.Load()
 	next := newRouter(eps, old, r.m)
 	r.router.Store(next)
+	retire(old, next)
 	added, removed, changed := old.diff(next)
 	if len(added)+len(removed)+len(changed) > 0 {
 		r.log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Msg("endpoints updated")
@@ -219,6 +220,25 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	r.noteEndpoints(old, next)
 	signal(r.wake)
 	return nil
+}
+
+// retire marks the endpoints of old that next replaced or removed: each
+// one's Sender is closed once its requests in flight have finished, unless
+// an endpoint of next still uses it.
+func retire(old, next *router) {
+	inUse := make(map[Sender]bool, len(next.endpoints))
+	for _, st := range next.endpoints {
+		if st.Sender != nil {
+			inUse[st.Sender] = true
+		}
+	}
+	for _, st := range old.endpoints {
+		if next.byName[st.Name] == st || st.Sender == nil || inUse[st.Sender] {
+			continue
+		}
+		st.closeWhenIdle.Store(true)
+		st.closeIfIdle()
+	}
 }
 
 // noteEndpoints reports the endpoints that became unusable, or usable
@@ -819,6 +839,9 @@ func (r *Relay) runWorker(ctx context.Context) {
 				next.result = resultDeferred
 				r.finished(next)
 				next, paused = p.ep.next()
+			}
+			if next == nil {
+				p.ep.closeIfIdle() // the last request of a replaced endpoint
 			}
 			p = next
 		}

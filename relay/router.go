@@ -25,7 +25,11 @@ type Endpoint struct {
 	// included. A message whose endpoint column names this endpoint is
 	// delivered here whatever its topic.
 	Topics []string
-	// Sender delivers to the endpoint.
+	// Sender delivers to the endpoint. If it has a Close() method, as
+	// *webhook.Endpoint does, the relay calls it once SetEndpoints has
+	// replaced or removed the endpoint and the requests it had in flight
+	// have finished, unless a current endpoint has the same Sender. The
+	// senders in use when the relay stops are the caller's to close.
 	Sender Sender
 	// Timeout is the Sender's per-attempt timeout; the relay never starts an
 	// attempt unless the lease outlasts it.

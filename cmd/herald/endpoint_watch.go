@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -26,42 +27,50 @@ import (
 // endpointSet turns rows of outbox.endpoints into relay endpoints. A row
 // that has not changed keeps its webhook sender, and so its connections.
 type endpointSet struct {
-	mu       sync.Mutex
-	client   *webhook.Client
-	delivery config.Delivery
-	lease    time.Duration
-	log      zerolog.Logger
-	built    map[string]builtEndpoint
+	mu        sync.Mutex
+	client    *webhook.Client
+	clientCfg webhook.ClientConfig
+	delivery  config.Delivery
+	lease     time.Duration
+	log       zerolog.Logger
+	built     map[string]builtEndpoint
 }
 
+// builtEndpoint is what was built for a row, and what it was built from.
 type builtEndpoint struct {
-	updatedAt time.Time
-	tls       config.EndpointTLS
-	files     string // tlsFiles(tls) when built
-	ep        relay.Endpoint
-	sender    *webhook.Endpoint // nil when the endpoint is unusable
+	settings config.Endpoint // the row's, defaults applied
+	client   *webhook.Client
+	files    string // tlsFiles(settings.TLS) when built
+	ep       relay.Endpoint
+	sender   *webhook.Endpoint // nil when the endpoint is unusable
 }
 
 func newEndpointSet(cfg *config.Config, log zerolog.Logger) *endpointSet {
-	return &endpointSet{client: newWebhookClient(cfg), delivery: cfg.Delivery, lease: cfg.Relay.Lease, log: log,
-		built: map[string]builtEndpoint{}}
+	cc := webhookClientConfig(cfg)
+	return &endpointSet{client: webhook.NewClient(cc), clientCfg: cc, delivery: cfg.Delivery, lease: cfg.Relay.Lease,
+		log: log, built: map[string]builtEndpoint{}}
 }
 
-// reconfigure applies new delivery settings (a reloaded file): every sender
-// is rebuilt at the next build.
+// reconfigure applies new delivery settings (a reloaded file) at the next
+// build. Only the endpoints they change are rebuilt: the others keep their
+// sender, and so their connections and the relay's state for them
+// (circuit breaker, requests in flight, rate limiter).
 func (s *endpointSet) reconfigure(cfg *config.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.client, s.delivery = newWebhookClient(cfg), cfg.Delivery
-	s.built = map[string]builtEndpoint{} // senders replaced below are closed by build's sweep
+	if cc := webhookClientConfig(cfg); !reflect.DeepEqual(cc, s.clientCfg) {
+		s.client, s.clientCfg = webhook.NewClient(cc), cc
+	}
+	s.delivery = cfg.Delivery
 }
 
 // build returns the relay endpoints for rows. A row that cannot be used (a
 // TLS file that does not load, settings that do not validate, a timeout
 // longer than the lease allows) becomes an endpoint marked Unusable, which
 // holds its messages until it is fixed: left out, its subscribers' messages
-// would be acknowledged without it. An unchanged row whose TLS files are
-// unchanged keeps what was built for it.
+// would be acknowledged without it. A row whose settings, state and TLS
+// files are unchanged keeps what was built for it. Senders replaced here are
+// the relay's to close once their requests have finished (SetEndpoints).
 func (s *endpointSet) build(rows []endpoints.Endpoint) []relay.Endpoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,21 +78,20 @@ func (s *endpointSet) build(rows []endpoints.Endpoint) []relay.Endpoint {
 	out := make([]relay.Endpoint, 0, len(rows))
 	for _, row := range rows {
 		ep := row.Endpoint.WithDefaults(s.delivery)
+		// Disabled is the row's state, not a setting of the sender.
+		disabled := !row.DisabledAt.IsZero()
+		ep.Disabled = false
 		files := tlsFiles(ep.TLS)
-		if b, ok := s.built[row.Name]; ok && b.updatedAt.Equal(row.UpdatedAt) && b.files == files {
+		if b, ok := s.built[row.Name]; ok && b.client == s.client && b.files == files && reflect.DeepEqual(b.settings, ep) {
+			b.ep.Disabled = disabled
 			next[row.Name] = b
 			out = append(out, b.ep)
 			continue
 		}
 		re, sender := s.buildOne(ep)
-		re.Disabled = !row.DisabledAt.IsZero()
-		next[row.Name] = builtEndpoint{updatedAt: row.UpdatedAt, tls: ep.TLS, files: files, ep: re, sender: sender}
+		re.Disabled = disabled
+		next[row.Name] = builtEndpoint{settings: ep, client: s.client, files: files, ep: re, sender: sender}
 		out = append(out, re)
-	}
-	for name, b := range s.built {
-		if nb, ok := next[name]; b.sender != nil && (!ok || nb.sender != b.sender) {
-			b.sender.Close() // idle connections only; requests in flight finish
-		}
 	}
 	s.built = next
 	return out
@@ -115,7 +123,7 @@ func (s *endpointSet) filesChanged() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, b := range s.built {
-		if tlsFiles(b.tls) != b.files {
+		if tlsFiles(b.settings.TLS) != b.files {
 			return true
 		}
 	}

@@ -11,12 +11,14 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,14 +100,9 @@ func writeTLSFiles(t *testing.T, srv *httptest.Server) (tls config.EndpointTLS, 
 
 // runSource starts what herald run starts for one database: relay,
 // endpoint watcher (every 100ms) and maintenance, with its logs in logs.
-func runSource(t *testing.T, url string, pool *pgxpool.Pool, logs *syncBuffer) (*runningSource, *prometheus.Registry) {
+func runSource(t *testing.T, url string, pool *pgxpool.Pool, logs *syncBuffer, changes ...func(*config.Config)) (*runningSource, *prometheus.Registry) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Database.URL = config.Secret(url)
-	cfg.Delivery.AllowPrivateNetworks = true
-	cfg.Relay.PollInterval = 20 * time.Millisecond
-	cfg.Relay.EndpointRefresh = 100 * time.Millisecond
-	cfg.Maintenance.DeadRetention = 0
+	cfg := sourceConfig(url, changes...)
 	reg := prometheus.NewRegistry()
 	log := zerolog.New(logs)
 	rs, err := startSource(context.Background(), &globals{configPath: "herald.yaml"}, cfg, sourcesOf(cfg)[0], pool, reg, log)
@@ -130,6 +127,20 @@ func countRows(t *testing.T, pool *pgxpool.Pool, sql string) int {
 	var n int
 	require.NoError(t, pool.QueryRow(context.Background(), sql).Scan(&n))
 	return n
+}
+
+// sourceConfig is the configuration runSource runs with.
+func sourceConfig(url string, changes ...func(*config.Config)) *config.Config {
+	cfg := config.Default()
+	cfg.Database.URL = config.Secret(url)
+	cfg.Delivery.AllowPrivateNetworks = true
+	cfg.Relay.PollInterval = 20 * time.Millisecond
+	cfg.Relay.EndpointRefresh = 100 * time.Millisecond
+	cfg.Maintenance.DeadRetention = 0
+	for _, change := range changes {
+		change(cfg)
+	}
+	return cfg
 }
 
 // An endpoint whose TLS key does not match its certificate used to be left
@@ -231,4 +242,93 @@ func TestUnusableEndpointsSayWhyWithoutSecrets(t *testing.T) {
 			require.NotContains(t, msg, s, "%s: %s", ep.Name, msg)
 		}
 	}
+}
+
+// A reload (SIGHUP) used to rebuild every sender, and so reset every
+// endpoint's circuit breaker, in-flight count and rate limiter. An endpoint
+// the reload does not change keeps them.
+func TestReloadKeepsTheStateOfUnchangedEndpoints(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := heraldtest.URL(t)
+	pool := heraldtest.PoolFor(t, url)
+	var requests atomic.Int32
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	require.NoError(t, epstore.Add(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "down", URL: down.URL,
+		Secrets: []config.Secret{testSecret}, Topics: []string{"t"}}}))
+	breaker := func(c *config.Config) {
+		c.Breaker.FailureThreshold, c.Breaker.ProbeInterval, c.Breaker.MaxProbeInterval = 2, time.Hour, time.Hour
+	}
+	var logs syncBuffer
+	rs, _ := runSource(t, url, pool, &logs, breaker)
+	require.NoError(t, outbox.Enqueue(ctx, pool,
+		outbox.Message{ID: "msg_1", Topic: "t", Payload: json.RawMessage(`{}`)},
+		outbox.Message{ID: "msg_2", Topic: "t", Payload: json.RawMessage(`{}`)}))
+	eventuallyTrue(t, 10*time.Second, func() bool {
+		return countRows(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE attempts = 1`) == 2
+	}, "two failures open the breaker")
+
+	require.NoError(t, rs.reload(ctx, sourceConfig(url, breaker)))
+	eps, _, err := rs.set.load(ctx, pool) // what the watcher does next, done here to know when
+	require.NoError(t, err)
+	require.NoError(t, rs.relay.SetEndpoints(eps))
+
+	require.NoError(t, outbox.Enqueue(ctx, pool, outbox.Message{ID: "msg_3", Topic: "t", Payload: json.RawMessage(`{}`)}))
+	eventuallyTrue(t, 10*time.Second, func() bool {
+		return countRows(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE id = 'msg_3'`) == 1
+	}, "the third message waits in the retry lane")
+	require.Equal(t, 1, countRows(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE id = 'msg_3' AND attempts = 0`),
+		"not attempted: the breaker is still open after the reload")
+	require.EqualValues(t, 2, requests.Load())
+}
+
+// A sender replaced while a request is in flight used to be closed at
+// once, which closes only idle connections: the one in use went back to its
+// pool when the request ended, and stayed open for good. It is closed once
+// its requests have finished.
+func TestReplacedSenderIsClosedOnceItsRequestsFinish(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := heraldtest.URL(t)
+	pool := heraldtest.PoolFor(t, url)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var closed atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	require.NoError(t, epstore.Add(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "slow", URL: srv.URL,
+		Secrets: []config.Secret{testSecret}, Topics: []string{"t"}, Timeout: 10 * time.Second}}))
+	var logs syncBuffer
+	runSource(t, url, pool, &logs)
+	require.NoError(t, outbox.Enqueue(ctx, pool, outbox.Message{ID: "msg_1", Topic: "t", Payload: json.RawMessage(`{}`)}))
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never arrived")
+	}
+
+	_, err := epstore.Update(ctx, pool, "slow", func(ep *epstore.Endpoint) error { ep.Timeout = 9 * time.Second; return nil })
+	require.NoError(t, err)
+	eventuallyTrue(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), `"changed":["slow"]`) },
+		"the relay takes the changed endpoint, with a new sender")
+	require.Zero(t, closed.Load())
+
+	close(release)
+	eventuallyTrue(t, 10*time.Second, func() bool { return closed.Load() > 0 },
+		"the old sender's connection is closed once its request has finished")
+	eventuallyTrue(t, 10*time.Second, func() bool { return countRows(t, pool, `SELECT count(*) FROM outbox.messages`) == 0 },
+		"the message is acknowledged")
 }
