@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-relay/herald/internal/heraldtest"
@@ -152,4 +153,40 @@ func TestUnusableEndpointHoldsItsMessagesUntilItIsFixed(t *testing.T) {
 	eventually(t, 5*time.Second, func() bool { return fixed.uniqueIDs() == 2 }, "delivered once usable")
 	eventually(t, 5*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0 }, "acknowledged")
 	require.Equal(t, 1, good.uniqueIDs(), "the other endpoint got its message once")
+}
+
+// seriesOf names the metrics of reg that have a series labelled endpoint.
+func seriesOf(t *testing.T, reg *prometheus.Registry, endpoint string) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var names []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "endpoint" && l.GetValue() == endpoint {
+					names = append(names, mf.GetName())
+				}
+			}
+		}
+	}
+	return names
+}
+
+// The metric series of an endpoint removed at run time used to stay
+// exported for as long as the relay ran.
+func TestRemovedEndpointsMetricSeriesAreDeleted(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	keep, gone := endpoint(t, "keep", rc.srv.URL, "keep.*"), endpoint(t, "gone", rc.srv.URL, "gone.*")
+	reg := prometheus.NewRegistry()
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{keep, gone}, Metrics: relay.NewMetrics(reg)})
+	enqueue(t, pool, outbox.Message{Topic: "gone.x", Payload: json.RawMessage(`{}`)}, outbox.Message{Topic: "keep.x", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 2 }, "both delivered")
+	require.Contains(t, seriesOf(t, reg, "gone"), "herald_delivered_total")
+
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{keep}))
+	require.Empty(t, seriesOf(t, reg, "gone"))
+	require.Contains(t, seriesOf(t, reg, "keep"), "herald_delivered_total", "the other endpoint's series stay")
 }

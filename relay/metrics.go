@@ -97,3 +97,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// forget deletes the series of an endpoint that is no longer configured.
+// Requests of it still in flight finish on children no longer exported.
+func (m *Metrics) forget(endpoint string) {
+	byEndpoint := prometheus.Labels{"endpoint": endpoint}
+	m.attempts.DeletePartialMatch(byEndpoint)
+	m.attemptSeconds.DeletePartialMatch(byEndpoint)
+	m.delivered.DeletePartialMatch(byEndpoint)
+	m.paused.DeletePartialMatch(byEndpoint)
+	m.unusable.DeletePartialMatch(byEndpoint)
+	m.deferred.DeletePartialMatch(byEndpoint)
+}

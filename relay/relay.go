@@ -217,6 +217,14 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	if len(added)+len(removed)+len(changed) > 0 {
 		r.log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Msg("endpoints updated")
 	}
+	for _, name := range removed {
+		r.m.forget(name)
+	}
+	for _, name := range changed {
+		if isPaused, _ := old.byName[name].paused(); isPaused {
+			r.m.paused.WithLabelValues(name).Set(0) // its replacement starts with its breaker closed
+		}
+	}
 	r.noteEndpoints(old, next)
 	signal(r.wake)
 	return nil
