@@ -146,7 +146,8 @@ func TestUnusableEndpointHoldsItsMessagesUntilItIsFixed(t *testing.T) {
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "a message naming an unusable endpoint is not unroutable")
 
 	// The retry lane leaves its pairs alone while it stays unusable.
-	time.Sleep(200 * time.Millisecond)
+	claims := r.Stats().Claims
+	eventually(t, 5*time.Second, func() bool { return r.Stats().Claims >= claims+10 }, "ten more claims")
 	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE endpoint = 'broken' AND attempts = 0 AND lease IS NULL`))
 
 	require.NoError(t, r.SetEndpoints([]relay.Endpoint{epGood, endpoint(t, "broken", fixed.srv.URL, "orders.*")}))
