@@ -228,7 +228,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 		return nil, fail(fmt.Errorf("sync endpoints from %s: %w", g.configPath, err))
 	}
 	epLog := log.With().Str("component", "endpoints").Logger()
-	set := newEndpointSet(cfg, epLog)
+	set := newEndpointSet(cfg)
 	built, version, err := set.load(ctx, pool)
 	if err != nil {
 		set.closeAll()

@@ -32,7 +32,6 @@ type endpointSet struct {
 	clientCfg webhook.ClientConfig
 	delivery  config.Delivery
 	lease     time.Duration
-	log       zerolog.Logger
 	built     map[string]builtEndpoint
 }
 
@@ -45,10 +44,10 @@ type builtEndpoint struct {
 	sender   *webhook.Endpoint // nil when the endpoint is unusable
 }
 
-func newEndpointSet(cfg *config.Config, log zerolog.Logger) *endpointSet {
+func newEndpointSet(cfg *config.Config) *endpointSet {
 	cc := webhookClientConfig(cfg)
 	return &endpointSet{client: webhook.NewClient(cc), clientCfg: cc, delivery: cfg.Delivery, lease: cfg.Relay.Lease,
-		log: log, built: map[string]builtEndpoint{}}
+		built: map[string]builtEndpoint{}}
 }
 
 // reconfigure applies new delivery settings (a reloaded file) at the next

@@ -217,7 +217,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, endpoint string) 
 func TestUnusableEndpointsSayWhyWithoutSecrets(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
-	set := newEndpointSet(cfg, zerolog.Nop())
+	set := newEndpointSet(cfg)
 	row := func(name string, change func(*config.Endpoint)) epstore.Endpoint {
 		ep := config.Endpoint{Name: name, URL: "https://example.com/hooks", Secrets: []config.Secret{testSecret},
 			Topics: []string{"orders.*"}, Headers: map[string]config.Secret{"Authorization": headerSecret}}
