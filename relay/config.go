@@ -30,6 +30,8 @@ const (
 	vacuumCheckInterval = time.Second
 	// Circuit breaker defaults.
 	BreakerFailureThresholdDefault = 10
+	// BreakerOff as BreakerConfig.FailureThreshold disables the breaker.
+	BreakerOff                     = -1
 	BreakerProbeIntervalDefault    = 5 * time.Second
 	BreakerMaxProbeIntervalDefault = 5 * time.Minute
 	// busyPollInterval is how soon the claimer looks again after a claim
@@ -78,18 +80,14 @@ type Config struct {
 	// ShutdownTimeout is how long Stop lets requests in flight finish before
 	// cancelling them. Defaults to 30s.
 	ShutdownTimeout time.Duration
-	// AsyncCommit writes the relay's own claims and acks with
-	// synchronous_commit = off. Producers' inserts stay durable: a lost ack
-	// after a database crash means a message is delivered again, never lost.
-	AsyncCommit bool
 	// Logger receives structured progress and failure logs. Defaults to a
 	// no-op logger.
 	Logger zerolog.Logger
 	// Metrics, if set, records Prometheus metrics.
 	Metrics *Metrics
 	// Breaker pauses an endpoint after consecutive failures and probes it
-	// with one delivery at growing intervals. FailureThreshold defaults to
-	// 10; a negative one disables the breaker.
+	// with one delivery at growing intervals. Its zero value is the
+	// default breaker; see BreakerConfig.
 	Breaker BreakerConfig
 	// DisableAfter disables an endpoint whose breaker has been open this
 	// long, by calling OnDisable (which should persist it, so that every
@@ -140,6 +138,9 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("Endpoints[%d]: duplicate name %q", i, ep.Name))
 		}
 		seen[ep.Name] = true
+		if ep.Unusable != nil {
+			continue // it is never sent to: nothing else of it matters
+		}
 		if ep.Sender == nil {
 			errs = append(errs, fmt.Errorf("Endpoints[%d] (%s): Sender is nil", i, ep.Name))
 		}

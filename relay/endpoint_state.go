@@ -13,12 +13,15 @@ import (
 // BreakerConfig configures the per-endpoint circuit breaker.
 type BreakerConfig struct {
 	// FailureThreshold is the number of consecutive failed attempts that
-	// pause an endpoint. 0 disables the breaker.
+	// pause an endpoint; BreakerOff (or any negative number) disables the
+	// breaker. Defaults to BreakerFailureThresholdDefault (10).
 	FailureThreshold int
 	// ProbeInterval is how long a paused endpoint waits before one probe
-	// delivery; it doubles after each failed probe. Defaults to 5s.
+	// delivery; it doubles after each failed probe. Defaults to
+	// BreakerProbeIntervalDefault (5s).
 	ProbeInterval time.Duration
-	// MaxProbeInterval caps ProbeInterval's growth. Defaults to 5m.
+	// MaxProbeInterval caps ProbeInterval's growth. Defaults to
+	// BreakerMaxProbeIntervalDefault (5m).
 	MaxProbeInterval time.Duration
 }
 
@@ -27,8 +30,13 @@ type BreakerConfig struct {
 // claimer's goroutine; completions on the workers'.
 type endpointState struct {
 	*Endpoint
-	inFlight atomic.Int64
-	limiter  *rate.Limiter // nil: unlimited
+	// unusable is Endpoint.Unusable's text, the held pairs' last_error.
+	unusable string
+	// closeWhenIdle is set when SetEndpoints replaced the endpoint: its
+	// Sender is closed once nothing is in flight or queued for it.
+	closeWhenIdle atomic.Bool
+	inFlight      atomic.Int64
+	limiter       *rate.Limiter // nil: unlimited
 
 	qmu   sync.Mutex
 	queue []*pair // admitted pairs waiting for one of the endpoint's slots
@@ -60,7 +68,7 @@ func newEndpointState(ep *Endpoint, m *Metrics) *endpointState {
 		released:       m.attempts.WithLabelValues(ep.Name, "released"),
 		deferred:       m.deferred.WithLabelValues(ep.Name),
 		landed:         m.delivered.WithLabelValues(ep.Name),
-	}}
+	}, unusable: errorText(ep.Unusable)}
 	if ep.RateLimit > 0 {
 		st.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), max(1, ep.RateBurst))
 	}
@@ -75,7 +83,7 @@ const (
 	admittedProbe
 	queued         // waits in the endpoint's queue for a slot
 	deferredBusy   // at max_in_flight or rate limit
-	deferredPaused // breaker open
+	deferredPaused // breaker open, or disabled
 )
 
 // paceHorizon is how far ahead a rate-limited endpoint's pairs are
@@ -198,7 +206,7 @@ func (st *endpointState) next() (p *pair, paused bool) {
 // freeCapacity is how many more pairs the endpoint can take now, in flight
 // or queued; -1 means unbounded.
 func (st *endpointState) freeCapacity(now time.Time) int {
-	if st.Disabled {
+	if st.off() {
 		return 0
 	}
 	if st.MaxInFlight <= 0 && st.limiter == nil {
@@ -223,9 +231,10 @@ func (st *endpointState) freeCapacity(now time.Time) int {
 }
 
 // excluded reports whether the retry lane should not hand this endpoint
-// pairs now: paused and not yet due for a probe, or with no room.
+// pairs now: disabled, unusable, paused and not yet due for a probe, or
+// with no room.
 func (st *endpointState) excluded(now time.Time) bool {
-	if st.Disabled {
+	if st.off() {
 		return true
 	}
 	st.mu.Lock()
@@ -300,10 +309,14 @@ func (st *endpointState) shouldDisable(after time.Duration, now time.Time) (bool
 	return true, now.Sub(st.openedAt)
 }
 
-// stalled reports whether the endpoint takes no work now: disabled, or
-// paused by its breaker.
+// off reports whether the endpoint takes no work until SetEndpoints
+// changes it: disabled, or unusable.
+func (st *endpointState) off() bool { return st.Disabled || st.unusable != "" }
+
+// stalled reports whether the endpoint takes no work now: disabled,
+// unusable, or paused by its breaker.
 func (st *endpointState) stalled(now time.Time) bool {
-	if st.Disabled {
+	if st.off() {
 		return true
 	}
 	st.mu.Lock()
@@ -316,6 +329,18 @@ func (st *endpointState) busy() bool {
 	st.qmu.Lock()
 	defer st.qmu.Unlock()
 	return st.inFlight.Load() > 0 || len(st.queue) > 0
+}
+
+// closeIfIdle closes the Sender of a replaced endpoint once it has nothing
+// in flight or queued. Closing a *webhook.Endpoint closes its idle
+// connections, so calling it again after a late pair is harmless.
+func (st *endpointState) closeIfIdle() {
+	if !st.closeWhenIdle.Load() || st.busy() {
+		return
+	}
+	if c, ok := st.Sender.(interface{ Close() }); ok {
+		c.Close()
+	}
 }
 
 // paused reports whether the breaker is open, and since when.

@@ -3,11 +3,14 @@ package relay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-relay/herald/internal/heraldtest"
@@ -86,4 +89,105 @@ func TestPairsOfAnUnconfiguredEndpointWaitForIt(t *testing.T) {
 	require.NoError(t, r.SetEndpoints([]relay.Endpoint{other, endpoint(t, "later", rc.srv.URL, "nothing")}))
 	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 1 }, "delivered once its endpoint exists")
 	require.Equal(t, "msg_orphan", rc.requests()[0].id)
+}
+
+// BreakerConfig.FailureThreshold has one meaning for zero, the one every
+// other Config field has: the default (10). Negative disables the breaker.
+func TestBreakerThresholdZeroIsTheDefaultNegativeIsOff(t *testing.T) {
+	t.Parallel()
+	const msgs = relay.BreakerFailureThresholdDefault + 5
+	for _, tc := range []struct {
+		threshold, wantAttempts int
+	}{
+		{0, relay.BreakerFailureThresholdDefault},
+		{relay.BreakerOff, msgs},
+	} {
+		t.Run(strconv.Itoa(tc.threshold), func(t *testing.T) {
+			t.Parallel()
+			pool := heraldtest.Pool(t)
+			rc := newReceiver(t, func(int, *http.Request) int { return http.StatusServiceUnavailable })
+			ep := endpoint(t, "down", rc.srv.URL, "*")
+			ep.MaxInFlight = 1 // one failure at a time, so the breaker opens after exactly the threshold
+			startRelay(t, pool, relay.Config{
+				Endpoints: []relay.Endpoint{ep},
+				Retry:     &relay.ExponentialRetry{InitialInterval: time.Hour, Multiplier: 2, MaxInterval: time.Hour, MaxElapsedTime: 100 * time.Hour},
+				Breaker:   relay.BreakerConfig{FailureThreshold: tc.threshold, ProbeInterval: time.Hour, MaxProbeInterval: time.Hour},
+			})
+			enqueue(t, pool, messages(msgs, "t")...)
+			eventually(t, 10*time.Second, func() bool {
+				return count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == msgs
+			}, "every message waits in the retry lane")
+			require.Len(t, rc.requests(), tc.wantAttempts)
+		})
+	}
+}
+
+// An endpoint that exists but cannot be used keeps its place in routing:
+// its pairs wait in the retry lane with the reason, unattempted, and are
+// delivered once it is usable again. Nothing is acknowledged without it and
+// nothing dies.
+func TestUnusableEndpointHoldsItsMessagesUntilItIsFixed(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	good, fixed := newReceiver(t, nil), newReceiver(t, nil)
+	epGood := endpoint(t, "good", good.srv.URL, "orders.*")
+	broken := relay.Endpoint{Name: "broken", Topics: []string{"orders.*"},
+		Unusable: errors.New("tls.cert_file: tls: private key does not match public key")}
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{epGood, broken}})
+
+	enqueue(t, pool,
+		outbox.Message{ID: "msg_fanout", Topic: "orders.created", Payload: json.RawMessage(`{}`)},
+		outbox.Message{ID: "msg_named", Topic: "invoices.paid", Endpoint: "broken", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE endpoint = 'broken' AND attempts = 0
+			AND last_error = 'tls.cert_file: tls: private key does not match public key'`) == 2
+	}, "both messages wait for the unusable endpoint, with the reason")
+	eventually(t, 5*time.Second, func() bool { return good.uniqueIDs() == 1 }, "the usable endpoint gets its message")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "a message naming an unusable endpoint is not unroutable")
+
+	// The retry lane leaves its pairs alone while it stays unusable.
+	claims := r.Stats().Claims
+	eventually(t, 5*time.Second, func() bool { return r.Stats().Claims >= claims+10 }, "ten more claims")
+	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE endpoint = 'broken' AND attempts = 0 AND lease IS NULL`))
+
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{epGood, endpoint(t, "broken", fixed.srv.URL, "orders.*")}))
+	eventually(t, 5*time.Second, func() bool { return fixed.uniqueIDs() == 2 }, "delivered once usable")
+	eventually(t, 5*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0 }, "acknowledged")
+	require.Equal(t, 1, good.uniqueIDs(), "the other endpoint got its message once")
+}
+
+// seriesOf names the metrics of reg that have a series labelled endpoint.
+func seriesOf(t *testing.T, reg *prometheus.Registry, endpoint string) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var names []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "endpoint" && l.GetValue() == endpoint {
+					names = append(names, mf.GetName())
+				}
+			}
+		}
+	}
+	return names
+}
+
+// The metric series of an endpoint removed at run time used to stay
+// exported for as long as the relay ran.
+func TestRemovedEndpointsMetricSeriesAreDeleted(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	keep, gone := endpoint(t, "keep", rc.srv.URL, "keep.*"), endpoint(t, "gone", rc.srv.URL, "gone.*")
+	reg := prometheus.NewRegistry()
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{keep, gone}, Metrics: relay.NewMetrics(reg)})
+	enqueue(t, pool, outbox.Message{Topic: "gone.x", Payload: json.RawMessage(`{}`)}, outbox.Message{Topic: "keep.x", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 2 }, "both delivered")
+	require.Contains(t, seriesOf(t, reg, "gone"), "herald_delivered_total")
+
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{keep}))
+	require.Empty(t, seriesOf(t, reg, "gone"))
+	require.Contains(t, seriesOf(t, reg, "keep"), "herald_delivered_total", "the other endpoint's series stay")
 }

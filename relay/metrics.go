@@ -19,6 +19,7 @@ type Metrics struct {
 	unwritten      prometheus.Counter
 	dbErrors       *prometheus.CounterVec
 	paused         *prometheus.GaugeVec
+	unusable       *prometheus.GaugeVec
 	deferred       *prometheus.CounterVec
 }
 
@@ -86,6 +87,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "herald_endpoint_paused",
 			Help: "1 while an endpoint's circuit breaker is open in this relay.",
 		}, []string{"endpoint"}),
+		unusable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_endpoint_unusable",
+			Help: "1 while an endpoint exists but cannot be used (its settings or TLS files do not load); its messages wait in the retry lane.",
+		}, []string{"endpoint"}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_deferred_total",
 			Help: "Deliveries not attempted because their endpoint was paused, at max_in_flight or rate-limited; they wait in the retry lane.",
@@ -93,7 +98,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.attemptSeconds, m.delivered, m.dead, m.claimed, m.claimSeconds,
-			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.unwritten, m.dbErrors, m.paused, m.deferred)
+			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.unwritten, m.dbErrors, m.paused, m.unusable, m.deferred)
 	}
 	return m
+}
+
+// forget deletes the series of an endpoint that is no longer configured.
+// Requests of it still in flight finish on children no longer exported.
+func (m *Metrics) forget(endpoint string) {
+	byEndpoint := prometheus.Labels{"endpoint": endpoint}
+	m.attempts.DeletePartialMatch(byEndpoint)
+	m.attemptSeconds.DeletePartialMatch(byEndpoint)
+	m.delivered.DeletePartialMatch(byEndpoint)
+	m.paused.DeletePartialMatch(byEndpoint)
+	m.unusable.DeletePartialMatch(byEndpoint)
+	m.deferred.DeletePartialMatch(byEndpoint)
 }

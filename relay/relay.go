@@ -36,7 +36,8 @@ type Relay struct {
 	stopping atomic.Bool  // set by Stop: workers start nothing new
 	stats    stats
 
-	swapMu              sync.Mutex // serialises SetEndpoints
+	swapMu              sync.Mutex           // serialises SetEndpoints
+	unusableSince       map[string]time.Time // guarded by swapMu: since when each unusable endpoint has been
 	retry               atomic.Pointer[retryHolder]
 	startOnce, stopOnce sync.Once
 	started             bool
@@ -150,6 +151,11 @@ type pair struct {
 }
 
 // New returns a relay on pool. It does not touch the database until Start.
+// Every statement the relay runs goes through pool, so the pool's session
+// settings are the relay's: a pool whose connections set
+// synchronous_commit = off (herald's relay.async_commit) makes the relay's
+// claims and outcome writes asynchronous. That is safe for a pool only the
+// relay uses: a lost outcome write means a second delivery, never a loss.
 func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -174,7 +180,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		workersDone:   make(chan struct{}),
 		completerDone: make(chan struct{}),
 	}
-	r.router.Store(newRouter(cfg.Endpoints, nil, m))
+	rt := newRouter(cfg.Endpoints, nil, m)
+	r.router.Store(rt)
+	r.unusableSince = map[string]time.Time{}
+	r.noteEndpoints(nil, rt)
 	r.retry.Store(&retryHolder{cfg.Retry})
 	return r, nil
 }
@@ -205,12 +214,97 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	old := r.router.Load()
 	next := newRouter(eps, old, r.m)
 	r.router.Store(next)
+	retire(old, next)
 	added, removed, changed := old.diff(next)
 	if len(added)+len(removed)+len(changed) > 0 {
 		r.log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Msg("endpoints updated")
 	}
+	for _, name := range removed {
+		r.m.forget(name)
+	}
+	for _, name := range changed {
+		if isPaused, _ := old.byName[name].paused(); isPaused {
+			r.m.paused.WithLabelValues(name).Set(0) // its replacement starts with its breaker closed
+		}
+	}
+	r.noteEndpoints(old, next)
 	signal(r.wake)
 	return nil
+}
+
+// retire marks the endpoints of old that next replaced or removed: each
+// one's Sender is closed once its requests in flight have finished, unless
+// an endpoint of next still uses it.
+func retire(old, next *router) {
+	inUse := make(map[Sender]bool, len(next.endpoints))
+	for _, st := range next.endpoints {
+		if st.Sender != nil {
+			inUse[st.Sender] = true
+		}
+	}
+	for _, st := range old.endpoints {
+		if next.byName[st.Name] == st || st.Sender == nil || inUse[st.Sender] {
+			continue
+		}
+		st.closeWhenIdle.Store(true)
+		st.closeIfIdle()
+	}
+}
+
+// noteEndpoints reports the endpoints that became unusable, or usable
+// again, from old (nil in New) to next: one log line per change, not per
+// message, and the herald_endpoint_unusable gauge. The waiting pairs of an
+// endpoint usable again are due: the retry lane is claimed at once, and the
+// time they waited does not count towards their retry budget. Callers hold
+// swapMu (or own the relay, in New).
+func (r *Relay) noteEndpoints(old, next *router) {
+	now := time.Now()
+	for _, st := range next.endpoints {
+		was := ""
+		if prev := old.lookup(st.Name); prev != nil {
+			was = prev.unusable
+		}
+		unusable := 0.0
+		if st.unusable != "" {
+			unusable = 1
+		}
+		r.m.unusable.WithLabelValues(st.Name).Set(unusable)
+		switch {
+		case st.unusable != "" && st.unusable != was:
+			if _, ok := r.unusableSince[st.Name]; !ok {
+				r.unusableSince[st.Name] = now
+			}
+			r.log.Error().Str("endpoint", st.Name).Str("error", st.unusable).
+				Msg("endpoint unusable: its messages wait in the retry lane, unattempted, until it is fixed")
+		case st.unusable == "" && was != "":
+			waited := now.Sub(r.unusableSince[st.Name])
+			delete(r.unusableSince, st.Name)
+			r.log.Info().Str("endpoint", st.Name).Dur("unusable_for", waited).
+				Msg("endpoint usable again: its waiting messages are due")
+			r.retryDue.Store(true)
+			r.shiftClocks(st.Name, waited)
+		}
+	}
+	for name := range r.unusableSince {
+		if next.byName[name] == nil {
+			delete(r.unusableSince, name)
+		}
+	}
+}
+
+// shiftClocks moves the retry-budget clock of the endpoint's waiting pairs
+// forward by d, time in which the endpoint could not be tried, on its own
+// goroutine.
+func (r *Relay) shiftClocks(endpoint string, d time.Duration) {
+	r.callbacks.Add(1)
+	go func() {
+		defer r.callbacks.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := r.pool.Exec(ctx, shiftClocksSQL, endpoint, d.Milliseconds()); err != nil {
+			r.log.Error().Err(err).Str("endpoint", endpoint).Msg("could not move retry clocks past the outage")
+		}
+	}()
 }
 
 // Start checks the database and starts the relay's goroutines. It does not
@@ -655,6 +749,14 @@ func (r *Relay) dispatch(jobs []*job) int {
 				r.results <- p
 				continue
 			}
+			if p.ep.unusable != "" {
+				// Held, not lost: it waits in the retry lane, which
+				// does not hand it out while the endpoint is unusable,
+				// with the reason for operators to read.
+				p.result, p.errText = resultDeferred, p.ep.unusable
+				r.results <- p
+				continue
+			}
 			if p.ep.Sender == nil {
 				p.result = resultReleased
 				r.results <- p
@@ -774,6 +876,9 @@ func (r *Relay) runWorker(ctx context.Context) {
 				r.finished(next)
 				next, paused = p.ep.next()
 			}
+			if next == nil {
+				p.ep.closeIfIdle() // the last request of a replaced endpoint
+			}
 			p = next
 		}
 	}
@@ -864,14 +969,6 @@ func (r *Relay) endpointDone(p *pair) {
 	case breakerClosed:
 		r.m.paused.WithLabelValues(p.ep.Name).Set(0)
 		r.log.Info().Str("endpoint", p.ep.Name).Dur("paused_for", interval).Msg("probe succeeded: endpoint resumed")
-		r.callbacks.Add(1)
-		go func() {
-			defer r.callbacks.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if _, err := r.pool.Exec(ctx, shiftClocksSQL, p.ep.Name, interval.Milliseconds()); err != nil {
-				r.log.Error().Err(err).Str("endpoint", p.ep.Name).Msg("could not move retry clocks past the outage")
-			}
-		}()
+		r.shiftClocks(p.ep.Name, interval)
 	}
 }

@@ -25,7 +25,11 @@ type Endpoint struct {
 	// included. A message whose endpoint column names this endpoint is
 	// delivered here whatever its topic.
 	Topics []string
-	// Sender delivers to the endpoint.
+	// Sender delivers to the endpoint. If it has a Close() method, as
+	// *webhook.Endpoint does, the relay calls it once SetEndpoints has
+	// replaced or removed the endpoint and the requests it had in flight
+	// have finished, unless a current endpoint has the same Sender. The
+	// senders in use when the relay stops are the caller's to close.
 	Sender Sender
 	// Timeout is the Sender's per-attempt timeout; the relay never starts an
 	// attempt unless the lease outlasts it.
@@ -50,6 +54,15 @@ type Endpoint struct {
 	// Disabled keeps the endpoint's messages waiting in the retry lane,
 	// unattempted, until it is enabled again.
 	Disabled bool
+	// Unusable, when set, says why the endpoint exists but cannot be used
+	// now: a TLS file that does not load, settings that do not validate, a
+	// timeout the lease cannot hold. The endpoint stays in routing, so that
+	// nothing owed to it is acknowledged without it or dies as unroutable:
+	// its pairs wait in the retry lane, unattempted (no attempt counted),
+	// with this error as their last_error, until SetEndpoints brings a
+	// usable version, which finds them due. Sender and Timeout may be unset.
+	// The error is stored and logged: it must hold no secret.
+	Unusable error
 }
 
 // router maps a message to its endpoints. Lookups by topic are cached: a
@@ -111,7 +124,16 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 func sameEndpoint(a, b *Endpoint) bool {
 	return a.Name == b.Name && a.Sender == b.Sender && a.Timeout == b.Timeout && a.MaxInFlight == b.MaxInFlight &&
 		a.RateLimit == b.RateLimit && a.RateBurst == b.RateBurst && a.Ordered == b.Ordered &&
-		a.OnDeadSkip == b.OnDeadSkip && a.Disabled == b.Disabled && slices.Equal(a.Topics, b.Topics)
+		a.OnDeadSkip == b.OnDeadSkip && a.Disabled == b.Disabled && slices.Equal(a.Topics, b.Topics) &&
+		errorText(a.Unusable) == errorText(b.Unusable)
+}
+
+// errorText is err's text, or "" for nil.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // claimable names the endpoints the retry lane may hand pairs to now: not
@@ -124,6 +146,14 @@ func (r *router) claimable(now time.Time) []string {
 		}
 	}
 	return out
+}
+
+// lookup returns the named endpoint's state; r may be nil.
+func (r *router) lookup(name string) *endpointState {
+	if r == nil {
+		return nil
+	}
+	return r.byName[name]
 }
 
 // diff names the endpoints added, removed and changed from r to next.

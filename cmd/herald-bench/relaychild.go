@@ -79,7 +79,6 @@ func relayChildMain(args []string) error {
 			RateLimit: *rateLimit, RateBurst: max(1, int(*rateLimit))}},
 		MaxInFlight: *inflight,
 		Listen:      true,
-		AsyncCommit: true,
 		Logger:      zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger(),
 		Metrics:     relay.NewMetrics(reg),
 	})

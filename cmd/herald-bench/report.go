@@ -240,7 +240,7 @@ func relayModeText(mode string) string {
 	if mode == "binary" {
 		return "the herald binary (`herald run --config`, built from ./cmd/herald)"
 	}
-	return "inproc: the relay library (relay.New with Listen and AsyncCommit, webhook endpoint with 64 idle conns, pool of 8) in a herald-bench child process"
+	return "inproc: the relay library (relay.New with Listen, webhook endpoint with 64 idle conns, pool of 8) in a herald-bench child process"
 }
 
 // vacuumTimes lists how long each claim-phase backlog's VACUUM took.

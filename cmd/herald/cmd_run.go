@@ -228,7 +228,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 		return nil, fail(fmt.Errorf("sync endpoints from %s: %w", g.configPath, err))
 	}
 	epLog := log.With().Str("component", "endpoints").Logger()
-	set := newEndpointSet(cfg, epLog)
+	set := newEndpointSet(cfg)
 	built, version, err := set.load(ctx, pool)
 	if err != nil {
 		set.closeAll()
@@ -237,7 +237,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 	reg.MustRegister(newQueueCollector(pool))
 	breakerThreshold := cfg.Breaker.FailureThreshold
 	if breakerThreshold == 0 {
-		breakerThreshold = -1 // off
+		breakerThreshold = relay.BreakerOff // the file's 0 means no breaker; the library's, its default
 	}
 	r, err := relay.New(pool, relay.Config{
 		Endpoints:       built,
@@ -249,7 +249,6 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 		AckInterval:     cfg.Relay.AckInterval,
 		AckBatch:        cfg.Relay.AckBatch,
 		ShutdownTimeout: cfg.Relay.ShutdownTimeout,
-		AsyncCommit:     cfg.Relay.AsyncCommit,
 		Logger:          log,
 		Metrics:         relay.NewMetrics(reg),
 		Breaker: relay.BreakerConfig{

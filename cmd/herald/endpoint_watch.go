@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,88 +27,185 @@ import (
 // endpointSet turns rows of outbox.endpoints into relay endpoints. A row
 // that has not changed keeps its webhook sender, and so its connections.
 type endpointSet struct {
-	mu       sync.Mutex
-	client   *webhook.Client
-	delivery config.Delivery
-	lease    time.Duration
-	log      zerolog.Logger
-	built    map[string]builtEndpoint
+	mu        sync.Mutex
+	client    *webhook.Client
+	clientCfg webhook.ClientConfig
+	delivery  config.Delivery
+	lease     time.Duration
+	built     map[string]builtEndpoint
 }
 
+// builtEndpoint is what was built for a row, and what it was built from.
 type builtEndpoint struct {
-	updatedAt time.Time
-	ep        relay.Endpoint
-	sender    *webhook.Endpoint
+	settings config.Endpoint // the row's, defaults applied
+	client   *webhook.Client
+	files    string // tlsFiles(settings.TLS) when built
+	ep       relay.Endpoint
+	sender   *webhook.Endpoint // nil when the endpoint is unusable
 }
 
-func newEndpointSet(cfg *config.Config, log zerolog.Logger) *endpointSet {
-	return &endpointSet{client: newWebhookClient(cfg), delivery: cfg.Delivery, lease: cfg.Relay.Lease, log: log,
+func newEndpointSet(cfg *config.Config) *endpointSet {
+	cc := webhookClientConfig(cfg)
+	return &endpointSet{client: webhook.NewClient(cc), clientCfg: cc, delivery: cfg.Delivery, lease: cfg.Relay.Lease,
 		built: map[string]builtEndpoint{}}
 }
 
-// reconfigure applies new delivery settings (a reloaded file): every sender
-// is rebuilt at the next build.
+// reconfigure applies new delivery settings (a reloaded file) at the next
+// build. Only the endpoints they change are rebuilt: the others keep their
+// sender, and so their connections and the relay's state for them
+// (circuit breaker, requests in flight, rate limiter).
 func (s *endpointSet) reconfigure(cfg *config.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.client, s.delivery = newWebhookClient(cfg), cfg.Delivery
-	s.built = map[string]builtEndpoint{} // senders replaced below are closed by build's sweep
+	if cc := webhookClientConfig(cfg); !reflect.DeepEqual(cc, s.clientCfg) {
+		s.client, s.clientCfg = webhook.NewClient(cc), cc
+	}
+	s.delivery = cfg.Delivery
 }
 
 // build returns the relay endpoints for rows. A row that cannot be used (a
-// TLS file that went missing, a timeout longer than the lease allows) is
-// left out with an error log; the others go on.
+// TLS file that does not load, settings that do not validate, a timeout
+// longer than the lease allows) becomes an endpoint marked Unusable, which
+// holds its messages until it is fixed: left out, its subscribers' messages
+// would be acknowledged without it. A row whose settings, state and TLS
+// files are unchanged keeps what was built for it. Senders replaced here are
+// the relay's to close once their requests have finished (SetEndpoints).
 func (s *endpointSet) build(rows []endpoints.Endpoint) []relay.Endpoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := make(map[string]builtEndpoint, len(rows))
 	out := make([]relay.Endpoint, 0, len(rows))
 	for _, row := range rows {
-		if b, ok := s.built[row.Name]; ok && b.updatedAt.Equal(row.UpdatedAt) {
+		ep := row.Endpoint.WithDefaults(s.delivery)
+		// Disabled is the row's state, not a setting of the sender.
+		disabled := !row.DisabledAt.IsZero()
+		ep.Disabled = false
+		files := tlsFiles(ep.TLS)
+		if b, ok := s.built[row.Name]; ok && b.client == s.client && b.files == files && reflect.DeepEqual(b.settings, ep) {
+			b.ep.Disabled = disabled
 			next[row.Name] = b
 			out = append(out, b.ep)
 			continue
 		}
-		ep := row.Endpoint.WithDefaults(s.delivery)
-		if err := config.ValidateEndpoint(ep, s.delivery); err != nil {
-			s.log.Error().Str("endpoint", ep.Name).Str("problems", err.Error()).Msg("endpoint left out: invalid settings in outbox.endpoints")
-			continue
-		}
-		if ep.Timeout+relay.LeaseMargin > s.lease {
-			s.log.Error().Str("endpoint", ep.Name).Dur("timeout", ep.Timeout).Dur("lease", s.lease).
-				Msg("endpoint left out: its timeout + 5s exceeds relay.lease")
-			continue
-		}
-		re, sender, err := buildEndpoint(s.client, ep)
-		if err != nil {
-			s.log.Error().Err(err).Str("endpoint", ep.Name).Msg("endpoint left out: invalid settings")
-			continue
-		}
-		re.Disabled = !row.DisabledAt.IsZero()
-		b := builtEndpoint{updatedAt: row.UpdatedAt, ep: re, sender: sender}
-		next[row.Name] = b
+		re, sender := s.buildOne(ep)
+		re.Disabled = disabled
+		next[row.Name] = builtEndpoint{settings: ep, client: s.client, files: files, ep: re, sender: sender}
 		out = append(out, re)
-	}
-	for name, b := range s.built {
-		if nb, ok := next[name]; !ok || nb.sender != b.sender {
-			b.sender.Close() // idle connections only; requests in flight finish
-		}
 	}
 	s.built = next
 	return out
 }
 
+// buildOne builds the sender and relay endpoint of ep (defaults applied),
+// or an Unusable relay endpoint that says why it cannot.
+func (s *endpointSet) buildOne(ep config.Endpoint) (relay.Endpoint, *webhook.Endpoint) {
+	err := config.ValidateEndpoint(ep, s.delivery)
+	if err == nil && ep.Timeout+relay.LeaseMargin > s.lease {
+		err = fmt.Errorf("timeout: %s + %s exceeds relay.lease (%s)", ep.Timeout, relay.LeaseMargin, s.lease)
+	}
+	if err == nil {
+		re, sender, berr := buildEndpoint(s.client, ep)
+		if berr == nil {
+			return re, sender
+		}
+		err = berr
+	}
+	return relay.Endpoint{
+		Name: ep.Name, Topics: ep.Topics, Ordered: ep.Ordered, OnDeadSkip: ep.OnDead == config.OnDeadSkip,
+		Unusable: errors.New(redactSecrets(strings.ReplaceAll(err.Error(), "\n", "; "), ep)),
+	}, nil
+}
+
+// filesChanged reports whether a TLS file of a built endpoint changed
+// since it was built: a key fixed, a certificate renewed.
+func (s *endpointSet) filesChanged() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.built {
+		if tlsFiles(b.settings.TLS) != b.files {
+			return true
+		}
+	}
+	return false
+}
+
+// maxTLSFileBytes bounds how much of one TLS file tlsFiles reads.
+const maxTLSFileBytes = 1 << 20
+
+// tlsFiles sums up the contents of the TLS files, so that a change to any
+// of them is seen; a file that cannot be read counts as its error.
+func tlsFiles(t config.EndpointTLS) string {
+	if t.CAFile == "" && t.CertFile == "" && t.KeyFile == "" {
+		return ""
+	}
+	h := sha256.New()
+	for _, name := range []string{t.CAFile, t.CertFile, t.KeyFile} {
+		fmt.Fprintf(h, "%q\n", name)
+		if name == "" {
+			continue
+		}
+		f, err := os.Open(name)
+		if err == nil {
+			_, err = io.Copy(h, io.LimitReader(f, maxTLSFileBytes))
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(h, "error: %v\n", err)
+		}
+	}
+	return string(h.Sum(nil))
+}
+
+// redactSecrets removes ep's secrets from text, an error about ep: its
+// signing secrets, header values and the URL's credentials and query (the
+// whole URL when it does not parse). The text is stored as the held pairs'
+// last_error and logged.
+func redactSecrets(text string, ep config.Endpoint) string {
+	var secrets []string
+	for _, sec := range ep.SigningSecrets() {
+		secrets = append(secrets, sec.Value(), strings.TrimPrefix(sec.Value(), config.SecretPrefix))
+	}
+	for _, v := range ep.Headers {
+		secrets = append(secrets, v.Value())
+	}
+	if u, err := url.Parse(ep.URL); err != nil {
+		secrets = append(secrets, ep.URL)
+	} else {
+		if u.User != nil {
+			secrets = append(secrets, u.User.String())
+			if pw, ok := u.User.Password(); ok {
+				secrets = append(secrets, pw)
+			}
+		}
+		secrets = append(secrets, u.RawQuery)
+	}
+	// Longest first, so that a secret containing another goes whole.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	for _, sec := range secrets {
+		if len(sec) >= minRedacted {
+			text = strings.ReplaceAll(text, sec, "[redacted]")
+		}
+	}
+	return text
+}
+
+// minRedacted is the shortest value redactSecrets looks for: shorter ones
+// would mangle the text around them more than they could give away.
+const minRedacted = 4
+
 func (s *endpointSet) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, b := range s.built {
-		b.sender.Close()
+		if b.sender != nil {
+			b.sender.Close()
+		}
 	}
 }
 
-// loadEndpoints reads outbox.endpoints and builds the relay's endpoints. A
-// row that cannot be read is left out with an error log, as one that cannot
-// be built is; the others go on.
+// load reads outbox.endpoints and builds the relay's endpoints. A row that
+// cannot be read, like one that cannot be built, becomes an Unusable
+// endpoint that holds its messages; the others go on.
 func (s *endpointSet) load(ctx context.Context, pool *pgxpool.Pool) ([]relay.Endpoint, int64, error) {
 	version, err := endpoints.Version(ctx, pool)
 	if err != nil {
@@ -111,11 +215,14 @@ func (s *endpointSet) load(ctx context.Context, pool *pgxpool.Pool) ([]relay.End
 	if err != nil {
 		return nil, 0, err
 	}
+	eps := s.build(rows)
 	for _, re := range skipped {
-		s.log.Error().Str("endpoint", re.Name).Str("problems", re.Err.Error()).
-			Msg("endpoint left out: its row in outbox.endpoints cannot be read")
+		// Unusable, not left out: its messages wait for the row to be
+		// mended (the relay logs why, once).
+		eps = append(eps, relay.Endpoint{Name: re.Name, Topics: re.Topics, Ordered: re.Ordered, OnDeadSkip: re.OnDeadSkip,
+			Unusable: fmt.Errorf("its row in outbox.endpoints cannot be read: %w", re.Err)})
 	}
-	return s.build(rows), version, nil
+	return eps, version, nil
 }
 
 // watchEndpoints keeps the relay's endpoints in step with outbox.endpoints:
@@ -139,6 +246,7 @@ func watchEndpoints(ctx context.Context, pool *pgxpool.Pool, set *endpointSet, r
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			force = set.filesChanged()
 		case <-notified:
 			force = true
 		case <-refresh:

@@ -101,13 +101,13 @@ func redactURL(s string) string {
 	return fmt.Sprintf("%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
 }
 
-func newWebhookClient(cfg *config.Config) *webhook.Client {
-	return webhook.NewClient(webhook.ClientConfig{
+func webhookClientConfig(cfg *config.Config) webhook.ClientConfig {
+	return webhook.ClientConfig{
 		AllowPrivateNetworks: cfg.Delivery.AllowPrivateNetworks,
 		AllowedCIDRs:         cfg.Delivery.AllowedCIDRs,
 		UserAgent:            cfg.Delivery.UserAgent,
 		MaxResponseBytes:     int64(cfg.Delivery.MaxResponseBytes),
-	})
+	}
 }
 
 // buildEndpoint makes the webhook sender and the relay endpoint for one

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/herald-relay/herald/relay"
 )
 
 // Defaults and limits. Each *Default is what a missing key means; *Min and
@@ -42,7 +44,8 @@ const (
 	RelayAckBatchDefault        = 256
 	RelayAckBatchMin            = 1
 	RelayAckBatchMax            = 10000
-	RelayShutdownTimeoutDefault = 30 * time.Second
+	RelayShutdownTimeoutDefault = relay.ShutdownTimeoutDefault
+	RelayShutdownTimeoutMin     = time.Second
 	RelayShutdownTimeoutMax     = 10 * time.Minute
 	RelayAsyncCommitDefault     = true
 	RelayEndpointRefreshDefault = 5 * time.Second
@@ -58,12 +61,12 @@ const (
 	RetryMaxAttemptsDefault         = 0
 	RetryRandomizationFactorDefault = 0.2
 
-	BreakerFailureThresholdDefault = 10
+	BreakerFailureThresholdDefault = relay.BreakerFailureThresholdDefault
 	BreakerFailureThresholdMax     = 1000000
-	BreakerProbeIntervalDefault    = 5 * time.Second
+	BreakerProbeIntervalDefault    = relay.BreakerProbeIntervalDefault
 	BreakerProbeIntervalMin        = 100 * time.Millisecond
 	BreakerProbeIntervalMax        = time.Hour
-	BreakerMaxProbeIntervalDefault = 5 * time.Minute
+	BreakerMaxProbeIntervalDefault = relay.BreakerMaxProbeIntervalDefault
 	BreakerMaxProbeIntervalMax     = 24 * time.Hour
 	BreakerDisableAfterDefault     = 0
 
@@ -213,7 +216,9 @@ type Relay struct {
 	// 1..10000. Defaults to RelayAckBatchDefault (256).
 	AckBatch int `yaml:"ack_batch"`
 	// ShutdownTimeout is how long deliveries in flight may finish after a
-	// stop is requested, 0..10m. Defaults to RelayShutdownTimeoutDefault (30s).
+	// stop is requested, 1s..10m. 0 is refused rather than read as "do not
+	// wait": the relay would take it for its own default. Defaults to
+	// RelayShutdownTimeoutDefault (30s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// AsyncCommit sets synchronous_commit=off for the relay's own writes.
 	// Defaults to true.

@@ -468,7 +468,7 @@ func TestParseErrors(t *testing.T) {
 				`herald.yaml:8: relay.max_in_flight: must be between 1 and 10000 (got "0")`,
 				`herald.yaml:9: relay.ack_batch: must be between 1 and 10000 (got "10001")`,
 				`herald.yaml:10: relay.ack_interval: must be between 1ms and 1s (got "2s")`,
-				`herald.yaml:11: relay.shutdown_timeout: must be between 0s and 10m (got "11m")`,
+				`herald.yaml:11: relay.shutdown_timeout: must be between 1s and 10m (got "11m")`,
 				`herald.yaml:13: retry.multiplier: must be at least 1 (got "0.5")`,
 				`herald.yaml:14: retry.randomization_factor: must be between 0 and 1 (got "1.5")`,
 				`herald.yaml:15: retry.max_attempts: must be 0 (no limit) or more (got "-1")`,
@@ -596,6 +596,12 @@ func TestParseErrors(t *testing.T) {
 				`herald.yaml:7: breaker.disable_after: must be 0 (never) or more (got "-1s")`,
 				`herald.yaml:9: relay.endpoint_refresh: must be between 100ms and 5m (got "6m")`,
 			},
+		},
+		{
+			// 0 used to pass and then become the relay's 30s default.
+			name: "ShutdownTimeoutZero",
+			yaml: base + "relay:\n  shutdown_timeout: 0s\n",
+			want: []string{`herald.yaml:4: relay.shutdown_timeout: must be between 1s and 10m (got "0s")`},
 		},
 		{
 			name: "BreakerLimits",

@@ -124,7 +124,7 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	durRange("relay.poll_interval", c.Relay.PollInterval, RelayPollIntervalMin, RelayPollIntervalMax)
 	durRange("relay.ack_interval", c.Relay.AckInterval, RelayAckIntervalMin, RelayAckIntervalMax)
 	intRange("relay.ack_batch", c.Relay.AckBatch, RelayAckBatchMin, RelayAckBatchMax)
-	durRange("relay.shutdown_timeout", c.Relay.ShutdownTimeout, 0, RelayShutdownTimeoutMax)
+	durRange("relay.shutdown_timeout", c.Relay.ShutdownTimeout, RelayShutdownTimeoutMin, RelayShutdownTimeoutMax)
 	durRange("relay.endpoint_refresh", c.Relay.EndpointRefresh, RelayEndpointRefreshMin, RelayEndpointRefreshMax)
 	intRange("relay.vacuum_threshold", c.Relay.VacuumThreshold, 0, RelayVacuumThresholdMax)
 	longestPath, longest := "delivery.timeout", c.Delivery.Timeout

@@ -81,6 +81,11 @@ type Endpoint struct {
 type RowError struct {
 	Name string
 	Err  error
+	// What routes messages to the endpoint, always readable: a relay keeps
+	// routing to the endpoint and holds its messages until the row is
+	// mended, instead of losing them to its absence.
+	Topics              []string
+	Ordered, OnDeadSkip bool
 }
 
 func (e RowError) Error() string { return "endpoint " + e.Name + ": " + e.Err.Error() }
@@ -305,6 +310,7 @@ func List(ctx context.Context, db DB) (eps []Endpoint, skipped []RowError, err e
 		ep, err := rs[i].endpoint()
 		var re RowError
 		if errors.As(err, &re) {
+			re.Topics, re.Ordered, re.OnDeadSkip = rs[i].Topics, rs[i].Ordered, rs[i].OnDead == string(config.OnDeadSkip)
 			skipped = append(skipped, re)
 			continue
 		}
