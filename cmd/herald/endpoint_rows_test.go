@@ -11,12 +11,12 @@ import (
 	"github.com/herald-relay/herald/internal/heraldtest"
 )
 
-// TestRunSkipsEndpointRowsItCannotRead: a row of outbox.endpoints that
+// TestRunHoldsMessagesOfEndpointRowsItCannotRead: a row of outbox.endpoints that
 // cannot be read (a header value that is not a string, an infinite
 // timestamp) or used (a malformed secret) neither stops herald from
 // starting nor a running herald from applying the other rows' changes; it
 // is logged by name, without its secrets or header values.
-func TestRunSkipsEndpointRowsItCannotRead(t *testing.T) {
+func TestRunHoldsMessagesOfEndpointRowsItCannotRead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	bin := heraldBinary(t)
@@ -50,6 +50,20 @@ func TestRunSkipsEndpointRowsItCannotRead(t *testing.T) {
 	exec(`INSERT INTO outbox.messages (id, topic, payload) VALUES ('msg_2', 'three', '{}')`)
 	expect("a msg_2", "c msg_2")
 	require.Contains(t, logs.String(), `"endpoint":"worse"`)
+
+	// The unreadable and unusable endpoints subscribe to '*': their pairs of
+	// each message wait in the retry lane, with the reason, until the rows
+	// are mended; they are never dropped.
+	waiting := func(id string) int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox.deliveries WHERE id = $1
+			AND endpoint IN ('bad', 'badsecret') AND last_error <> ''`, id).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return waiting("msg_1") == 2 && waiting("msg_2") == 2 }, 10*time.Second, 20*time.Millisecond,
+		"the unusable endpoints' pairs wait; herald logged:\n%s", logs)
+	exec(`UPDATE outbox.endpoints SET headers = '{"X-Retry": "3"}' WHERE name = 'bad'`)
+	expect("c msg_1", "c msg_2")
 	stopWithSIGTERM(t, cmd, logs)
 	require.NotContains(t, logs.String(), "hunter2", "no secret or header value in logs")
 }
