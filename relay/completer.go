@@ -199,6 +199,9 @@ func (r *Relay) runCompleter() {
 		}
 		r.finish(&o, j)
 		o.marks = append(o.marks, o.mark())
+		if r.inFlightBytes.Add(-int64(len(j.msg.Body))) < r.cfg.MaxInFlightBytes {
+			signal(r.room)
+		}
 		if o.jobs >= r.cfg.AckBatch {
 			if armed && !timer.Stop() {
 				<-timer.C

@@ -12,7 +12,9 @@ import (
 // Defaults and bounds of Config.
 const (
 	MaxInFlightDefault = 256
-	LeaseDefault       = 60 * time.Second
+	// MaxInFlightBytesDefault bounds the payload bytes a relay holds.
+	MaxInFlightBytesDefault = 64 << 20
+	LeaseDefault            = 60 * time.Second
 	// LeaseMargin is the least by which Lease must exceed every endpoint's
 	// timeout: the headroom a claimed delivery has to wait for a worker.
 	LeaseMargin = 5 * time.Second
@@ -59,6 +61,12 @@ type Config struct {
 	// MaxInFlight bounds the HTTP requests in flight across all endpoints.
 	// Defaults to 256.
 	MaxInFlight int
+	// MaxInFlightBytes bounds the payload bytes of the messages a relay has
+	// claimed and not yet finished, so that a few huge payloads cannot
+	// exhaust its memory: a claim of the hot lane takes messages up to what
+	// is left of it, and at least one when nothing is in flight (a message
+	// larger than the bound goes alone). Defaults to 64 MiB.
+	MaxInFlightBytes int64
 	// Lease is how long a claimed message stays invisible to other relays.
 	// It must exceed every endpoint's timeout by LeaseMargin, so that a
 	// request always ends before its lease does. Defaults to 60s.
@@ -106,6 +114,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, MaxInFlightDefault)
+	c.MaxInFlightBytes = cmp.Or(c.MaxInFlightBytes, MaxInFlightBytesDefault)
 	c.Lease = cmp.Or(c.Lease, LeaseDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.AckInterval = cmp.Or(c.AckInterval, AckIntervalDefault)
@@ -125,6 +134,9 @@ func (c Config) validate() error {
 	var errs []error
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("MaxInFlight must be at least 1 (got %d)", c.MaxInFlight))
+	}
+	if c.MaxInFlightBytes < 1 {
+		errs = append(errs, fmt.Errorf("MaxInFlightBytes must be at least 1 (got %d)", c.MaxInFlightBytes))
 	}
 	if c.AckBatch < 1 {
 		errs = append(errs, fmt.Errorf("AckBatch must be at least 1 (got %d)", c.AckBatch))

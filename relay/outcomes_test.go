@@ -271,3 +271,28 @@ func TestStopIsBoundedByItsContextWhenOutcomesCannotBeWritten(t *testing.T) {
 	require.Less(t, time.Since(start), 3*time.Second, "Stop returns soon after its deadline")
 	require.Equal(t, 1.0, metricValue(t, reg, "herald_outcomes_unwritten_total"))
 }
+
+// TestClaimsAreBoundedByPayloadBytes: a few huge payloads never fill the
+// relay's memory: what it holds in flight is bounded by MaxInFlightBytes
+// (at least one message at a time), not only by the count of messages.
+func TestClaimsAreBoundedByPayloadBytes(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	hold := make(chan struct{})
+	rc.hold = hold
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")}, MaxInFlightBytes: 2 << 20})
+	big := json.RawMessage(`"` + strings.Repeat("x", 512<<10-2) + `"`) // 512 KiB
+	msgs := make([]outbox.Message, 30)
+	for i := range msgs {
+		msgs[i] = outbox.Message{ID: fmt.Sprintf("msg_%02d", i), Topic: "t", Payload: big}
+	}
+	enqueue(t, pool, msgs...)
+
+	eventually(t, 10*time.Second, func() bool { return rc.uniqueIDs() == 4 }, "the first 2 MiB in flight")
+	claims := r.Stats().Claims
+	eventually(t, 10*time.Second, func() bool { return r.Stats().Claims >= claims+5 }, "the relay keeps looking")
+	require.Equal(t, 4, rc.uniqueIDs(), "nothing more claimed while 2 MiB are in flight")
+	close(hold)
+	eventually(t, 20*time.Second, func() bool { return rc.uniqueIDs() == len(msgs) }, "all delivered")
+}

@@ -11,7 +11,11 @@ package relay
 // update when the page has room (fillfactor 50, migration 004). The `= ANY(ARRAY(...))`
 // form keeps the plan an index scan when the prepared statement goes generic
 // (an UPDATE ... FROM c can turn into a hash join over the whole table).
-// $2 = lease in milliseconds, $3 = lease token.
+// $2 = lease in milliseconds, $3 = lease token. $5 bounds the payload bytes
+// claimed: the rows claimed are those that start within it (the first
+// always does, unless $5 <= 0), so a claim holds at most $5 plus one
+// payload. octet_length reads a stored value's size without detoasting it;
+// the rows locked but left out are free again when the statement ends.
 //
 // With $4 (some endpoint is ordered), each keyed row also reports what
 // still holds its key, through the key indexes: an older message of the key
@@ -19,15 +23,18 @@ package relay
 // lane, and those with an older dead pair. These subqueries run only for
 // the rows returned, never for the rows scanned.
 const claimHotSQL = `WITH c AS (
-    SELECT seq FROM outbox.messages
+    SELECT seq, octet_length(payload::text) AS size FROM outbox.messages
     WHERE visible_at <= now()
     ORDER BY seq
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), fits AS (
+    SELECT seq FROM (SELECT seq, sum(size) OVER (ORDER BY seq) - size AS before FROM c) s
+    WHERE before < $5
 )
 UPDATE outbox.messages m
 SET visible_at = now() + $2 * interval '1 millisecond', attempts = m.attempts + 1, lease = $3
-WHERE m.seq = ANY(ARRAY(SELECT seq FROM c))
+WHERE m.seq = ANY(ARRAY(SELECT seq FROM fits))
 RETURNING m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m.endpoint, ''),
     coalesce(m.headers::text, ''), m.created_at, m.attempts,
     CASE WHEN $4::bool AND m.key IS NOT NULL THEN EXISTS (

@@ -31,10 +31,11 @@ type Relay struct {
 	wake    chan struct{}
 	room    chan struct{}
 
-	inFlight atomic.Int64 // pairs claimed and not yet finished
-	retryDue atomic.Bool  // set when pairs were made due: claim the retry lane now
-	stopping atomic.Bool  // set by Stop: workers start nothing new
-	stats    stats
+	inFlight      atomic.Int64 // pairs claimed and not yet finished
+	inFlightBytes atomic.Int64 // payload bytes of the rows claimed and not yet finished
+	retryDue      atomic.Bool  // set when pairs were made due: claim the retry lane now
+	stopping      atomic.Bool  // set by Stop: workers start nothing new
+	stats         stats
 
 	swapMu              sync.Mutex           // serialises SetEndpoints
 	unusableSince       map[string]time.Time // guarded by swapMu: since when each unusable endpoint has been
@@ -572,7 +573,7 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	deadline := start.Add(r.cfg.Lease - attemptMargin)
 	b := &pgx.Batch{}
 	rt := r.router.Load()
-	b.Queue(claimHotSQL, hotWant, leaseMs, token, len(rt.ordered) > 0)
+	b.Queue(claimHotSQL, hotWant, leaseMs, token, len(rt.ordered) > 0, r.cfg.MaxInFlightBytes-r.inFlightBytes.Load())
 	if retryWant > 0 {
 		served := rt.claimable(start)
 		b.Queue(retryClaimSQL(len(served)), retryWant, leaseMs, token, served, rt.ordered, rt.skipDead)
@@ -641,6 +642,11 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 		}
 		r.m.claimSeconds.WithLabelValues("retry").Observe(time.Since(start).Seconds())
 	}
+	var size int64
+	for _, j := range jobs {
+		size += int64(len(j.msg.Body))
+	}
+	r.inFlightBytes.Add(size) // given back by the completer, job by job
 	r.stats.claims.Add(1)
 	r.stats.claimedRows.Add(int64(len(jobs)))
 	r.m.claimed.WithLabelValues("hot").Add(float64(hotGot))

@@ -40,6 +40,7 @@ type receiver struct {
 	overlap atomic.Int64    // requests that arrived while one with the same id was in flight
 	respond func(n int, r *http.Request) int
 	hold    chan struct{} // when set, every request waits on it
+	closing chan struct{} // closed at cleanup: held requests end, so a failed test does not hang
 	// withBody puts the request body in the context given to respond,
 	// under bodyKey{}.
 	withBody bool
@@ -55,7 +56,7 @@ type received struct {
 }
 
 func newReceiver(t testing.TB, respond func(n int, r *http.Request) int) *receiver {
-	rc := &receiver{byID: map[string]int{}, active: map[string]bool{}, respond: respond}
+	rc := &receiver{byID: map[string]int{}, active: map[string]bool{}, respond: respond, closing: make(chan struct{})}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		id := r.Header.Get("webhook-id")
@@ -69,7 +70,10 @@ func newReceiver(t testing.TB, respond func(n int, r *http.Request) int) *receiv
 		rc.got = append(rc.got, received{id: id, at: time.Now(), body: body, hdr: r.Header.Clone()})
 		rc.mu.Unlock()
 		if rc.hold != nil {
-			<-rc.hold
+			select {
+			case <-rc.hold:
+			case <-rc.closing:
+			}
 		}
 		status := http.StatusNoContent
 		if rc.respond != nil {
@@ -84,6 +88,7 @@ func newReceiver(t testing.TB, respond func(n int, r *http.Request) int) *receiv
 		w.WriteHeader(status)
 	}))
 	t.Cleanup(rc.srv.Close)
+	t.Cleanup(func() { close(rc.closing) }) // runs first
 	return rc
 }
 

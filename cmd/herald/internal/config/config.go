@@ -32,6 +32,8 @@ const (
 	RelayMaxInFlightDefault     = 256
 	RelayMaxInFlightMin         = 1
 	RelayMaxInFlightMax         = 10000
+	RelayMaxInFlightBytesMin    = 1 << 20
+	RelayMaxInFlightBytesMax    = 4 << 30
 	RelayLeaseDefault           = 60 * time.Second
 	RelayLeaseMargin            = 5 * time.Second // lease >= largest endpoint timeout + RelayLeaseMargin
 	RelayPollIntervalDefault    = time.Second
@@ -200,6 +202,10 @@ type Relay struct {
 	// MaxInFlight caps concurrent HTTP requests across all endpoints,
 	// 1..10000. Defaults to RelayMaxInFlightDefault (256).
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxInFlightBytes caps the payload bytes of the messages a relay holds
+	// (claimed and not yet finished), 1 MiB..4 GiB; a larger message is
+	// claimed alone. Defaults to relay.MaxInFlightBytesDefault (64 MiB).
+	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
 	// Lease is how long a claimed message stays reserved before the reaper
 	// may hand it out again. It must be at least the largest endpoint timeout
 	// plus RelayLeaseMargin. Defaults to RelayLeaseDefault (60s).
@@ -427,16 +433,17 @@ func Default() *Config {
 			Timeout:          DeliveryTimeoutDefault,
 		},
 		Relay: Relay{
-			MaxInFlight:     RelayMaxInFlightDefault,
-			Lease:           RelayLeaseDefault,
-			PollInterval:    RelayPollIntervalDefault,
-			Listen:          RelayListenDefault,
-			AckInterval:     RelayAckIntervalDefault,
-			AckBatch:        RelayAckBatchDefault,
-			ShutdownTimeout: RelayShutdownTimeoutDefault,
-			AsyncCommit:     RelayAsyncCommitDefault,
-			EndpointRefresh: RelayEndpointRefreshDefault,
-			VacuumThreshold: RelayVacuumThresholdDefault,
+			MaxInFlight:      RelayMaxInFlightDefault,
+			MaxInFlightBytes: relay.MaxInFlightBytesDefault,
+			Lease:            RelayLeaseDefault,
+			PollInterval:     RelayPollIntervalDefault,
+			Listen:           RelayListenDefault,
+			AckInterval:      RelayAckIntervalDefault,
+			AckBatch:         RelayAckBatchDefault,
+			ShutdownTimeout:  RelayShutdownTimeoutDefault,
+			AsyncCommit:      RelayAsyncCommitDefault,
+			EndpointRefresh:  RelayEndpointRefreshDefault,
+			VacuumThreshold:  RelayVacuumThresholdDefault,
 		},
 		Retry: Retry{
 			InitialInterval:     RetryInitialIntervalDefault,

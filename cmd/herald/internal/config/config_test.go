@@ -598,6 +598,11 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "MaxInFlightBytesTooSmall",
+			yaml: base + "relay:\n  max_in_flight_bytes: 1000\n",
+			want: []string{`herald.yaml:4: relay.max_in_flight_bytes: must be between 1048576 (1 MiB) and 4294967296 (4 GiB) (got "1000")`},
+		},
+		{
 			// 0 used to pass and then become the relay's 30s default.
 			name: "ShutdownTimeoutZero",
 			yaml: base + "relay:\n  shutdown_timeout: 0s\n",

@@ -265,13 +265,13 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		default:
 			d.fail(path, s, errors.New("must be true or false"))
 		}
-	case reflect.Int:
+	case reflect.Int, reflect.Int64: // time.Duration, also Int64, is handled above
 		s, ok := d.scalar(n, path, "an integer")
 		if !ok {
 			return
 		}
 		i, err := strconv.ParseInt(strings.TrimSpace(s), 0, 64)
-		if err != nil || i < math.MinInt32 || i > math.MaxInt32 {
+		if err != nil || (v.Kind() == reflect.Int && (i < math.MinInt32 || i > math.MaxInt32)) {
 			d.fail(path, s, errors.New("must be an integer"))
 			return
 		}

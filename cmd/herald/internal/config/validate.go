@@ -121,6 +121,10 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 
 	// relay
 	intRange("relay.max_in_flight", c.Relay.MaxInFlight, RelayMaxInFlightMin, RelayMaxInFlightMax)
+	if b := c.Relay.MaxInFlightBytes; b < RelayMaxInFlightBytesMin || b > RelayMaxInFlightBytesMax {
+		report("relay.max_in_flight_bytes", strconv.FormatInt(b, 10),
+			fmt.Errorf("must be between %d (1 MiB) and %d (4 GiB)", RelayMaxInFlightBytesMin, RelayMaxInFlightBytesMax))
+	}
 	durRange("relay.poll_interval", c.Relay.PollInterval, RelayPollIntervalMin, RelayPollIntervalMax)
 	durRange("relay.ack_interval", c.Relay.AckInterval, RelayAckIntervalMin, RelayAckIntervalMax)
 	intRange("relay.ack_batch", c.Relay.AckBatch, RelayAckBatchMin, RelayAckBatchMax)
