@@ -359,28 +359,6 @@ func (r *Relay) addReschedule(o *outcomes, j *job, p *pair) {
 	o.rsAttempted = append(o.rsAttempted, p.attempted)
 }
 
-// schedule sets p.delay for a failed attempt, or returns "exhausted" when
-// the retry policy gives up. It logs the failed attempt.
-func (r *Relay) schedule(p *pair, attempt int, elapsed time.Duration) string {
-	policy := r.retry.Load()
-	delay, ok := policy.NextDelay(attempt, elapsed)
-	if !ok {
-		return "exhausted"
-	}
-	if p.retryAfter > 0 {
-		delay = max(delay, min(p.retryAfter, policy.MaxDelay()))
-	}
-	p.delay = delay
-	r.stats.retried.Add(1)
-	p.ep.metrics.retry.Inc()
-	ev := r.log.Warn().Str("message_id", p.job.msg.ID).Str("endpoint", p.ep.Name).Int("attempt", attempt)
-	if p.status != 0 {
-		ev = ev.Int("status", p.status)
-	}
-	ev.Str("error", p.errText).Time("next_attempt_at", time.Now().Add(delay)).Msg("delivery failed")
-	return ""
-}
-
 func (r *Relay) delivered(p *pair) {
 	r.stats.delivered.Add(1)
 	p.ep.metrics.ok.Inc()

@@ -2,10 +2,12 @@ package relay
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/herald-relay/herald/webhook"
 	"github.com/rs/zerolog"
 )
 
@@ -165,4 +167,74 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// BreakerConfig configures the per-endpoint circuit breaker.
+type BreakerConfig struct {
+	// FailureThreshold is the number of consecutive failed attempts that
+	// pause an endpoint; BreakerOff (or any negative number) disables the
+	// breaker. Defaults to BreakerFailureThresholdDefault (10).
+	FailureThreshold int
+	// ProbeInterval is how long a paused endpoint waits before one probe
+	// delivery; it doubles after each failed probe. Defaults to
+	// BreakerProbeIntervalDefault (5s).
+	ProbeInterval time.Duration
+	// MaxProbeInterval caps ProbeInterval's growth. Defaults to
+	// BreakerMaxProbeIntervalDefault (5m).
+	MaxProbeInterval time.Duration
+}
+
+// Sender makes one delivery attempt; *webhook.Endpoint implements it. It
+// returns nil for an acknowledgment and, for anything else, an error that
+// may be a *webhook.DeliveryError.
+type Sender interface {
+	Deliver(ctx context.Context, m *webhook.Message) error
+}
+
+// Endpoint is a destination and the topics it subscribes to.
+type Endpoint struct {
+	// Name identifies the endpoint in the database, logs and metrics.
+	Name string
+	// Topics are glob patterns; '*' matches any run of characters, dots
+	// included. A message whose endpoint column names this endpoint is
+	// delivered here whatever its topic.
+	Topics []string
+	// Sender delivers to the endpoint. If it has a Close() method, as
+	// *webhook.Endpoint does, the relay calls it once SetEndpoints has
+	// replaced or removed the endpoint and the requests it had in flight
+	// have finished, unless a current endpoint has the same Sender. The
+	// senders in use when the relay stops are the caller's to close.
+	Sender Sender
+	// Timeout is the Sender's per-attempt timeout; the relay never starts an
+	// attempt unless the lease outlasts it.
+	Timeout time.Duration
+	// MaxInFlight bounds this endpoint's concurrent requests from one relay.
+	// 0 means no bound beyond Config.MaxInFlight.
+	MaxInFlight int
+	// RateLimit bounds requests per second from one relay; 0 means none.
+	// Claimed pairs wait in memory for their turn, up to a second ahead;
+	// claims for the endpoint are sized to the turns within that second.
+	RateLimit float64
+	// RateBurst is the rate limiter's burst. Defaults to 1.
+	RateBurst int
+	// Ordered delivers the messages of one key in commit order: a message
+	// is not sent before the key's previous message was acknowledged by
+	// this endpoint (or died, see OnDeadSkip).
+	Ordered bool
+	// OnDeadSkip lets an ordered key move on past a message that died for
+	// this endpoint. By default a dead message blocks its key until an
+	// operator replays it.
+	OnDeadSkip bool
+	// Disabled keeps the endpoint's messages waiting in the retry lane,
+	// unattempted, until it is enabled again.
+	Disabled bool
+	// Unusable, when set, says why the endpoint exists but cannot be used
+	// now: a TLS file that does not load, settings that do not validate, a
+	// timeout the lease cannot hold. The endpoint stays in routing, so that
+	// nothing owed to it is acknowledged without it or dies as unroutable:
+	// its pairs wait in the retry lane, unattempted (no attempt counted),
+	// with this error as their last_error, until SetEndpoints brings a
+	// usable version, which finds them due. Sender and Timeout may be unset.
+	// The error is stored and logged: it must hold no secret.
+	Unusable error
 }

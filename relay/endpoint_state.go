@@ -10,21 +10,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// BreakerConfig configures the per-endpoint circuit breaker.
-type BreakerConfig struct {
-	// FailureThreshold is the number of consecutive failed attempts that
-	// pause an endpoint; BreakerOff (or any negative number) disables the
-	// breaker. Defaults to BreakerFailureThresholdDefault (10).
-	FailureThreshold int
-	// ProbeInterval is how long a paused endpoint waits before one probe
-	// delivery; it doubles after each failed probe. Defaults to
-	// BreakerProbeIntervalDefault (5s).
-	ProbeInterval time.Duration
-	// MaxProbeInterval caps ProbeInterval's growth. Defaults to
-	// BreakerMaxProbeIntervalDefault (5m).
-	MaxProbeInterval time.Duration
-}
-
 // endpointState is what the relay tracks per endpoint: requests in flight,
 // its rate limiter and its circuit breaker. Admission happens on the
 // claimer's goroutine; completions on the workers'.
@@ -162,14 +147,6 @@ func (st *endpointState) capacity() int {
 	return c
 }
 
-func (st *endpointState) unprobe(probe bool) {
-	if probe {
-		st.mu.Lock()
-		st.probing = false
-		st.mu.Unlock()
-	}
-}
-
 // queueCap is how many pairs may wait in memory for the endpoint's slots;
 // beyond that they wait in the retry lane.
 func (st *endpointState) queueCap() int { return max(st.MaxInFlight, 16) }
@@ -249,80 +226,9 @@ func (st *endpointState) excluded(now time.Time) bool {
 	return st.limiter != nil && st.paceRoom(now) < 1
 }
 
-// breakerChange is a transition to log.
-type breakerChange uint8
-
-const (
-	breakerSame breakerChange = iota
-	breakerOpened
-	breakerStillOpen
-	breakerClosed
-)
-
-// done records the end of an attempt. failed reports an attempt that says
-// the endpoint is unhealthy (no answer, 5xx, 429). The duration returned is
-// the next probe interval (opened, still open) or how long the endpoint was
-// paused (closed).
-func (st *endpointState) done(cfg BreakerConfig, failed, probe bool, now time.Time) (breakerChange, time.Duration) {
-	st.inFlight.Add(-1)
-	if cfg.FailureThreshold <= 0 {
-		return breakerSame, 0
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if probe {
-		st.probing = false
-	}
-	if !failed {
-		st.failures = 0
-		if !st.openedAt.IsZero() {
-			pausedFor := now.Sub(st.openedAt)
-			st.openedAt, st.interval, st.disabling = time.Time{}, 0, false
-			return breakerClosed, pausedFor
-		}
-		return breakerSame, 0
-	}
-	st.failures++
-	switch {
-	case !st.openedAt.IsZero() && probe:
-		st.interval = min(2*st.interval, cfg.MaxProbeInterval)
-		st.probeAt = now.Add(st.interval)
-		return breakerStillOpen, st.interval
-	case st.openedAt.IsZero() && st.failures >= cfg.FailureThreshold:
-		st.openedAt = now
-		st.interval = cfg.ProbeInterval
-		st.probeAt = now.Add(st.interval)
-		return breakerOpened, st.interval
-	}
-	return breakerSame, 0
-}
-
-// shouldDisable reports, once per outage, that the breaker has been open
-// for at least after.
-func (st *endpointState) shouldDisable(after time.Duration, now time.Time) (bool, time.Duration) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if after <= 0 || st.openedAt.IsZero() || st.disabling || now.Sub(st.openedAt) < after {
-		return false, 0
-	}
-	st.disabling = true
-	return true, now.Sub(st.openedAt)
-}
-
 // off reports whether the endpoint takes no work until SetEndpoints
 // changes it: disabled, or unusable.
 func (st *endpointState) off() bool { return st.Disabled || st.unusable != "" }
-
-// stalled reports whether the endpoint takes no work now: disabled,
-// unusable, or paused by its breaker.
-func (st *endpointState) stalled(now time.Time) bool {
-	if st.off() {
-		return true
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return !st.openedAt.IsZero()
-}
 
 // busy reports whether requests are in flight or queued.
 func (st *endpointState) busy() bool {
@@ -341,11 +247,4 @@ func (st *endpointState) closeIfIdle() {
 	if c, ok := st.Sender.(interface{ Close() }); ok {
 		c.Close()
 	}
-}
-
-// paused reports whether the breaker is open, and since when.
-func (st *endpointState) paused() (bool, time.Time) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return !st.openedAt.IsZero(), st.openedAt
 }

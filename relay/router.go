@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -9,61 +8,6 @@ import (
 
 	"github.com/herald-relay/herald/webhook"
 )
-
-// Sender makes one delivery attempt; *webhook.Endpoint implements it. It
-// returns nil for an acknowledgment and, for anything else, an error that
-// may be a *webhook.DeliveryError.
-type Sender interface {
-	Deliver(ctx context.Context, m *webhook.Message) error
-}
-
-// Endpoint is a destination and the topics it subscribes to.
-type Endpoint struct {
-	// Name identifies the endpoint in the database, logs and metrics.
-	Name string
-	// Topics are glob patterns; '*' matches any run of characters, dots
-	// included. A message whose endpoint column names this endpoint is
-	// delivered here whatever its topic.
-	Topics []string
-	// Sender delivers to the endpoint. If it has a Close() method, as
-	// *webhook.Endpoint does, the relay calls it once SetEndpoints has
-	// replaced or removed the endpoint and the requests it had in flight
-	// have finished, unless a current endpoint has the same Sender. The
-	// senders in use when the relay stops are the caller's to close.
-	Sender Sender
-	// Timeout is the Sender's per-attempt timeout; the relay never starts an
-	// attempt unless the lease outlasts it.
-	Timeout time.Duration
-	// MaxInFlight bounds this endpoint's concurrent requests from one relay.
-	// 0 means no bound beyond Config.MaxInFlight.
-	MaxInFlight int
-	// RateLimit bounds requests per second from one relay; 0 means none.
-	// Claimed pairs wait in memory for their turn, up to a second ahead;
-	// claims for the endpoint are sized to the turns within that second.
-	RateLimit float64
-	// RateBurst is the rate limiter's burst. Defaults to 1.
-	RateBurst int
-	// Ordered delivers the messages of one key in commit order: a message
-	// is not sent before the key's previous message was acknowledged by
-	// this endpoint (or died, see OnDeadSkip).
-	Ordered bool
-	// OnDeadSkip lets an ordered key move on past a message that died for
-	// this endpoint. By default a dead message blocks its key until an
-	// operator replays it.
-	OnDeadSkip bool
-	// Disabled keeps the endpoint's messages waiting in the retry lane,
-	// unattempted, until it is enabled again.
-	Disabled bool
-	// Unusable, when set, says why the endpoint exists but cannot be used
-	// now: a TLS file that does not load, settings that do not validate, a
-	// timeout the lease cannot hold. The endpoint stays in routing, so that
-	// nothing owed to it is acknowledged without it or dies as unroutable:
-	// its pairs wait in the retry lane, unattempted (no attempt counted),
-	// with this error as their last_error, until SetEndpoints brings a
-	// usable version, which finds them due. Sender and Timeout may be unset.
-	// The error is stored and logged: it must hold no secret.
-	Unusable error
-}
 
 // router maps a message to its endpoints. Lookups by topic are cached: a
 // deployment has few topics and the hot path should not re-match globs.
@@ -234,4 +178,79 @@ func matchTopic(pattern, topic string) bool {
 		topic = topic[i+star:]
 		pattern = pattern[star+1:]
 	}
+}
+
+// heldBy is what still holds a keyed message's key, as the claim saw it.
+type heldBy struct {
+	olderInHotLane bool     // an older message of the key waits in the hot lane
+	retrying, dead []string // endpoints with an older pair of the key retrying, or dead
+}
+
+// holds reports whether an ordered endpoint must wait for an older message
+// of the key before this one.
+func (h *heldBy) holds(ep *endpointState) bool {
+	return h.olderInHotLane || slices.Contains(h.retrying, ep.Name) ||
+		(!ep.OnDeadSkip && slices.Contains(h.dead, ep.Name))
+}
+
+// prepare routes a hot message to its endpoints, or marks why it cannot go.
+// A pair for an ordered endpoint whose key is held waits in the retry lane
+// until it is the key's head.
+//
+// A message that cannot be sent as it is (invalid), or that names an
+// endpoint this relay does not know (unroutable), dies for each endpoint it
+// was for, never as a message of no endpoint: its dead rows block the key
+// on ordered endpoints like any dead pair, and a replay goes there only.
+func (r *Relay) prepare(rt *router, j *job, endpoint, headers string, held *heldBy) {
+	valid := r.parseHeaders(j, headers)
+	eps := rt.route(j.topic, endpoint)
+	unknown := len(eps) == 0 && endpoint != ""
+	if unknown {
+		// No metrics of its own: the name comes from a producer's row.
+		eps = []*endpointState{{Endpoint: &Endpoint{Name: endpoint}}}
+	}
+	if len(eps) == 0 {
+		return // unroutable: no subscriber, no pairs
+	}
+	j.pairs = make([]pair, len(eps))
+	for i, ep := range eps {
+		p := &j.pairs[i]
+		*p = pair{job: j, ep: ep}
+		switch {
+		case !valid:
+			p.result, p.deadReason, p.errText = resultDead, "invalid", j.invalid
+		case unknown:
+			p.result, p.deadReason, p.errText = resultDead, "unroutable", "endpoint "+endpoint+" is not configured"
+		case ep.Ordered && j.key != "" && held.holds(ep):
+			p.result = resultBlocked
+		}
+	}
+}
+
+// prepareRetry binds a retry pair to its endpoint. An endpoint that is no
+// longer configured keeps its pairs waiting: they are released, not killed,
+// so that a configuration mistake loses nothing.
+func (r *Relay) prepareRetry(rt *router, j *job, endpoint, headers string) {
+	ep := rt.byName[endpoint]
+	if ep == nil {
+		ep = newEndpointState(&Endpoint{Name: endpoint}, r.m) // no Sender: released, to wait for it
+	}
+	if !r.parseHeaders(j, headers) {
+		j.pairs = []pair{{job: j, ep: ep}}
+		return
+	}
+	j.pairs = []pair{{job: j, ep: ep}}
+}
+
+func (r *Relay) parseHeaders(j *job, headers string) bool {
+	if headers == "" {
+		return true
+	}
+	h, err := webhook.ParseHeaders([]byte(headers))
+	if err != nil {
+		j.invalid = "headers: " + err.Error()
+		return false
+	}
+	j.msg.Headers = h
+	return true
 }

@@ -1,0 +1,124 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/herald-relay/herald/webhook"
+)
+
+// runWorker makes delivery attempts. A pair is attempted only if the relay
+// is not stopping and the attempt is sure to end while the lease holds;
+// otherwise it is released untouched.
+func (r *Relay) runWorker(ctx context.Context) {
+	for p := range r.work {
+		for p != nil {
+			r.attempt(ctx, p)
+			r.endpointDone(p)
+			// The slot just freed goes to the endpoint's next queued pair,
+			// on this worker.
+			next, paused := p.ep.next()
+			r.finished(p)
+			for paused {
+				next.result = resultDeferred
+				r.finished(next)
+				next, paused = p.ep.next()
+			}
+			if next == nil {
+				p.ep.closeIfIdle() // the last request of a replaced endpoint
+			}
+			p = next
+		}
+	}
+}
+
+func (r *Relay) attempt(ctx context.Context, p *pair) {
+	ep := p.ep
+	if !r.awaitTurn(p.notBefore) || r.stopping.Load() || time.Now().Add(ep.Timeout).After(p.job.deadline) {
+		p.result = resultReleased
+		return
+	}
+	start := time.Now()
+	err := ep.Sender.Deliver(ctx, &p.job.msg)
+	ep.metrics.attemptSeconds.Observe(time.Since(start).Seconds())
+	p.attempted = true
+	if err == nil {
+		p.result = resultOK
+		return
+	}
+	p.result = resultRetry
+	var de *webhook.DeliveryError
+	if errors.As(err, &de) {
+		p.status = de.Status
+		p.errText = de.Reason
+		p.response = string(de.Response)
+		p.retryAfter = de.RetryAfter
+		switch {
+		case de.Gone:
+			p.result, p.deadReason = resultDead, "gone"
+		case !de.Retryable:
+			p.result, p.deadReason = resultDead, "rejected"
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		p.errText = "cancelled: relay shutting down"
+		return
+	}
+	p.errText = err.Error()
+}
+
+// awaitTurn waits until t, a rate-limited pair's turn (at most
+// paceHorizon away). It returns false if the relay stops claiming first.
+func (r *Relay) awaitTurn(t time.Time) bool {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return true
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-r.claimerDone:
+		return false
+	}
+}
+
+// endpointDone records the end of an attempt with the endpoint's breaker
+// and logs its transitions.
+func (r *Relay) endpointDone(p *pair) {
+	if !p.attempted {
+		p.ep.inFlight.Add(-1)
+		p.ep.unprobe(p.probe)
+		return
+	}
+	now := time.Now()
+	unhealthy := p.result != resultOK &&
+		(p.status == 0 || p.status >= 500 || p.status == 429 || p.status == 408)
+	change, interval := p.ep.done(r.cfg.Breaker, unhealthy, p.probe, now)
+	switch change {
+	case breakerOpened:
+		r.m.paused.WithLabelValues(p.ep.Name).Set(1)
+		r.log.Warn().Str("endpoint", p.ep.Name).Int("failures", r.cfg.Breaker.FailureThreshold).
+			Dur("probe_in", interval).Msg("endpoint paused: circuit breaker open; its messages wait, unattempted")
+	case breakerStillOpen:
+		r.log.Info().Str("endpoint", p.ep.Name).Dur("probe_in", interval).Msg("probe failed: endpoint stays paused")
+		if ok, failingFor := p.ep.shouldDisable(r.cfg.DisableAfter, now); ok && r.cfg.OnDisable != nil {
+			reason := fmt.Sprintf("failing for %s (breaker.disable_after %s)", failingFor.Round(time.Second), r.cfg.DisableAfter)
+			r.log.Error().Str("endpoint", p.ep.Name).Str("reason", reason).
+				Msg("DISABLING ENDPOINT: its messages wait until an operator runs `herald endpoints enable`")
+			r.callbacks.Add(1)
+			go func() {
+				defer r.callbacks.Done()
+				r.cfg.OnDisable(p.ep.Name, reason)
+			}()
+		}
+	case breakerClosed:
+		r.m.paused.WithLabelValues(p.ep.Name).Set(0)
+		r.log.Info().Str("endpoint", p.ep.Name).Dur("paused_for", interval).Msg("probe succeeded: endpoint resumed")
+		r.shiftClocks(p.ep.Name, interval)
+	}
+}
