@@ -84,6 +84,7 @@ type Endpoint struct {
 	followRedirects bool
 	permanent       [100]bool // index: status - 400
 	maxResponse     int64
+	maxHead         int64 // ClientConfig.MaxResponseHeaderBytes
 	keepResponse    int
 	transport       *http.Transport
 	client          *http.Client
@@ -126,6 +127,7 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		},
 		followRedirects: cfg.FollowRedirects,
 		maxResponse:     c.cfg.MaxResponseBytes,
+		maxHead:         c.cfg.MaxResponseHeaderBytes,
 		keepResponse:    c.cfg.KeepResponseBytes,
 	}
 
@@ -213,6 +215,9 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		MaxIdleConns:        maxConns,
 		MaxIdleConnsPerHost: maxConns,
 		IdleConnTimeout:     90 * time.Second,
+		// net/http's default, 10 MiB a head, is far more than any
+		// receiver sends; the h1 pool has the same limit.
+		MaxResponseHeaderBytes: e.maxHead,
 		// Response bodies are only drained: no gzip reader, no
 		// Accept-Encoding header.
 		DisableCompression: true,

@@ -119,6 +119,10 @@ func (e *Endpoint) transportError(parent, attempt context.Context, err error) *D
 		de.Reason = "tls: " + certErr.Err.Error()
 	case errors.As(err, &recErr):
 		de.Reason = "tls: server did not answer with TLS"
+	case errors.Is(err, errHeadTooLarge):
+		// net/http's own error says "server response headers exceeded N
+		// bytes; aborted".
+		de.Reason = "response headers exceeded " + strconv.FormatInt(e.maxHead, 10) + " bytes"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		de.Reason = "connection closed by server before a response"
 	default:
