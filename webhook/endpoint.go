@@ -352,7 +352,9 @@ func (e *Endpoint) Close() {
 
 // Message is one webhook to send.
 type Message struct {
-	// ID is sent as webhook-id; receivers deduplicate on it. Required.
+	// ID is sent as webhook-id; receivers deduplicate on it. Required: 1 to
+	// MaxIDLength bytes of A-Z a-z 0-9 and _.:~+=/- (the rule of
+	// outbox.messages.id).
 	ID string
 	// Body is sent exactly as given, as application/json.
 	Body []byte
@@ -381,8 +383,10 @@ var drainPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b 
 // broken body closes the connection but does not fail the delivery, since
 // sending the message again would only duplicate it.
 func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
-	if m.ID == "" {
-		return &DeliveryError{Reason: "message has no id", Err: errors.New("webhook-id is required")}
+	// The id goes into the request as it is: a CR or LF in it would add
+	// headers, or a whole request on a kept-alive connection.
+	if err := checkMessageID(m.ID); err != nil {
+		return &DeliveryError{Reason: err.Error(), Err: err}
 	}
 	// ParseHeaders already checked these, but a Message can be built by
 	// hand; the check does not allocate for canonical names.

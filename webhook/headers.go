@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Header is one extra HTTP header sent with a message.
@@ -21,6 +22,35 @@ const (
 	canonicalTimestamp = "Webhook-Timestamp"
 	canonicalSignature = "Webhook-Signature"
 )
+
+// MaxIDLength is the longest message id Deliver sends.
+const MaxIDLength = 255
+
+// checkMessageID applies the rule of outbox.messages.id's CHECK
+// (migrations/005): 1 to MaxIDLength bytes of [A-Za-z0-9_.:~+=/-]. The error
+// names the first bad byte quoted, never the id, which may be hostile.
+func checkMessageID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("invalid message id: empty")
+	case len(id) > MaxIDLength:
+		return errors.New("invalid message id: " + strconv.Itoa(len(id)) + " bytes, more than " + strconv.Itoa(MaxIDLength))
+	}
+	for i := 0; i < len(id); i++ {
+		if !isIDChar(id[i]) {
+			return errors.New("invalid message id: byte " + strconv.Quote(id[i:i+1]) + " at " + strconv.Itoa(i) + " (allowed: A-Z a-z 0-9 and _.:~+=/-)")
+		}
+	}
+	return nil
+}
+
+func isIDChar(c byte) bool {
+	return isAlnum(c) || strings.IndexByte("_.:~+=/-", c) >= 0
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // reservedHeader reports whether a canonical header name is set by Herald
 // itself (or by net/http) and so may not come from configuration or a message.
@@ -122,15 +152,7 @@ func validHeaderName(s string) bool {
 }
 
 func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
+	return isAlnum(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // validHeaderValue rejects control characters other than horizontal tab, as
