@@ -652,3 +652,30 @@ func TestDeliveryError_Unwrap(t *testing.T) {
 	require.ErrorIs(t, err, inner)
 	require.Equal(t, "status 500", err.Error())
 }
+
+// The kept start of a failed answer is cut at a character boundary: a
+// multi-byte character that straddles KeepResponseBytes is left out
+// whole, never split.
+func TestDeliver_ResponseCutAtRune(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"2-byte split", "a" + strings.Repeat("é", 600), "a" + strings.Repeat("é", 511)},
+		{"4-byte split", "ab" + strings.Repeat("🦀", 300), "ab" + strings.Repeat("🦀", 255)},
+		{"4-byte at the cut", strings.Repeat("🦀", 300), strings.Repeat("🦀", 256)},
+		{"exactly the limit", strings.Repeat("é", 512), strings.Repeat("é", 512)},
+		{"shorter", "short é", "short é"},
+	} {
+		for _, netHTTP := range []bool{false, true} {
+			srv, _ := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = io.WriteString(w, tc.body)
+			})
+			ep := newEndpoint(t, EndpointConfig{URL: srv.URL, FollowRedirects: netHTTP})
+			de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1"}))
+			require.Equal(t, tc.want, string(de.Response), "%s (net/http: %v)", tc.name, netHTTP)
+			require.LessOrEqual(t, len(de.Response), KeepResponseBytesDefault)
+		}
+	}
+}

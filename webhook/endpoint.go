@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults for EndpointConfig.
@@ -510,7 +511,9 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean boo
 			de.Reason = "redirect to " + loc.Redacted() + " not followed"
 		}
 	}
-	de.Response, de.Err = e.drain(resp, make([]byte, 0, e.keepResponse))
+	// Three bytes more than kept show whether the cut splits a character.
+	de.Response, de.Err = e.drain(resp, make([]byte, 0, e.keepResponse+utf8.UTFMax-1))
+	de.Response = cutAtRune(de.Response, e.keepResponse)
 	if de.Err != nil && (ctx.Err() != nil || isTimeout(de.Err)) {
 		de.Err = errors.Join(errors.New(e.timeoutReason+" reading the response"), de.Err)
 	}
@@ -551,6 +554,25 @@ func (e *Endpoint) drain(resp *http.Response, keep []byte) ([]byte, error) {
 			return keep, err
 		}
 	}
+}
+
+// cutAtRune returns at most the first n bytes of b, leaving out a UTF-8
+// character the cut would split. Bytes that are not UTF-8 are kept as they
+// are.
+func cutAtRune(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	b = b[:n]
+	for i := len(b) - 1; i >= 0 && i > len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
 }
 
 func (e *Endpoint) tooLarge() error {

@@ -35,8 +35,10 @@ type DeliveryError struct {
 	// RetryAfter is the receiver's Retry-After on a 429 or 503, as
 	// delta-seconds or an HTTP-date; 0 when absent, invalid or in the past.
 	RetryAfter time.Duration
-	// Response holds the first bytes of a non-2xx response body, for
-	// diagnosis. It is never interpreted.
+	// Response holds the first bytes of a non-2xx response body (up to
+	// ClientConfig.KeepResponseBytes), for diagnosis. It is never
+	// interpreted, nor made valid UTF-8, but a cut never splits a UTF-8
+	// character.
 	Response []byte
 	// Err is the underlying error, if any.
 	Err error
