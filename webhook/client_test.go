@@ -601,7 +601,8 @@ func TestEndpoint_Config(t *testing.T) {
 		{name: "relative", cfg: EndpointConfig{Name: "a", URL: "/hooks"}, wantErr: "url: scheme must be http or https"},
 		{name: "ftp", cfg: EndpointConfig{Name: "a", URL: "ftp://example.com/"}, wantErr: `url: scheme must be http or https, got "ftp"`},
 		{name: "no host", cfg: EndpointConfig{Name: "a", URL: "http:///x"}, wantErr: "url: must be absolute"},
-		{name: "unparsable keeps password out", cfg: EndpointConfig{Name: "a", URL: "http://user:hunter2@exa mple.com/"}, wantErr: "url: not a valid URL"},
+		{name: "unparsable keeps password out", cfg: EndpointConfig{Name: "a", URL: "http://user:hunter2@exa mple.com/"}, wantErr: "url: not a valid URL: invalid character in host name"},
+		{name: "password taken for a port", cfg: EndpointConfig{Name: "a", URL: "https://user:hunter2/x"}, wantErr: "url: not a valid URL: invalid port after host"},
 		{name: "bad secret", cfg: EndpointConfig{Name: "a", URL: "https://example.com", Secrets: []string{secret, "whsec_c2hvcnQ="}}, wantErr: "secrets[1]: "},
 		{name: "secret without prefix", cfg: EndpointConfig{Name: "a", URL: "https://example.com", Secrets: []string{"hunter2hunter2hunter2hunter2"}}, wantErr: "secrets[0]: "},
 		{name: "reserved header", cfg: EndpointConfig{Name: "a", URL: "https://example.com", Headers: map[string]string{"host": "x"}}, wantErr: `headers: "Host" is reserved`},
@@ -637,6 +638,7 @@ func TestClientConfig_WithDefaults(t *testing.T) {
 	cfg := ClientConfig{}.WithDefaults()
 	require.Equal(t, int64(MaxResponseBytesDefault), cfg.MaxResponseBytes)
 	require.Equal(t, KeepResponseBytesDefault, cfg.KeepResponseBytes)
+	require.Equal(t, int64(MaxResponseHeaderBytesDefault), cfg.MaxResponseHeaderBytes)
 	require.Equal(t, net.DefaultResolver, cfg.Resolver)
 	require.Contains(t, cfg.UserAgent, "Herald/"+Version)
 

@@ -275,8 +275,9 @@ func (e *Endpoint) useH1(dial func(ctx context.Context, network, addr string) (n
 func parseEndpointURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Parse errors quote the input, which may hold credentials.
-		return nil, errors.New("not a valid URL")
+		// Not err itself: url.Parse errors quote the input, which may
+		// hold credentials.
+		return nil, errors.New("not a valid URL: " + parseProblem(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, errors.New("scheme must be http or https, got " + strconv.Quote(u.Scheme))
@@ -508,7 +509,7 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean boo
 		de.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	case status >= 300 && status <= 399:
 		if loc, err := resp.Location(); err == nil {
-			de.Reason = "redirect to " + loc.Redacted() + " not followed"
+			de.Reason = "redirect to " + redactedURL(loc) + " not followed"
 		}
 	}
 	// Three bytes more than kept show whether the cut splits a character.

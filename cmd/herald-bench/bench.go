@@ -25,6 +25,7 @@ import (
 
 	"github.com/herald-relay/herald/migrations"
 	"github.com/herald-relay/herald/outbox"
+	"github.com/herald-relay/herald/webhook"
 )
 
 // bench is one run's state.
@@ -233,7 +234,7 @@ func firstLine(s string) string {
 func (b *bench) setupDB(ctx context.Context) error {
 	admin, err := pgx.Connect(ctx, b.opt.adminDSN)
 	if err != nil {
-		return fmt.Errorf("connect %s: %w (is PostgreSQL up?)", redact(b.opt.adminDSN), err)
+		return fmt.Errorf("connect %s: %w (is PostgreSQL up?)", webhook.RedactURL(b.opt.adminDSN), err)
 	}
 	defer admin.Close(ctx)
 	name := pgx.Identifier{b.opt.dbName}.Sanitize()
@@ -276,14 +277,6 @@ func (b *bench) dropDB() {
 	}
 	defer admin.Close(ctx)
 	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{b.opt.dbName}.Sanitize()+" WITH (FORCE)")
-}
-
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(dsn)"
-	}
-	return u.Redacted()
 }
 
 func (b *bench) describePostgres(ctx context.Context) error {

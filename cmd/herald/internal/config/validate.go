@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herald-relay/herald/webhook"
 )
 
 // Validate checks every field and returns an *Error listing all problems,
@@ -299,11 +301,8 @@ func checkEndpoint(p string, e Endpoint, report func(path, value string, err err
 	case e.URL == "":
 		report(at("url"), "", errors.New("required"))
 	case err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Opaque != "":
-		shown := e.URL
-		if err == nil {
-			shown = u.Redacted()
-		}
-		report(at("url"), shown, errors.New("must be an absolute http or https URL"))
+		// Never e.URL or err: either may hold a password or a token.
+		report(at("url"), webhook.RedactURL(e.URL), errors.New("must be an absolute http or https URL"))
 	case u.Scheme == "http":
 		warn(at("url"), "plain http: requests and their signatures are sent unencrypted")
 	}
