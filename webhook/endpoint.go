@@ -385,16 +385,9 @@ var drainPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b 
 // broken body closes the connection but does not fail the delivery, since
 // sending the message again would only duplicate it.
 func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
-	// The id goes into the request as it is: a CR or LF in it would add
-	// headers, or a whole request on a kept-alive connection.
-	if err := checkMessageID(m.ID); err != nil {
-		return &DeliveryError{Reason: err.Error(), Err: err}
-	}
-	// ParseHeaders already checked these, but a Message can be built by
-	// hand; the check does not allocate for canonical names.
-	headers, err := canonicalHeaders(m.Headers)
+	headers, err := checkMessage(m)
 	if err != nil {
-		return &DeliveryError{Reason: "message header " + err.Error(), Err: err}
+		return err
 	}
 
 	// The timestamp and all signatures share one string allocation.
@@ -413,6 +406,24 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 		return e.deliverH1(ctx, m.ID, m.Body, headers, stamp, tsLen)
 	}
 	return e.deliverHTTP(ctx, m.ID, m.Body, headers, stamp, tsLen)
+}
+
+// checkMessage checks what of m goes into the request head as it is, and
+// returns its headers with canonical names. The error is a non-retryable
+// *DeliveryError.
+func checkMessage(m *Message) ([]Header, error) {
+	// A CR or LF in the id would add headers, or a whole request on a
+	// kept-alive connection.
+	if err := checkMessageID(m.ID); err != nil {
+		return nil, &DeliveryError{Reason: err.Error(), Err: err}
+	}
+	// ParseHeaders already checked these, but a Message can be built by
+	// hand; the check does not allocate for canonical names.
+	headers, err := canonicalHeaders(m.Headers)
+	if err != nil {
+		return nil, &DeliveryError{Reason: "message header " + err.Error(), Err: err}
+	}
+	return headers, nil
 }
 
 // canonicalHeaders checks a message's headers and returns them with
@@ -498,6 +509,12 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean boo
 	if status >= 200 && status <= 299 {
 		_, err := e.drain(resp, nil)
 		return err == nil, nil
+	}
+	if status < 100 || status > 599 {
+		// RFC 9110 15: not an HTTP status, and 0 would read as "no
+		// response" in DeliveryError.Status. The connection is closed.
+		resp.Body.Close()
+		return false, &DeliveryError{Reason: "invalid response: status code " + strconv.Itoa(status) + " is outside 100..599", Retryable: true}
 	}
 	de := &DeliveryError{Status: status, Reason: statusReason(status), Retryable: true}
 	switch {
