@@ -52,8 +52,14 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// reservedHeader reports whether a canonical header name is set by Herald
-// itself (or by net/http) and so may not come from configuration or a message.
+// ReservedHeader reports whether name (in any case) is a header that
+// neither an endpoint's configuration nor a message may set: Herald or HTTP
+// itself sets it. See ParseHeaders for the list.
+func ReservedHeader(name string) bool {
+	return reservedHeader(textproto.CanonicalMIMEHeaderKey(name))
+}
+
+// reservedHeader is ReservedHeader for a canonical name.
 func reservedHeader(canonical string) bool {
 	switch canonical {
 	case "Host", "Content-Type", "Content-Length", "Transfer-Encoding",
