@@ -28,6 +28,7 @@ FUZZ_TARGETS := \
 	./webhook:FuzzVerifySignatureHeader \
 	./webhook:FuzzH1Response \
 	./webhook:FuzzMessageValidation \
+	./webhook:FuzzEndpointURL \
 	./webhook:FuzzParseHeaders
 FUZZTIME ?= 5s
 

@@ -288,7 +288,21 @@ func parseEndpointURL(raw string) (*url.URL, error) {
 	if u.Fragment != "" || u.RawFragment != "" {
 		return nil, errors.New("must not have a #fragment")
 	}
+	// url.Parse keeps the query as written, and a space in it would end
+	// the request line early.
+	for i := 0; i < len(u.RawQuery); i++ {
+		if c := u.RawQuery[i]; c <= ' ' || c >= 0x7f {
+			return nil, errors.New("query must be percent-encoded: a space, control or non-ASCII byte is not allowed (write a space as %20)")
+		}
+	}
 	return u, nil
+}
+
+// CheckURL reports why Client.Endpoint would refuse raw as an endpoint's
+// URL, or nil. The error never holds the URL's user info or query.
+func CheckURL(raw string) error {
+	_, err := parseEndpointURL(raw)
+	return err
 }
 
 func buildTLS(cfg TLSConfig) (*tls.Config, error) {

@@ -251,3 +251,80 @@ func FuzzH1Response(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEndpointURL builds an endpoint from any URL: it is refused with one
+// *ConfigError that holds nothing of a password or query, or, on the lean
+// HTTP/1.1 path, its request head is exactly one request to that URL.
+func FuzzEndpointURL(f *testing.F) {
+	for _, s := range []string{
+		"http://example.com/hook", "http://example.com:8080/a/b?x=1&y=2", "http://[::1]:80/x", "https://example.com/",
+		"http://user:hunter2@example.com/", "http://example.com/x#frag", "http://example.com/a%20b", "http://example.com/é",
+		"http://exa mple.com/", "http://example.com/\r\nX: 1", "http://example.com%0d%0a/", "http://user:hunter2/x",
+		"http:example.com", "http:///x", "ftp://example.com/", "//example.com/", "http://[fe80::1%25eth0]/",
+		"http://example.com/?q=\xff", "http://%41:80/", "http://example.com:99999/", "",
+	} {
+		f.Add(s)
+	}
+	client := NewClient(ClientConfig{AllowPrivateNetworks: true})
+	f.Fuzz(func(t *testing.T, raw string) {
+		start := time.Now()
+		ep, err := client.Endpoint(EndpointConfig{Name: "fuzz", URL: raw})
+		checkTime(t, start)
+		if err != nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != "url" {
+				t.Fatalf("%q: %#v", raw, err)
+			}
+			for _, secret := range urlSecrets(raw) {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("%q: %q in %q", raw, secret, err)
+				}
+			}
+			return
+		}
+		defer ep.Close()
+		if ep.h1 == nil {
+			return
+		}
+		wire := ep.appendRequestHead(nil, "msg_1", 0, nil, "1700000000", 10)
+		br := bufio.NewReader(bytes.NewReader(wire))
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("%q: head %q does not parse: %v", raw, wire, err)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("%q: bytes after the request: %q", raw, wire)
+		}
+		if req.Host != ep.url.Host || req.URL.RequestURI() != ep.url.RequestURI() || len(req.Header.Values("Host")) != 0 {
+			t.Fatalf("%q: head %q is not a request to %s", raw, wire, ep.url)
+		}
+	})
+}
+
+// urlSecrets returns the password, user name and query values of raw,
+// found by hand so that a URL url.Parse refuses has them too: those of six
+// bytes or more, longer than "http" and "https", which the errors hold.
+func urlSecrets(raw string) []string {
+	var out []string
+	add := func(s string) {
+		if len(s) >= 6 {
+			out = append(out, s)
+		}
+	}
+	if _, rest, ok := strings.Cut(raw, "://"); ok {
+		if auth, _, ok := strings.Cut(rest, "@"); ok && !strings.ContainsAny(auth, "/?#") {
+			user, pass, _ := strings.Cut(auth, ":")
+			add(user)
+			add(pass)
+		}
+	}
+	if _, q, ok := strings.Cut(raw, "?"); ok {
+		q, _, _ = strings.Cut(q, "#")
+		for part := range strings.SplitSeq(q, "&") {
+			if _, v, ok := strings.Cut(part, "="); ok {
+				add(v)
+			}
+		}
+	}
+	return out
+}

@@ -292,9 +292,10 @@ func checkEndpoint(p string, e Endpoint, report func(path, value string, err err
 	case err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Opaque != "":
 		// Never e.URL or err: either may hold a password or a token.
 		report(at("url"), webhook.RedactURL(e.URL), errors.New("must be an absolute http or https URL"))
-	case u.Fragment != "" || u.RawFragment != "":
-		// As the webhook client has it: a fragment is never sent.
-		report(at("url"), webhook.RedactURL(e.URL), errors.New("must not have a #fragment"))
+	case webhook.CheckURL(e.URL) != nil:
+		// The webhook client's finer rules (no #fragment, a query it can
+		// send), or it would refuse the endpoint.
+		report(at("url"), webhook.RedactURL(e.URL), webhook.CheckURL(e.URL))
 	case u.Scheme == "http":
 		warn(at("url"), "plain http: requests and their signatures are sent unencrypted")
 	}
