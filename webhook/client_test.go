@@ -602,7 +602,7 @@ func TestEndpoint_Config(t *testing.T) {
 		{name: "ftp", cfg: EndpointConfig{Name: "a", URL: "ftp://example.com/"}, wantErr: `url: scheme must be http or https, got "ftp"`},
 		{name: "no host", cfg: EndpointConfig{Name: "a", URL: "http:///x"}, wantErr: "url: must be absolute"},
 		{name: "unparsable keeps password out", cfg: EndpointConfig{Name: "a", URL: "http://user:hunter2@exa mple.com/"}, wantErr: "url: not a valid URL: invalid character in host name"},
-		{name: "space in the query", cfg: EndpointConfig{Name: "a", URL: "http://example.com/x?a=b c&token=hunter2"}, wantErr: "url: query must be percent-encoded"},
+		{name: "space in the query", cfg: EndpointConfig{Name: "a", URL: "http://example.com/x?a=b c&token=hunter2"}, wantErr: "url: query must not hold a space"},
 		{name: "password taken for a port", cfg: EndpointConfig{Name: "a", URL: "https://user:hunter2/x"}, wantErr: "url: not a valid URL: invalid port after host"},
 		{name: "bad secret", cfg: EndpointConfig{Name: "a", URL: "https://example.com", Secrets: []string{secret, "whsec_c2hvcnQ="}}, wantErr: "secrets[1]: "},
 		{name: "secret without prefix", cfg: EndpointConfig{Name: "a", URL: "https://example.com", Secrets: []string{"hunter2hunter2hunter2hunter2"}}, wantErr: "secrets[0]: "},

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -288,12 +289,10 @@ func parseEndpointURL(raw string) (*url.URL, error) {
 	if u.Fragment != "" || u.RawFragment != "" {
 		return nil, errors.New("must not have a #fragment")
 	}
-	// url.Parse keeps the query as written, and a space in it would end
-	// the request line early.
-	for i := 0; i < len(u.RawQuery); i++ {
-		if c := u.RawQuery[i]; c <= ' ' || c >= 0x7f {
-			return nil, errors.New("query must be percent-encoded: a space, control or non-ASCII byte is not allowed (write a space as %20)")
-		}
+	// url.Parse keeps the query as written (it refuses control bytes), and
+	// a space in it would end the request line early.
+	if strings.IndexByte(u.RawQuery, ' ') >= 0 {
+		return nil, errors.New("query must not hold a space: write it as %20 or +")
 	}
 	return u, nil
 }
