@@ -40,7 +40,8 @@ type DeliveryError struct {
 	// interpreted, nor made valid UTF-8, but a cut never splits a UTF-8
 	// character.
 	Response []byte
-	// Err is the underlying error, if any.
+	// Err is the underlying error, if any. It holds no URL either: the
+	// *url.Error that net/http wraps around its errors is taken off.
 	Err error
 }
 
@@ -88,6 +89,8 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // DeliveryError. parent is the caller's context, attempt the one bounded by
 // the endpoint's Timeout.
 func (e *Endpoint) transportError(parent, attempt context.Context, err error) *DeliveryError {
+	// Err too is free of the URL, for callers that log it.
+	err = innermost(err)
 	de := &DeliveryError{Retryable: true, Err: err}
 	var (
 		refused *AddressRefusedError
@@ -128,7 +131,7 @@ func (e *Endpoint) transportError(parent, attempt context.Context, err error) *D
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		de.Reason = "connection closed by server before a response"
 	default:
-		de.Reason = "request failed: " + innermost(err).Error()
+		de.Reason = "request failed: " + err.Error()
 	}
 	return de
 }
