@@ -25,7 +25,6 @@ import (
 
 	"github.com/herald-relay/herald/migrations"
 	"github.com/herald-relay/herald/outbox"
-	"github.com/herald-relay/herald/webhook"
 )
 
 // bench is one run's state.
@@ -234,7 +233,9 @@ func firstLine(s string) string {
 func (b *bench) setupDB(ctx context.Context) error {
 	admin, err := pgx.Connect(ctx, b.opt.adminDSN)
 	if err != nil {
-		return fmt.Errorf("connect %s: %w (is PostgreSQL up?)", webhook.RedactURL(b.opt.adminDSN), err)
+		// pgx's error names the user, database and host; the DSN itself
+		// may hold a password, in any of its forms.
+		return fmt.Errorf("connect: %w (is PostgreSQL up?)", err)
 	}
 	defer admin.Close(ctx)
 	name := pgx.Identifier{b.opt.dbName}.Sanitize()
