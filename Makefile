@@ -6,7 +6,7 @@ export TEST_DATABASE_URL
 BENCH_ARGS ?=
 GO ?= go
 
-.PHONY: help demo test test/short bench bench/sources build lint verify db/clean
+.PHONY: help demo test test/short fuzz/short bench bench/sources build lint verify db/clean
 
 help: ## list the tasks
 	@grep -E '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,24 @@ test: ## run every test against PostgreSQL (TEST_DATABASE_URL), with the race de
 
 test/short: ## tests without the race detector
 	$(GO) test -count=1 ./...
+
+# Each fuzz target as package:Target. go test -fuzz takes one at a time.
+FUZZ_TARGETS := \
+	./cmd/herald/internal/config:FuzzParse \
+	./cmd/herald/internal/endpoints:FuzzRowEndpoint \
+	./webhook:FuzzParseRetryAfter \
+	./webhook:FuzzVerifySignatureHeader \
+	./webhook:FuzzH1Response \
+	./webhook:FuzzMessageValidation \
+	./webhook:FuzzEndpointURL \
+	./webhook:FuzzParseHeaders
+FUZZTIME ?= 5s
+
+fuzz/short: ## run each fuzz target for FUZZTIME (5s); a crasher is written under the package's testdata/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 bench: ## measure throughput, latency and costs (see README "Performance"); BENCH_ARGS=-quick for a smoke run
 	$(GO) run ./cmd/herald-bench $(BENCH_ARGS)

@@ -11,6 +11,13 @@ import (
 const (
 	MaxResponseBytesDefault  = 64 << 10
 	KeepResponseBytesDefault = 1024
+	// MaxResponseHeaderBytesDefault bounds a response head. A webhook
+	// answer's headers are a few hundred bytes, and nginx refuses an
+	// upstream's over 4 or 8 KiB (proxy_buffer_size): 64 KiB leaves room
+	// for any real receiver, while 64 connections reading hostile heads
+	// hold 4 MiB, not the 640 MiB that net/http's Transport default
+	// (10 MiB each) would allow.
+	MaxResponseHeaderBytesDefault = 64 << 10
 )
 
 // Resolver resolves a host name to IP addresses. *net.Resolver satisfies it.
@@ -36,6 +43,11 @@ type ClientConfig struct {
 	// MaxResponseBytes is the most of a response body read. Past it Herald
 	// stops reading and closes that connection. Defaults to 64 KiB.
 	MaxResponseBytes int64
+	// MaxResponseHeaderBytes is the most of a response head read: the
+	// status line and the headers, informational (1xx) answers included.
+	// A longer head fails the attempt (retryable) and closes that
+	// connection. Defaults to 64 KiB.
+	MaxResponseHeaderBytes int64
 	// KeepResponseBytes is how much of a non-2xx response body is kept in
 	// DeliveryError.Response. Defaults to 1024, at most MaxResponseBytes.
 	KeepResponseBytes int
@@ -49,6 +61,9 @@ func (c ClientConfig) WithDefaults() ClientConfig {
 	c.UserAgent = cmp.Or(c.UserAgent, "Herald/"+Version+" (+https://github.com/herald-relay/herald)")
 	if c.MaxResponseBytes <= 0 {
 		c.MaxResponseBytes = MaxResponseBytesDefault
+	}
+	if c.MaxResponseHeaderBytes <= 0 {
+		c.MaxResponseHeaderBytes = MaxResponseHeaderBytesDefault
 	}
 	if c.KeepResponseBytes <= 0 {
 		c.KeepResponseBytes = KeepResponseBytesDefault

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/pem"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -531,23 +533,58 @@ func TestDeliver_HTTP2AndCAFile(t *testing.T) {
 	require.True(t, de.Retryable)
 }
 
-func TestDeliver_InvalidMessageHeader(t *testing.T) {
+// A message Herald must not send (an id or a header that would inject
+// headers, smuggle a request, or break the Standard Webhooks id rule) fails
+// before any byte goes out, with one non-retryable error naming the problem,
+// on both transports.
+func TestDeliver_InvalidMessage(t *testing.T) {
 	t.Parallel()
-	srv, reqs := newServer(t, nil)
-	ep := newEndpoint(t, EndpointConfig{URL: srv.URL})
-
-	for _, h := range []Header{
-		{Name: "X-Evil", Value: "a\r\nX-Injected: 1"},
-		{Name: "webhook-signature", Value: "v1,forged"},
-		{Name: "Bad Name", Value: "v"},
+	var got atomic.Int64
+	srv := newRawServer(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		if _, err := br.ReadByte(); err == nil {
+			got.Add(1)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		msg    Message
+		reason string
+	}{
+		{"no id", Message{}, "invalid message id: empty"},
+		{"CRLF in id", Message{ID: "msg_1\r\nX-Injected: 1"}, `invalid message id: byte "\r" at 5 (allowed: A-Z a-z 0-9 and _.:~+=/-)`},
+		{"smuggled request", Message{ID: "msg_1\r\nContent-Length: 0\r\n\r\nPOST /admin HTTP/1.1"}, `invalid message id: byte "\r" at 5 (allowed: A-Z a-z 0-9 and _.:~+=/-)`},
+		{"LF in id", Message{ID: "msg\n"}, `invalid message id: byte "\n" at 3 (allowed: A-Z a-z 0-9 and _.:~+=/-)`},
+		{"NUL in id", Message{ID: "msg\x00"}, `invalid message id: byte "\x00" at 3 (allowed: A-Z a-z 0-9 and _.:~+=/-)`},
+		{"space in id", Message{ID: "msg 1"}, `invalid message id: byte " " at 3 (allowed: A-Z a-z 0-9 and _.:~+=/-)`},
+		{"non-ASCII id", Message{ID: "msg_é"}, `invalid message id: byte "\xc3" at 4 (allowed: A-Z a-z 0-9 and _.:~+=/-)`},
+		{"id too long", Message{ID: strings.Repeat("a", 256)}, "invalid message id: 256 bytes, more than 255"},
+		{"CRLF in header value", Message{ID: "msg_1", Headers: []Header{{Name: "X-Evil", Value: "a\r\nX-Injected: 1"}}}, `message header "X-Evil" has an invalid value (control characters such as CR or LF are not allowed)`},
+		{"NUL in header value", Message{ID: "msg_1", Headers: []Header{{Name: "X-Evil", Value: "a\x00"}}}, `message header "X-Evil" has an invalid value (control characters such as CR or LF are not allowed)`},
+		{"CRLF in header name", Message{ID: "msg_1", Headers: []Header{{Name: "X-A\r\nX-B", Value: "1"}}}, `message header "X-A\r\nX-B" is not a valid header name`},
+		{"reserved header", Message{ID: "msg_1", Headers: []Header{{Name: "webhook-signature", Value: "v1,forged"}}}, `message header "Webhook-Signature" is reserved`},
+		{"space in header name", Message{ID: "msg_1", Headers: []Header{{Name: "Bad Name", Value: "v"}}}, `message header "Bad Name" is not a valid header name`},
 	} {
-		de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1", Headers: []Header{h}}))
-		require.False(t, de.Retryable, h.Name)
-		require.True(t, strings.HasPrefix(de.Reason, "message header "), de.Reason)
+		for _, netHTTP := range []bool{false, true} {
+			ep := newEndpoint(t, EndpointConfig{URL: srv.url(), FollowRedirects: netHTTP})
+			require.Equal(t, !netHTTP, ep.h1 != nil)
+			de := requireDeliveryError(t, ep.Deliver(context.Background(), &tc.msg))
+			assert.Equal(t, tc.reason, de.Reason, "%s (net/http: %v)", tc.name, netHTTP)
+			assert.False(t, de.Retryable, "%s (net/http: %v)", tc.name, netHTTP)
+		}
 	}
-	de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{}))
-	require.Equal(t, "message has no id", de.Reason)
-	require.Empty(t, reqs)
+	// Every character the rule allows, and the longest id, go out.
+	srv2, reqs := newServer(t, nil)
+	for _, netHTTP := range []bool{false, true} {
+		ep := newEndpoint(t, EndpointConfig{URL: srv2.URL, FollowRedirects: netHTTP})
+		for _, id := range []string{
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:~+=/-",
+			strings.Repeat("a", 255),
+		} {
+			require.NoError(t, ep.Deliver(context.Background(), &Message{ID: id}))
+			require.Equal(t, id, (<-reqs).header.Get(HeaderID))
+		}
+	}
+	require.Zero(t, got.Load(), "no invalid message reached the server")
 }
 
 func TestEndpoint_Config(t *testing.T) {
@@ -564,7 +601,9 @@ func TestEndpoint_Config(t *testing.T) {
 		{name: "relative", cfg: EndpointConfig{Name: "a", URL: "/hooks"}, wantErr: "url: scheme must be http or https"},
 		{name: "ftp", cfg: EndpointConfig{Name: "a", URL: "ftp://example.com/"}, wantErr: `url: scheme must be http or https, got "ftp"`},
 		{name: "no host", cfg: EndpointConfig{Name: "a", URL: "http:///x"}, wantErr: "url: must be absolute"},
-		{name: "unparsable keeps password out", cfg: EndpointConfig{Name: "a", URL: "http://user:hunter2@exa mple.com/"}, wantErr: "url: not a valid URL"},
+		{name: "unparsable keeps password out", cfg: EndpointConfig{Name: "a", URL: "http://user:hunter2@exa mple.com/"}, wantErr: "url: not a valid URL: invalid character in host name"},
+		{name: "space in the query", cfg: EndpointConfig{Name: "a", URL: "http://example.com/x?a=b c&token=hunter2"}, wantErr: "url: query must not hold a space"},
+		{name: "password taken for a port", cfg: EndpointConfig{Name: "a", URL: "https://user:hunter2/x"}, wantErr: "url: not a valid URL: invalid port after host"},
 		{name: "bad secret", cfg: EndpointConfig{Name: "a", URL: "https://example.com", Secrets: []string{secret, "whsec_c2hvcnQ="}}, wantErr: "secrets[1]: "},
 		{name: "secret without prefix", cfg: EndpointConfig{Name: "a", URL: "https://example.com", Secrets: []string{"hunter2hunter2hunter2hunter2"}}, wantErr: "secrets[0]: "},
 		{name: "reserved header", cfg: EndpointConfig{Name: "a", URL: "https://example.com", Headers: map[string]string{"host": "x"}}, wantErr: `headers: "Host" is reserved`},
@@ -600,6 +639,7 @@ func TestClientConfig_WithDefaults(t *testing.T) {
 	cfg := ClientConfig{}.WithDefaults()
 	require.Equal(t, int64(MaxResponseBytesDefault), cfg.MaxResponseBytes)
 	require.Equal(t, KeepResponseBytesDefault, cfg.KeepResponseBytes)
+	require.Equal(t, int64(MaxResponseHeaderBytesDefault), cfg.MaxResponseHeaderBytes)
 	require.Equal(t, net.DefaultResolver, cfg.Resolver)
 	require.Contains(t, cfg.UserAgent, "Herald/"+Version)
 
@@ -614,4 +654,31 @@ func TestDeliveryError_Unwrap(t *testing.T) {
 	var err error = &DeliveryError{Reason: "status 500", Err: inner}
 	require.ErrorIs(t, err, inner)
 	require.Equal(t, "status 500", err.Error())
+}
+
+// The kept start of a failed answer is cut at a character boundary: a
+// multi-byte character that straddles KeepResponseBytes is left out
+// whole, never split.
+func TestDeliver_ResponseCutAtRune(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"2-byte split", "a" + strings.Repeat("é", 600), "a" + strings.Repeat("é", 511)},
+		{"4-byte split", "ab" + strings.Repeat("🦀", 300), "ab" + strings.Repeat("🦀", 255)},
+		{"4-byte at the cut", strings.Repeat("🦀", 300), strings.Repeat("🦀", 256)},
+		{"exactly the limit", strings.Repeat("é", 512), strings.Repeat("é", 512)},
+		{"shorter", "short é", "short é"},
+	} {
+		for _, netHTTP := range []bool{false, true} {
+			srv, _ := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = io.WriteString(w, tc.body)
+			})
+			ep := newEndpoint(t, EndpointConfig{URL: srv.URL, FollowRedirects: netHTTP})
+			de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1"}))
+			require.Equal(t, tc.want, string(de.Response), "%s (net/http: %v)", tc.name, netHTTP)
+			require.LessOrEqual(t, len(de.Response), KeepResponseBytesDefault)
+		}
+	}
 }

@@ -77,9 +77,12 @@
 // (which keep the POST and its body) to http or https URLs are followed, and
 // every hop passes the address check.
 //
-// Response bodies are read up to ClientConfig.MaxResponseBytes, so a
-// receiver cannot exhaust memory. Errors never include secrets, URL
-// credentials or URL queries.
+// Response heads are read up to ClientConfig.MaxResponseHeaderBytes and
+// bodies up to ClientConfig.MaxResponseBytes, so a receiver cannot exhaust
+// memory. A message's id and headers are checked before anything is sent
+// (see [Message] and [ParseHeaders]), so they cannot inject headers or a
+// request. Errors never include secrets, URL credentials or URL query values
+// (see [RedactURL]).
 //
 // ---------------------------------------------------------------------------
 // Receiving: documented by the receiver side (verify.go, handler.go,

@@ -13,8 +13,10 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults for EndpointConfig.
@@ -84,6 +86,7 @@ type Endpoint struct {
 	followRedirects bool
 	permanent       [100]bool // index: status - 400
 	maxResponse     int64
+	maxHead         int64 // ClientConfig.MaxResponseHeaderBytes
 	keepResponse    int
 	transport       *http.Transport
 	client          *http.Client
@@ -126,6 +129,7 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		},
 		followRedirects: cfg.FollowRedirects,
 		maxResponse:     c.cfg.MaxResponseBytes,
+		maxHead:         c.cfg.MaxResponseHeaderBytes,
 		keepResponse:    c.cfg.KeepResponseBytes,
 	}
 
@@ -213,6 +217,9 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		MaxIdleConns:        maxConns,
 		MaxIdleConnsPerHost: maxConns,
 		IdleConnTimeout:     90 * time.Second,
+		// net/http's default, 10 MiB a head, is far more than any
+		// receiver sends; the h1 pool has the same limit.
+		MaxResponseHeaderBytes: e.maxHead,
 		// Response bodies are only drained: no gzip reader, no
 		// Accept-Encoding header.
 		DisableCompression: true,
@@ -269,8 +276,9 @@ func (e *Endpoint) useH1(dial func(ctx context.Context, network, addr string) (n
 func parseEndpointURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Parse errors quote the input, which may hold credentials.
-		return nil, errors.New("not a valid URL")
+		// Not err itself: url.Parse errors quote the input, which may
+		// hold credentials.
+		return nil, errors.New("not a valid URL: " + parseProblem(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, errors.New("scheme must be http or https, got " + strconv.Quote(u.Scheme))
@@ -281,7 +289,19 @@ func parseEndpointURL(raw string) (*url.URL, error) {
 	if u.Fragment != "" || u.RawFragment != "" {
 		return nil, errors.New("must not have a #fragment")
 	}
+	// url.Parse keeps the query as written (it refuses control bytes), and
+	// a space in it would end the request line early.
+	if strings.IndexByte(u.RawQuery, ' ') >= 0 {
+		return nil, errors.New("query must not hold a space: write it as %20 or +")
+	}
 	return u, nil
+}
+
+// CheckURL reports why Client.Endpoint would refuse raw as an endpoint's
+// URL, or nil. The error never holds the URL's user info or query.
+func CheckURL(raw string) error {
+	_, err := parseEndpointURL(raw)
+	return err
 }
 
 func buildTLS(cfg TLSConfig) (*tls.Config, error) {
@@ -347,7 +367,9 @@ func (e *Endpoint) Close() {
 
 // Message is one webhook to send.
 type Message struct {
-	// ID is sent as webhook-id; receivers deduplicate on it. Required.
+	// ID is sent as webhook-id; receivers deduplicate on it. Required: 1 to
+	// MaxIDLength bytes of A-Z a-z 0-9 and _.:~+=/- (the rule of
+	// outbox.messages.id).
 	ID string
 	// Body is sent exactly as given, as application/json.
 	Body []byte
@@ -376,14 +398,9 @@ var drainPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b 
 // broken body closes the connection but does not fail the delivery, since
 // sending the message again would only duplicate it.
 func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
-	if m.ID == "" {
-		return &DeliveryError{Reason: "message has no id", Err: errors.New("webhook-id is required")}
-	}
-	// ParseHeaders already checked these, but a Message can be built by
-	// hand; the check does not allocate for canonical names.
-	headers, err := canonicalHeaders(m.Headers)
+	headers, err := checkMessage(m)
 	if err != nil {
-		return &DeliveryError{Reason: "message header " + err.Error(), Err: err}
+		return err
 	}
 
 	// The timestamp and all signatures share one string allocation.
@@ -402,6 +419,24 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 		return e.deliverH1(ctx, m.ID, m.Body, headers, stamp, tsLen)
 	}
 	return e.deliverHTTP(ctx, m.ID, m.Body, headers, stamp, tsLen)
+}
+
+// checkMessage checks what of m goes into the request head as it is, and
+// returns its headers with canonical names. The error is a non-retryable
+// *DeliveryError.
+func checkMessage(m *Message) ([]Header, error) {
+	// A CR or LF in the id would add headers, or a whole request on a
+	// kept-alive connection.
+	if err := checkMessageID(m.ID); err != nil {
+		return nil, &DeliveryError{Reason: err.Error(), Err: err}
+	}
+	// ParseHeaders already checked these, but a Message can be built by
+	// hand; the check does not allocate for canonical names.
+	headers, err := canonicalHeaders(m.Headers)
+	if err != nil {
+		return nil, &DeliveryError{Reason: "message header " + err.Error(), Err: err}
+	}
+	return headers, nil
 }
 
 // canonicalHeaders checks a message's headers and returns them with
@@ -488,6 +523,12 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean boo
 		_, err := e.drain(resp, nil)
 		return err == nil, nil
 	}
+	if status < 100 || status > 599 {
+		// RFC 9110 15: not an HTTP status, and 0 would read as "no
+		// response" in DeliveryError.Status. The connection is closed.
+		resp.Body.Close()
+		return false, &DeliveryError{Reason: "invalid response: status code " + strconv.Itoa(status) + " is outside 100..599", Retryable: true}
+	}
 	de := &DeliveryError{Status: status, Reason: statusReason(status), Retryable: true}
 	switch {
 	case status == http.StatusGone:
@@ -498,10 +539,12 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean boo
 		de.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	case status >= 300 && status <= 399:
 		if loc, err := resp.Location(); err == nil {
-			de.Reason = "redirect to " + loc.Redacted() + " not followed"
+			de.Reason = "redirect to " + redactedURL(loc) + " not followed"
 		}
 	}
-	de.Response, de.Err = e.drain(resp, make([]byte, 0, e.keepResponse))
+	// Three bytes more than kept show whether the cut splits a character.
+	de.Response, de.Err = e.drain(resp, make([]byte, 0, e.keepResponse+utf8.UTFMax-1))
+	de.Response = cutAtRune(de.Response, e.keepResponse)
 	if de.Err != nil && (ctx.Err() != nil || isTimeout(de.Err)) {
 		de.Err = errors.Join(errors.New(e.timeoutReason+" reading the response"), de.Err)
 	}
@@ -542,6 +585,25 @@ func (e *Endpoint) drain(resp *http.Response, keep []byte) ([]byte, error) {
 			return keep, err
 		}
 	}
+}
+
+// cutAtRune returns at most the first n bytes of b, leaving out a UTF-8
+// character the cut would split. Bytes that are not UTF-8 are kept as they
+// are.
+func cutAtRune(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	b = b[:n]
+	for i := len(b) - 1; i >= 0 && i > len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
 }
 
 func (e *Endpoint) tooLarge() error {

@@ -35,10 +35,13 @@ type DeliveryError struct {
 	// RetryAfter is the receiver's Retry-After on a 429 or 503, as
 	// delta-seconds or an HTTP-date; 0 when absent, invalid or in the past.
 	RetryAfter time.Duration
-	// Response holds the first bytes of a non-2xx response body, for
-	// diagnosis. It is never interpreted.
+	// Response holds the first bytes of a non-2xx response body (up to
+	// ClientConfig.KeepResponseBytes), for diagnosis. It is never
+	// interpreted, nor made valid UTF-8, but a cut never splits a UTF-8
+	// character.
 	Response []byte
-	// Err is the underlying error, if any.
+	// Err is the underlying error, if any. It holds no URL either: the
+	// *url.Error that net/http wraps around its errors is taken off.
 	Err error
 }
 
@@ -86,6 +89,8 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // DeliveryError. parent is the caller's context, attempt the one bounded by
 // the endpoint's Timeout.
 func (e *Endpoint) transportError(parent, attempt context.Context, err error) *DeliveryError {
+	// Err too is free of the URL, for callers that log it.
+	err = innermost(err)
 	de := &DeliveryError{Retryable: true, Err: err}
 	var (
 		refused *AddressRefusedError
@@ -119,10 +124,14 @@ func (e *Endpoint) transportError(parent, attempt context.Context, err error) *D
 		de.Reason = "tls: " + certErr.Err.Error()
 	case errors.As(err, &recErr):
 		de.Reason = "tls: server did not answer with TLS"
+	case errors.Is(err, errHeadTooLarge):
+		// net/http's own error says "server response headers exceeded N
+		// bytes; aborted".
+		de.Reason = "response headers exceeded " + strconv.FormatInt(e.maxHead, 10) + " bytes"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		de.Reason = "connection closed by server before a response"
 	default:
-		de.Reason = "request failed: " + innermost(err).Error()
+		de.Reason = "request failed: " + err.Error()
 	}
 	return de
 }

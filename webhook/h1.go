@@ -35,10 +35,34 @@ type h1Pool struct {
 
 // h1Conn is one connection with its buffers, reused with it.
 type h1Conn struct {
-	nc       net.Conn
-	br       *bufio.Reader
+	nc net.Conn
+	br *bufio.Reader // reads through the h1Conn, see Read
+	// headLeft is how many more bytes br may take from nc while a response
+	// head is read (see readHead); the limit is off while it is negative.
+	headLeft int64
 	req      []byte // scratch for the request head (and a small body)
 	lastUsed time.Time
+}
+
+// errHeadTooLarge is how a read past the limit on a response head fails.
+var errHeadTooLarge = errors.New("response head too large")
+
+// Read reads from the connection, at most headLeft bytes while the limit
+// is on, as net/http's persistConn does: http.ReadResponse itself would
+// keep reading an endless header line into memory.
+func (c *h1Conn) Read(p []byte) (int, error) {
+	if c.headLeft < 0 {
+		return c.nc.Read(p)
+	}
+	if c.headLeft == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > c.headLeft {
+		p = p[:c.headLeft]
+	}
+	n, err := c.nc.Read(p)
+	c.headLeft -= int64(n)
+	return n, err
 }
 
 const (
@@ -79,7 +103,9 @@ func (p *h1Pool) dialConn(ctx context.Context) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, h1ReadBuffer)}, nil
+	c := &h1Conn{nc: nc, headLeft: -1}
+	c.br = bufio.NewReaderSize(c, h1ReadBuffer)
+	return c, nil
 }
 
 // put returns a connection whose last exchange ended cleanly.
@@ -185,23 +211,26 @@ func (e *Endpoint) exchange(c *h1Conn, id string, body []byte, headers []Header,
 		// A receiver may answer before it has read the whole body and
 		// close (413 for a body too large): its answer is the outcome, as
 		// net/http has it, not the write error the close caused.
-		if resp, rerr := e.readResponse(c); rerr == nil {
+		if resp, rerr := e.readHead(c); rerr == nil {
 			resp.Close = true
 			return resp, nil
 		}
 		return nil, err
 	}
+	return e.readHead(c)
+}
+
+// readHead reads the response head, skipping informational ones, reading
+// at most maxHead bytes for all of them.
+func (e *Endpoint) readHead(c *h1Conn) (*http.Response, error) {
+	c.headLeft = e.maxHead
+	defer func() { c.headLeft = -1 }()
 	// Wait for the first byte apart: a connection closed before it (io.EOF
 	// here; ReadResponse would say io.ErrUnexpectedEOF) is one the server
 	// had given up, and the request may go out again.
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, err
 	}
-	return e.readResponse(c)
-}
-
-// readResponse reads the response head, skipping informational ones.
-func (e *Endpoint) readResponse(c *h1Conn) (*http.Response, error) {
 	for {
 		// The template only tells ReadResponse the method and resolves
 		// a relative Location; it is not modified.

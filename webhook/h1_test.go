@@ -346,3 +346,59 @@ func TestH1_AnswerBeforeBody(t *testing.T) {
 	require.False(t, de.Retryable)
 	require.Equal(t, "too large", string(de.Response))
 }
+
+// A response head that never ends (one endless header line, or endless
+// informational answers) fails the attempt as soon as it passes
+// MaxResponseHeaderBytes, on both transports: it is neither held in memory
+// nor waited on until the timeout.
+func TestDeliver_EndlessResponseHead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, head, repeat string }{
+		{"one endless header line", "HTTP/1.1 200 OK\r\nX-Endless: ", "aaaaaaaaaaaaaaaa"},
+		{"endless informational answers", "", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"},
+	} {
+		for _, netHTTP := range []bool{false, true} {
+			name := tc.name + " h1"
+			if netHTTP {
+				name = tc.name + " net/http"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				// The server stops at 32 MiB, far past the cap, so that
+				// a client without one waits for its timeout.
+				const most = 32 << 20
+				var written atomic.Int64
+				gaveUp := make(chan struct{})
+				srv := newRawServer(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+					defer close(gaveUp)
+					if _, _, err := readRequest(br); err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, tc.head); err != nil {
+						return
+					}
+					chunk := []byte(strings.Repeat(tc.repeat, (4<<10)/len(tc.repeat)))
+					for written.Load() < most {
+						n, err := c.Write(chunk)
+						written.Add(int64(n))
+						if err != nil {
+							return
+						}
+					}
+					_, _ = br.ReadByte() // until the client closes
+				})
+				ep := newEndpoint(t, EndpointConfig{URL: srv.url(), Timeout: 10 * time.Second, FollowRedirects: netHTTP})
+				require.Equal(t, !netHTTP, ep.h1 != nil)
+
+				start := time.Now()
+				de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1"}))
+				require.Less(t, time.Since(start), 5*time.Second, "failed at the cap, not at the timeout")
+				require.True(t, de.Retryable)
+				require.Zero(t, de.Status)
+				require.Contains(t, de.Reason, "exceeded "+strconv.Itoa(MaxResponseHeaderBytesDefault)+" bytes")
+				<-gaveUp
+				require.Less(t, written.Load(), int64(most), "the client stopped reading")
+			})
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Header is one extra HTTP header sent with a message.
@@ -22,8 +23,43 @@ const (
 	canonicalSignature = "Webhook-Signature"
 )
 
-// reservedHeader reports whether a canonical header name is set by Herald
-// itself (or by net/http) and so may not come from configuration or a message.
+// MaxIDLength is the longest message id Deliver sends.
+const MaxIDLength = 255
+
+// checkMessageID applies the rule of outbox.messages.id's CHECK
+// (migrations/005): 1 to MaxIDLength bytes of [A-Za-z0-9_.:~+=/-]. The error
+// names the first bad byte quoted, never the id, which may be hostile.
+func checkMessageID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("invalid message id: empty")
+	case len(id) > MaxIDLength:
+		return errors.New("invalid message id: " + strconv.Itoa(len(id)) + " bytes, more than " + strconv.Itoa(MaxIDLength))
+	}
+	for i := 0; i < len(id); i++ {
+		if !isIDChar(id[i]) {
+			return errors.New("invalid message id: byte " + strconv.Quote(id[i:i+1]) + " at " + strconv.Itoa(i) + " (allowed: A-Z a-z 0-9 and _.:~+=/-)")
+		}
+	}
+	return nil
+}
+
+func isIDChar(c byte) bool {
+	return isAlnum(c) || strings.IndexByte("_.:~+=/-", c) >= 0
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// ReservedHeader reports whether name (in any case) is a header that
+// neither an endpoint's configuration nor a message may set: Herald or HTTP
+// itself sets it. See ParseHeaders for the list.
+func ReservedHeader(name string) bool {
+	return reservedHeader(textproto.CanonicalMIMEHeaderKey(name))
+}
+
+// reservedHeader is ReservedHeader for a canonical name.
 func reservedHeader(canonical string) bool {
 	switch canonical {
 	case "Host", "Content-Type", "Content-Length", "Transfer-Encoding",
@@ -122,15 +158,7 @@ func validHeaderName(s string) bool {
 }
 
 func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
+	return isAlnum(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // validHeaderValue rejects control characters other than horizontal tab, as

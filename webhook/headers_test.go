@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"net/textproto"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -68,13 +70,17 @@ func FuzzParseHeaders(f *testing.F) {
 		"", "null", "{}", `{"x-tenant":"acme"}`, `{"a":"1","B":"2"}`, `{"X-A":"1\r\nX-B: 2"}`,
 		`{"host":"x"}`, `{"webhook-signature":"v1,x"}`, `{"a":1}`, `{"a":null}`, `[]`, `{"a":"\u00e9\t"}`,
 		`{"x-a":"1","X-A":"2"}`, `{"\u0000":""}`, `{"a b":"c"}`, `{"a":"` + "\x7f" + `"}`,
+		`{"Upgrade":"h2c"}`, `{"X-A":"\ud800"}`, `{"X-A":"1"`, `{"":"1"}`, ` {"X-A":"1"} `, `{"X-A":["1"]}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		start := time.Now()
 		hs, err := ParseHeaders(raw)
+		checkTime(t, start)
 		if err != nil {
 			require.Nil(t, hs)
+			require.True(t, strings.HasPrefix(err.Error(), "headers: "), err.Error())
 			return
 		}
 		for i, h := range hs {

@@ -233,7 +233,9 @@ func firstLine(s string) string {
 func (b *bench) setupDB(ctx context.Context) error {
 	admin, err := pgx.Connect(ctx, b.opt.adminDSN)
 	if err != nil {
-		return fmt.Errorf("connect %s: %w (is PostgreSQL up?)", redact(b.opt.adminDSN), err)
+		// pgx's error names the user, database and host; the DSN itself
+		// may hold a password, in any of its forms.
+		return fmt.Errorf("connect: %w (is PostgreSQL up?)", err)
 	}
 	defer admin.Close(ctx)
 	name := pgx.Identifier{b.opt.dbName}.Sanitize()
@@ -276,14 +278,6 @@ func (b *bench) dropDB() {
 	}
 	defer admin.Close(ctx)
 	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{b.opt.dbName}.Sanitize()+" WITH (FORCE)")
-}
-
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(dsn)"
-	}
-	return u.Redacted()
 }
 
 func (b *bench) describePostgres(ctx context.Context) error {

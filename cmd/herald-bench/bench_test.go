@@ -129,3 +129,20 @@ func TestQuantiles(t *testing.T) {
 		t.Errorf("pct = %v, want 2", got)
 	}
 }
+
+// The connection error names no password, whatever the DSN's form.
+func TestSetupDBErrorHidesPassword(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, dsn := range []string{
+		"host=127.0.0.1 port=1 user=u password=hunter2 dbname=x connect_timeout=5",
+		"postgres://u:hunter2@127.0.0.1:1/x?connect_timeout=5",
+		"postgres://u@127.0.0.1:1/x?password=hunter2&connect_timeout=5",
+	} {
+		b := &bench{opt: options{adminDSN: dsn}}
+		if err := b.setupDB(ctx); err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("%s: %v", dsn, err)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
 	epstore "github.com/herald-relay/herald/cmd/herald/internal/endpoints"
+	"github.com/herald-relay/herald/webhook"
 )
 
 const endpointsUsage = `herald endpoints add NAME --url URL --secret S [flags]
@@ -333,14 +333,6 @@ func (f *endpointFlags) apply(ep *epstore.Endpoint) {
 	})
 }
 
-// redactedURL hides a password in the URL's user info.
-func redactedURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return s
-}
-
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
@@ -376,7 +368,7 @@ func printEndpointList(w io.Writer, list []epstore.Endpoint) error {
 		if topics == "" {
 			topics = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ep.Name, redactedURL(ep.URL), topics, len(ep.SigningSecrets()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ep.Name, webhook.RedactURL(ep.URL), topics, len(ep.SigningSecrets()),
 			ep.Source, endpointState(ep, false), ep.UpdatedAt.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
@@ -395,7 +387,7 @@ func printEndpoint(w io.Writer, cfg *config.Config, ep epstore.Endpoint) error {
 	var b strings.Builder
 	line := func(k, v string) { fmt.Fprintf(&b, "%-20s%s\n", k+":", v) }
 	line("name", ep.Name)
-	line("url", redactedURL(ep.URL))
+	line("url", webhook.RedactURL(ep.URL))
 	line("state", endpointState(ep, true))
 	line("source", string(ep.Source))
 	line("secrets", plural(len(ep.SigningSecrets()), "secret", "secrets")+" (whsec_…, newest first; not shown)")

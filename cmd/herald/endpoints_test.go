@@ -98,14 +98,15 @@ func TestEndpointsAddListShowUpdate(t *testing.T) {
 	require.True(t, got.FollowRedirects)
 
 	// Flags may also come before the name; a second endpoint with defaults.
-	b.ok("add", "--url", "https://user:pw@crm.example.com/x", "--secret", testSecret3, "crm")
+	// Credentials and query values in its URL are never printed.
+	b.ok("add", "--url", "https://user:pw@crm.example.com/x?token=hunter2", "--secret", testSecret3, "crm")
 
 	out = b.ok("list")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 3)
 	require.Regexp(t, `^NAME\s+URL\s+TOPICS\s+SECRETS\s+SOURCE\s+STATE\s+UPDATED$`, lines[0])
 	require.Regexp(t, `^billing\s+https://billing.example.com/hooks\s+orders\.\*,invoices\.paid\s+2\s+cli\s+enabled\s+\d{4}-`, lines[1])
-	require.Regexp(t, `^crm\s+https://user:xxxxx@crm.example.com/x\s+-\s+1\s+cli\s+enabled\s`, lines[2])
+	require.Regexp(t, `^crm\s+https://redacted@crm.example.com/x\?token=redacted\s+-\s+1\s+cli\s+enabled\s`, lines[2])
 	require.NotContains(t, out, ":pw@", "a password in a URL is not printed")
 
 	out = b.ok("show", "billing")

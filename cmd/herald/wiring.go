@@ -113,27 +113,7 @@ func webhookClientConfig(cfg *config.Config) webhook.ClientConfig {
 // buildEndpoint makes the webhook sender and the relay endpoint for one
 // endpoint, defaults applied.
 func buildEndpoint(client *webhook.Client, ep config.Endpoint) (relay.Endpoint, *webhook.Endpoint, error) {
-	var secrets []string
-	for _, s := range ep.SigningSecrets() {
-		secrets = append(secrets, s.Value())
-	}
-	headers := make(map[string]string, len(ep.Headers))
-	for k, v := range ep.Headers {
-		headers[k] = v.Value()
-	}
-	sender, err := client.Endpoint(webhook.EndpointConfig{
-		Name:              ep.Name,
-		URL:               ep.URL,
-		Secrets:           secrets,
-		Timeout:           ep.Timeout,
-		Headers:           headers,
-		MaxConns:          ep.MaxInFlight,
-		FollowRedirects:   ep.FollowRedirects,
-		PermanentStatuses: ep.PermanentStatuses,
-		TLS: webhook.TLSConfig{
-			CAFile: ep.TLS.CAFile, CertFile: ep.TLS.CertFile, KeyFile: ep.TLS.KeyFile, MinVersion: ep.TLS.MinVersion,
-		},
-	})
+	sender, err := client.Endpoint(ep.WebhookConfig())
 	if err != nil {
 		return relay.Endpoint{}, nil, err
 	}

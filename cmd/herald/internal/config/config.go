@@ -11,6 +11,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/herald-relay/herald/relay"
+	"github.com/herald-relay/herald/webhook"
 )
 
 // Defaults and limits. Each *Default is what a missing key means; *Min and
@@ -306,7 +307,7 @@ type Endpoint struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Headers are static headers added to each request. Values are Secrets,
 	// since they often carry credentials. Reserved names (see
-	// ReservedHeader) are refused. Defaults to none.
+	// webhook.ReservedHeader) are refused. Defaults to none.
 	Headers map[string]Secret `yaml:"headers"`
 	// MaxInFlight caps concurrent requests to this endpoint, 1..10000.
 	// Defaults to EndpointMaxInFlightDefault (64).
@@ -362,6 +363,32 @@ func (e Endpoint) SigningSecrets() []Secret {
 		return []Secret{e.Secret}
 	}
 	return slices.Clone(e.Secrets)
+}
+
+// WebhookConfig returns what webhook.Client.Endpoint needs to send to e.
+// It holds the secrets and header values in clear: keep it out of logs.
+func (e Endpoint) WebhookConfig() webhook.EndpointConfig {
+	var secrets []string
+	for _, s := range e.SigningSecrets() {
+		secrets = append(secrets, s.Value())
+	}
+	headers := make(map[string]string, len(e.Headers))
+	for k, v := range e.Headers {
+		headers[k] = v.Value()
+	}
+	return webhook.EndpointConfig{
+		Name:              e.Name,
+		URL:               e.URL,
+		Secrets:           secrets,
+		Timeout:           e.Timeout,
+		Headers:           headers,
+		MaxConns:          e.MaxInFlight,
+		FollowRedirects:   e.FollowRedirects,
+		PermanentStatuses: e.PermanentStatuses,
+		TLS: webhook.TLSConfig{
+			CAFile: e.TLS.CAFile, CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, MinVersion: e.TLS.MinVersion,
+		},
+	}
 }
 
 // EndpointTLS configures TLS towards one endpoint. Relative paths are

@@ -503,7 +503,7 @@ func TestParseErrors(t *testing.T) {
 			want: []string{
 				`herald.yaml:5: endpoints[0].url: must be an absolute http or https URL (got "ftp://x")`,
 				`herald.yaml:8: endpoints[1].url: must be an absolute http or https URL (got "/relative")`,
-				`herald.yaml:11: endpoints[2].url: must be an absolute http or https URL (got "https://user:xxxxx@")`,
+				`herald.yaml:11: endpoints[2].url: must be an absolute http or https URL (got "https://redacted@")`,
 				`herald.yaml:13: endpoints[3].url: required`,
 			},
 		},
@@ -751,6 +751,32 @@ func TestSecretsNeverInErrors(t *testing.T) {
 				require.NotContains(t, fmt.Sprintf("%+v %#v", err, err), "hunter2")
 			}
 		})
+	}
+}
+
+// A token or password in an endpoint URL is never in an error, whether the
+// URL does not parse (url.Parse's errors quote it, or the password taken for
+// a port) or parses but is refused.
+func TestURLSecretsNeverInErrors(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{
+		"https://user:hunter2/hook",                  // no host: the password is the port
+		"https://user:hunter2@exa mple.com/hook",     // bad host
+		"https://example.com/hook%zz?token=hunter2",  // bad escape
+		"https://example.com/hook?token=hunter2\x7f", // control character
+		"ftp://user:hunter2@example.com/x?token=hunter2",
+		"https://hunter2@/x?token=hunter2",
+		"//user:hunter2@example.com/x?token=hunter2",
+		"https:hunter2?token=hunter2",
+	} {
+		yaml := base + "endpoints:\n  - name: a\n    url: \"" + u + "\"\n    secret: " + testSecret + "\n"
+		err := parseErr(t, yaml, nil)
+		require.Contains(t, err.Error(), "endpoints[0].url: must be an absolute http or https URL", u)
+		require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), "hunter2", u)
+
+		verr := ValidateEndpoint(Endpoint{Name: "a", URL: strings.ReplaceAll(u, "\\x7f", "\x7f"), Secret: Secret(testSecret)}, Delivery{})
+		require.Error(t, verr, u)
+		require.NotContains(t, fmt.Sprintf("%v %+v %#v", verr, verr, verr), "hunter2", u)
 	}
 }
 

@@ -5,10 +5,15 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/herald-relay/herald/webhook"
 )
 
-// FuzzParse checks that Parse never panics, that it returns either a
-// Config or an *Error, and that a Config it returns is valid.
+// FuzzParse checks that Parse never panics or stalls, that it returns
+// either a Config or an *Error whose every problem names the file, and that
+// a Config it returns is valid and its endpoints are ones the webhook client
+// builds (an endpoint it refused would be left out of routing).
 func FuzzParse(f *testing.F) {
 	example, err := os.ReadFile("../../../../config.example.yaml")
 	if err != nil {
@@ -35,6 +40,8 @@ func FuzzParse(f *testing.F) {
 		base + "endpoints: [{name: a, url: https://a, secret: \"" + testSecret + "\", ordered: true, on_dead: skip, rate_limit: 0.5, rate_burst: 3, disabled: true}]\n",
 		base + "breaker: {failure_threshold: 0, probe_interval: 100ms, max_probe_interval: 100ms, disable_after: 1h}\nrelay: {endpoint_refresh: 5m}\n",
 		base + "endpoints: [{name: a, rate_limit: NaN, rate_burst: -1, on_dead: \"\"}]\n",
+		base + "endpoints: [{name: a, url: 'https://a/#x', secret: \"" + testSecret + "\", headers: {Upgrade: h2c, te: trailers}}]\n",
+		base + "endpoints: [{name: a, url: 'https://u:p@a:x/?t=s', secret: \"" + testSecret + "\"}]\n",
 		base + "log: &a\n  level: *a\n",
 		base + "x: &a [*a]\n",
 		base + "metrics:\n  <<: {listen: \":1\"}\n",
@@ -61,7 +68,11 @@ func FuzzParse(f *testing.F) {
 			}
 			return ""
 		}
+		start := time.Now()
 		cfg, err := Parse(data, "fuzz.yaml", getenv)
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("took %v", d)
+		}
 		if err != nil {
 			if cfg != nil {
 				t.Fatalf("Parse returned both a Config and %v", err)
@@ -82,6 +93,15 @@ func FuzzParse(f *testing.F) {
 		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("Parse accepted a Config that Validate rejects: %v", err)
+		}
+		client := webhook.NewClient(webhook.ClientConfig{})
+		for _, e := range cfg.Endpoints {
+			if e.TLS != (EndpointTLS{MinVersion: e.TLS.MinVersion}) {
+				continue // files that exist, but may not hold PEM
+			}
+			if _, err := client.Endpoint(e.WebhookConfig()); err != nil {
+				t.Fatalf("Parse accepted endpoint %s, which the webhook client refuses: %v", e.Name, err)
+			}
 		}
 	})
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herald-relay/herald/webhook"
 )
 
 // Validate checks every field and returns an *Error listing all problems,
@@ -49,17 +51,6 @@ func sortProblems(ps []*FieldError) {
 }
 
 var endpointNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
-
-// ReservedHeader reports whether name is a header Herald sets itself, which
-// endpoints[].headers may not override. The check ignores case.
-func ReservedHeader(name string) bool {
-	switch strings.ToLower(name) {
-	case "host", "content-type", "content-length", "transfer-encoding", "connection",
-		"user-agent", "webhook-id", "webhook-timestamp", "webhook-signature":
-		return true
-	}
-	return false
-}
 
 // check reports every problem through report; a secret's value is never
 // passed to report. It returns warnings.
@@ -303,11 +294,12 @@ func checkEndpoint(p string, e Endpoint, report func(path, value string, err err
 	case e.URL == "":
 		report(at("url"), "", errors.New("required"))
 	case err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Opaque != "":
-		shown := e.URL
-		if err == nil {
-			shown = u.Redacted()
-		}
-		report(at("url"), shown, errors.New("must be an absolute http or https URL"))
+		// Never e.URL or err: either may hold a password or a token.
+		report(at("url"), webhook.RedactURL(e.URL), errors.New("must be an absolute http or https URL"))
+	case webhook.CheckURL(e.URL) != nil:
+		// The webhook client's finer rules (no #fragment, a query it can
+		// send), or it would refuse the endpoint.
+		report(at("url"), webhook.RedactURL(e.URL), webhook.CheckURL(e.URL))
 	case u.Scheme == "http":
 		warn(at("url"), "plain http: requests and their signatures are sent unencrypted")
 	}
@@ -354,7 +346,8 @@ func checkEndpoint(p string, e Endpoint, report func(path, value string, err err
 		switch lower := strings.ToLower(name); {
 		case !validHeaderName(name):
 			report(hp, name, errors.New("header name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"))
-		case ReservedHeader(name):
+		case webhook.ReservedHeader(name):
+			// The webhook client's list, or it would refuse the endpoint.
 			report(hp, name, errors.New("header is set by Herald and cannot be overridden"))
 		case seen[lower] != "":
 			report(hp, name, fmt.Errorf("duplicate of header %q (names ignore case)", seen[lower]))
