@@ -19,6 +19,7 @@ import (
 	"github.com/herald-relay/herald/internal/heraldtest"
 	"github.com/herald-relay/herald/outbox"
 	"github.com/herald-relay/herald/relay"
+	"github.com/herald-relay/herald/webhook"
 )
 
 // hostileBody is what a failing endpoint might answer with: NUL bytes,
@@ -295,4 +296,41 @@ func TestClaimsAreBoundedByPayloadBytes(t *testing.T) {
 	require.Equal(t, 4, rc.uniqueIDs(), "nothing more claimed while 2 MiB are in flight")
 	close(hold)
 	eventually(t, 20*time.Second, func() bool { return rc.uniqueIDs() == len(msgs) }, "all delivered")
+}
+
+// stubbornSender ignores its timeout: it answers only when its context ends,
+// and records the deadline it was given.
+type stubbornSender struct {
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (s *stubbornSender) Deliver(ctx context.Context, _ *webhook.Message) error {
+	d, _ := ctx.Deadline()
+	s.mu.Lock()
+	s.deadlines = append(s.deadlines, d)
+	s.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRelayBoundsAnAttemptWhateverTheSenderDoes: a custom Sender that never
+// answers on its own is cut off at the endpoint's timeout, so the lease
+// guarantee (an attempt ends before its lease does) holds for every Sender.
+func TestRelayBoundsAnAttemptWhateverTheSenderDoes(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	s := &stubbornSender{}
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{{Name: "stubborn", Topics: []string{"*"}, Sender: s, Timeout: 300 * time.Millisecond}},
+		Retry: &relay.ExponentialRetry{InitialInterval: time.Hour, Multiplier: 2, MaxInterval: time.Hour, MaxElapsedTime: 24 * time.Hour}})
+	start := time.Now()
+	enqueue(t, pool, outbox.Message{ID: "msg_1", Topic: "t", Payload: json.RawMessage(`{}`)})
+	eventually(t, 10*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE id = 'msg_1' AND last_error <> ''`) == 1
+	}, "the attempt ended and was recorded as failed")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.Len(t, s.deadlines, 1)
+	require.False(t, s.deadlines[0].IsZero(), "the Sender's context has a deadline")
+	require.WithinDuration(t, start.Add(300*time.Millisecond), s.deadlines[0], 2*time.Second)
 }

@@ -41,7 +41,16 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 		return
 	}
 	start := time.Now()
-	err := ep.Sender.Deliver(ctx, &p.job.msg)
+	// The relay, not the Sender, bounds the attempt: one that ignores its
+	// own timeout still ends by the endpoint's timeout, and never after the
+	// lease, when another relay may deliver the message too.
+	end := p.job.deadline
+	if ep.Timeout > 0 && start.Add(ep.Timeout).Before(end) {
+		end = start.Add(ep.Timeout)
+	}
+	actx, cancel := context.WithDeadline(ctx, end)
+	err := ep.Sender.Deliver(actx, &p.job.msg)
+	cancel()
 	ep.metrics.attemptSeconds.Observe(time.Since(start).Seconds())
 	p.attempted = true
 	if err == nil {
