@@ -334,3 +334,14 @@ func TestRelayBoundsAnAttemptWhateverTheSenderDoes(t *testing.T) {
 	require.False(t, s.deadlines[0].IsZero(), "the Sender's context has a deadline")
 	require.WithinDuration(t, start.Add(300*time.Millisecond), s.deadlines[0], 2*time.Second)
 }
+
+// TestStopBeforeStartIsHarmless: Stop before Start returns at once, and a
+// Start after it refuses to start goroutines nothing would stop.
+func TestStopBeforeStartIsHarmless(t *testing.T) {
+	t.Parallel()
+	r, err := relay.New(heraldtest.Pool(t), relay.Config{})
+	require.NoError(t, err)
+	require.NoError(t, r.Stop(context.Background()))
+	require.Error(t, r.Start(context.Background()))
+	require.NoError(t, r.Stop(context.Background()))
+}

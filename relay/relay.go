@@ -242,7 +242,7 @@ func (r *Relay) shiftClocks(endpoint string, d time.Duration) {
 // Start checks the database and starts the relay's goroutines. It does not
 // block; Stop ends them.
 func (r *Relay) Start(ctx context.Context) error {
-	err := errors.New("relay: already started")
+	err := errors.New("relay: already started, or stopped")
 	r.startOnce.Do(func() { err = r.start(ctx) })
 	return err
 }
@@ -311,8 +311,10 @@ func (r *Relay) start(ctx context.Context) error {
 // Stop stops claiming, gives back claimed messages not yet attempted, lets
 // requests in flight finish for up to Config.ShutdownTimeout (or until ctx
 // ends), cancels what is left, and writes every outcome. It is safe to call
-// more than once, and before Start.
+// more than once, and before Start (a Start after it then fails).
 func (r *Relay) Stop(ctx context.Context) error {
+	// A Start after Stop must not start what nothing would stop.
+	r.startOnce.Do(func() {})
 	r.stopOnce.Do(func() { r.stopErr = r.stop(ctx) })
 	return r.stopErr
 }
