@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/herald-relay/herald/migrations"
 )
@@ -299,6 +300,15 @@ func Main(m *testing.M) {
 	standaloneMu.Unlock()
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
+	}
+	// Every goroutine a test started (relays, pools, servers) must be gone
+	// once its cleanups ran: a leak here is a Stop or Close that does not
+	// wait for what it owns.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "heraldtest: goroutines left running after the tests: %v\n", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
