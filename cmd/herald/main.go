@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/herald-relay/herald/webhook"
@@ -18,7 +19,7 @@ import (
 const usage = `herald relays a PostgreSQL transactional outbox to webhook endpoints.
 
 Usage:
-  herald [global flags] <command> [flags]
+  herald <command> [flags]        (global flags go anywhere)
 
 Commands:
   run                 deliver outbox messages until SIGINT/SIGTERM; SIGHUP reloads the configuration
@@ -84,7 +85,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&g.logFormat, "log-format", "", "json or console")
 	fs.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error")
 	help := fs.Bool("help", false, "")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(hoistGlobals(args)); err != nil {
 		fmt.Fprintf(stderr, "herald: %v\n\n%s", err, usage)
 		return 2
 	}
@@ -133,6 +134,35 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herald: %v\n", err)
 		return 1
 	}
+}
+
+// globalFlags are the flags every command accepts, wherever they stand.
+var globalFlags = map[string]bool{"config": true, "log-format": true, "log-level": true}
+
+// hoistGlobals moves the global flags found anywhere in args (up to a "--")
+// to the front, so that `herald run --config f` means `herald --config f
+// run`, as operators expect from kubectl, docker and River's CLI. A global
+// flag whose value is missing stays where it is, for the parser to report.
+func hoistGlobals(args []string) []string {
+	var globals, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		name, _, inline := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if !strings.HasPrefix(a, "-") || !globalFlags[name] || (!inline && i+1 == len(args)) {
+			rest = append(rest, a)
+			continue
+		}
+		globals = append(globals, a)
+		if !inline {
+			i++
+			globals = append(globals, args[i])
+		}
+	}
+	return append(globals, rest...)
 }
 
 // parseFlags parses a command's flags, turning flag errors into usage errors.
