@@ -30,14 +30,24 @@ type ExponentialRetry struct {
 	MaxAttempts int
 }
 
-// DefaultRetryPolicy returns 1s, ×2, capped at 1h, ±20%, for up to 72h.
+// The default retry schedule: 1s, ×2, capped at 1h, ±20%, for up to 72h.
+const (
+	RetryInitialIntervalDefault     = time.Second
+	RetryMultiplierDefault          = 2.0
+	RetryMaxIntervalDefault         = time.Hour
+	RetryRandomizationFactorDefault = 0.2
+	RetryMaxElapsedTimeDefault      = 72 * time.Hour
+)
+
+// DefaultRetryPolicy returns the default schedule (the Retry*Default
+// constants).
 func DefaultRetryPolicy() *ExponentialRetry {
 	return &ExponentialRetry{
-		InitialInterval:     time.Second,
-		Multiplier:          2,
-		MaxInterval:         time.Hour,
-		RandomizationFactor: 0.2,
-		MaxElapsedTime:      72 * time.Hour,
+		InitialInterval:     RetryInitialIntervalDefault,
+		Multiplier:          RetryMultiplierDefault,
+		MaxInterval:         RetryMaxIntervalDefault,
+		RandomizationFactor: RetryRandomizationFactorDefault,
+		MaxElapsedTime:      RetryMaxElapsedTimeDefault,
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 // Defaults and limits. Each *Default is what a missing key means; *Min and
-// *Max bound what a present key may hold (both inclusive).
+// *Max bound what a present key may hold (both inclusive). A default of a
+// library setting is the library's own constant, defined once there.
 const (
 	DatabaseMaxConnsDefault = 8
 	DatabaseMaxConnsMin     = 4
@@ -30,21 +31,21 @@ const (
 	DeliveryTimeoutMin              = time.Second
 	DeliveryTimeoutMax              = 5 * time.Minute
 
-	RelayMaxInFlightDefault     = 256
+	RelayMaxInFlightDefault     = relay.MaxInFlightDefault
 	RelayMaxInFlightMin         = 1
 	RelayMaxInFlightMax         = 10000
 	RelayMaxInFlightBytesMin    = 1 << 20
 	RelayMaxInFlightBytesMax    = 4 << 30
-	RelayLeaseDefault           = 60 * time.Second
-	RelayLeaseMargin            = 5 * time.Second // lease >= largest endpoint timeout + RelayLeaseMargin
-	RelayPollIntervalDefault    = time.Second
+	RelayLeaseDefault           = relay.LeaseDefault
+	RelayLeaseMargin            = relay.LeaseMargin // lease >= largest endpoint timeout + RelayLeaseMargin
+	RelayPollIntervalDefault    = relay.PollIntervalDefault
 	RelayPollIntervalMin        = 10 * time.Millisecond
 	RelayPollIntervalMax        = time.Minute
 	RelayListenDefault          = true
-	RelayAckIntervalDefault     = 5 * time.Millisecond
+	RelayAckIntervalDefault     = relay.AckIntervalDefault
 	RelayAckIntervalMin         = time.Millisecond
 	RelayAckIntervalMax         = time.Second
-	RelayAckBatchDefault        = 256
+	RelayAckBatchDefault        = relay.AckBatchDefault
 	RelayAckBatchMin            = 1
 	RelayAckBatchMax            = 10000
 	RelayShutdownTimeoutDefault = relay.ShutdownTimeoutDefault
@@ -54,15 +55,15 @@ const (
 	RelayEndpointRefreshDefault = 5 * time.Second
 	RelayEndpointRefreshMin     = 100 * time.Millisecond
 	RelayEndpointRefreshMax     = 5 * time.Minute
-	RelayVacuumThresholdDefault = 20000
+	RelayVacuumThresholdDefault = relay.VacuumThresholdDefault
 	RelayVacuumThresholdMax     = 100000000
 
-	RetryInitialIntervalDefault     = time.Second
-	RetryMultiplierDefault          = 2.0
-	RetryMaxIntervalDefault         = time.Hour
-	RetryMaxElapsedTimeDefault      = 72 * time.Hour
+	RetryInitialIntervalDefault     = relay.RetryInitialIntervalDefault
+	RetryMultiplierDefault          = relay.RetryMultiplierDefault
+	RetryMaxIntervalDefault         = relay.RetryMaxIntervalDefault
+	RetryMaxElapsedTimeDefault      = relay.RetryMaxElapsedTimeDefault
 	RetryMaxAttemptsDefault         = 0
-	RetryRandomizationFactorDefault = 0.2
+	RetryRandomizationFactorDefault = relay.RetryRandomizationFactorDefault
 
 	BreakerFailureThresholdDefault = relay.BreakerFailureThresholdDefault
 	BreakerFailureThresholdMax     = 1000000
