@@ -159,9 +159,22 @@ func heraldCLI(ctx context.Context, bin, cfg string, args ...string) (string, er
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--config", cfg}, args...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("herald %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return stdout.String(), fmt.Errorf("herald %s: %v: %s", showArgs(args), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// showArgs is a command line for an error or a report, with the values of
+// secret flags left out.
+func showArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if i > 0 && (args[i-1] == "--secret" || args[i-1] == "--header") {
+			out[i] = "REDACTED"
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // logErrors reads herald's JSON logs and returns the distinct error and

@@ -19,7 +19,7 @@ type proxy struct {
 	hole    atomic.Bool
 
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns map[net.Conn]bool // true for the client's side
 	wg    sync.WaitGroup
 	done  chan struct{}
 }
@@ -36,7 +36,7 @@ func startProxy(target string) (*proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}, done: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -47,17 +47,21 @@ func (p *proxy) addr() string { return p.ln.Addr().String() }
 func (p *proxy) setLatency(d time.Duration) { p.latency.Store(int64(d)) }
 func (p *proxy) setBlackHole(on bool)       { p.hole.Store(on) }
 
-// drop cuts every open connection; new ones are accepted as before.
+// drop cuts every open connection and returns how many clients it cut;
+// new connections are accepted as before.
 func (p *proxy) drop() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for c := range p.conns {
+	n := 0
+	for c, client := range p.conns {
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0) // a reset, as a dying middlebox sends
 		}
 		c.Close()
+		if client {
+			n++
+		}
 	}
-	n := len(p.conns)
 	clear(p.conns)
 	return n
 }
@@ -69,7 +73,7 @@ func (p *proxy) close() {
 	p.wg.Wait()
 }
 
-func (p *proxy) track(c net.Conn) bool {
+func (p *proxy) track(c net.Conn, client bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
@@ -78,7 +82,7 @@ func (p *proxy) track(c net.Conn) bool {
 		return false
 	default:
 	}
-	p.conns[c] = struct{}{}
+	p.conns[c] = client
 	return true
 }
 
@@ -96,7 +100,7 @@ func (p *proxy) accept() {
 		if err != nil {
 			return
 		}
-		if !p.track(c) {
+		if !p.track(c, true) {
 			return
 		}
 		p.wg.Add(1)
@@ -133,7 +137,7 @@ func (p *proxy) serve(client net.Conn) {
 	if err != nil {
 		return
 	}
-	if !p.track(server) {
+	if !p.track(server, false) {
 		return
 	}
 	defer p.untrack(server)
