@@ -51,8 +51,10 @@ func main() {
 	switch {
 	case opt.json:
 		err = printJSON(os.Stdout, rs)
+		printDetails(os.Stderr, rs)
 	case opt.markdown:
 		printMarkdown(os.Stdout, rs)
+		printDetails(os.Stderr, rs)
 	default:
 		printTable(os.Stdout, rs)
 	}

@@ -71,8 +71,7 @@ func (r result) verdict() string {
 	return "FAIL"
 }
 
-// printTable prints one row per scenario, then what failed and herald's
-// error and warning lines for each scenario that failed.
+// printTable prints one row per scenario, then printDetails.
 func printTable(w io.Writer, rs []result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tCOMMITTED\tPAIRS\tDELIVERED\tPARKED\tLOST\tSTUCK\tDUPLICATES\tSTALL\tSLOWEST\tWALL\tRESULT")
@@ -81,6 +80,12 @@ func printTable(w io.Writer, rs []result) {
 			r.Parked, r.Lost, r.Stuck, r.dups(), r.stall(), r.slowest(), r.Wall.Round(100*time.Millisecond), r.verdict())
 	}
 	tw.Flush()
+	printDetails(w, rs)
+}
+
+// printDetails prints, for each scenario that failed or has notes, what
+// failed, the notes, and herald's error and warning lines when it failed.
+func printDetails(w io.Writer, rs []result) {
 	for _, r := range rs {
 		if r.ok() && len(r.Notes) == 0 {
 			continue

@@ -293,18 +293,20 @@ func runProxy(ctx context.Context, e *env, db bool) error {
 }
 
 // waitLog waits until every running relay's log holds at least n lines
-// containing each of subs.
-func (e *env) waitLog(ctx context.Context, n int, timeout time.Duration, subs ...string) error {
+// for which match is true.
+func (e *env) waitLog(ctx context.Context, n int, timeout time.Duration, what string, match func(line string) bool) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		ok := true
 		for _, p := range e.live() {
 			b, _ := os.ReadFile(p.log)
-			for _, s := range subs {
-				if countLines(string(b), s) < n {
-					ok = false
+			got := 0
+			for _, l := range strings.Split(string(b), "\n") {
+				if match(l) {
+					got++
 				}
 			}
+			ok = ok && got >= n
 		}
 		if ok {
 			return nil
@@ -313,17 +315,21 @@ func (e *env) waitLog(ctx context.Context, n int, timeout time.Duration, subs ..
 			return err
 		}
 	}
-	return fmt.Errorf("relays did not log %q within %s", subs, timeout)
+	return fmt.Errorf("relays did not log %s within %s", what, timeout)
 }
 
-func countLines(s, sub string) int {
-	n := 0
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			n++
-		}
+func contains(sub string) func(string) bool {
+	return func(l string) bool { return strings.Contains(l, sub) }
+}
+
+// listed matches an "endpoints updated" line that lists name under key
+// (added, removed or changed).
+func listed(key, name string) func(string) bool {
+	return func(l string) bool {
+		_, rest, ok := strings.Cut(l, `"`+key+`":[`)
+		list, _, _ := strings.Cut(rest, "]")
+		return ok && strings.Contains(list, `"`+name+`"`)
 	}
-	return n
 }
 
 // cliExpect runs a herald command and records a failed check unless its
@@ -335,7 +341,7 @@ func (e *env) cliExpect(ctx context.Context, want string, args ...string) {
 		return
 	}
 	if !strings.Contains(out, want) {
-		e.fail("herald %s: said %q, want %q", strings.Join(args, " "), strings.TrimSpace(out), want)
+		e.fail("herald %s: said %q, want %q", showArgs(args), strings.TrimSpace(out), want)
 	}
 }
 
@@ -361,9 +367,20 @@ func runOperator(ctx context.Context, e *env) error {
 	if err := e.startRelays(2); err != nil {
 		return err
 	}
-	if err := e.waitLog(ctx, 1, 30*time.Second, `"relay started"`); err != nil {
+	if err := e.waitLog(ctx, 1, 30*time.Second, "relay started", contains(`"relay started"`)); err != nil {
 		return err
 	}
+	// change runs `herald endpoints CMD NAME ARGS...` and waits until
+	// every relay has applied it (its n-th change).
+	changes := map[string]int{}
+	change := func(cmd, name string, args ...string) error {
+		if _, err := e.cli(ctx, append([]string{"endpoints", cmd, name}, args...)...); err != nil {
+			return err
+		}
+		changes[name]++
+		return e.waitLog(ctx, changes[name], 20*time.Second, name+" changed", listed("changed", name))
+	}
+	adds := map[string]int{}
 	add := func(name string, topics ...string) error {
 		args := []string{"endpoints", "add", name, "--url", recv[name].url(), "--secret", chaosSecret}
 		for _, t := range topics {
@@ -374,7 +391,8 @@ func runOperator(ctx context.Context, e *env) error {
 		}
 		// Messages are routed when claimed: insert only once every relay
 		// has the endpoint.
-		return e.waitLog(ctx, 1, 20*time.Second, `"`+name+`"`)
+		adds[name]++
+		return e.waitLog(ctx, adds[name], 20*time.Second, name+" added", listed("added", name))
 	}
 	for _, name := range []string{"op-a", "op-b", "op-c"} {
 		if err := add(name, "op.*"); err != nil {
@@ -388,11 +406,11 @@ func runOperator(ctx context.Context, e *env) error {
 	all := to("base", "op-a", "op-b", "op-c")
 
 	// op-a disabled, op-b failing and made ordered, while batch 1 waits.
-	if _, err := e.cli(ctx, "endpoints", "disable", "op-a", "--reason", "chaos: paused by an operator"); err != nil {
+	if err := change("disable", "op-a", "--reason", "chaos: paused by an operator"); err != nil {
 		return err
 	}
 	recv["op-b"].downStatus.Store(503)
-	if _, err := e.cli(ctx, "endpoints", "update", "op-b", "--ordered"); err != nil {
+	if err := change("update", "op-b", "--ordered"); err != nil {
 		return err
 	}
 	if err := e.produce(ctx, numbered("b1", "op.one", n, 10), 0, all); err != nil {
@@ -402,10 +420,10 @@ func runOperator(ctx context.Context, e *env) error {
 		return err
 	}
 	// Re-keyed while disabled, then enabled.
-	if _, err := e.cli(ctx, "endpoints", "update", "op-a", "--secret", chaosSecret2); err != nil {
+	if err := change("update", "op-a", "--secret", chaosSecret2); err != nil {
 		return err
 	}
-	if _, err := e.cli(ctx, "endpoints", "enable", "op-a"); err != nil {
+	if err := change("enable", "op-a"); err != nil {
 		return err
 	}
 
@@ -420,7 +438,7 @@ func runOperator(ctx context.Context, e *env) error {
 	for _, p := range e.live() {
 		_ = p.signal(syscall.SIGHUP)
 	}
-	if err := e.waitLog(ctx, 1, 20*time.Second, "reload rejected"); err != nil {
+	if err := e.waitLog(ctx, 1, 20*time.Second, "reload rejected", contains("reload rejected")); err != nil {
 		e.fail("broken file on SIGHUP: %v", err)
 	}
 	if err := os.WriteFile(e.cfg, good, 0o600); err != nil {
@@ -428,7 +446,7 @@ func runOperator(ctx context.Context, e *env) error {
 	}
 
 	// op-b unordered again while its deliveries wait, then it recovers.
-	if _, err := e.cli(ctx, "endpoints", "update", "op-b", "--ordered=false"); err != nil {
+	if err := change("update", "op-b", "--ordered=false"); err != nil {
 		return err
 	}
 	if err := sleepCtx(ctx, time.Second); err != nil {
