@@ -376,7 +376,7 @@ func (e *env) account(ctx context.Context) (result, error) {
 	r.Pairs = len(e.want)
 	r.Requests = e.rec.requests.Load()
 	r.Hostile = e.rec.hostile
-	var lostSample, stuckSample []string
+	var lostSample, stuckSample, misparkedSample []string
 	for p, deadOK := range e.want {
 		if n := e.rec.count[p]; n > 0 {
 			r.Delivered++
@@ -399,7 +399,9 @@ func (e *env) account(ctx context.Context) (result, error) {
 			r.Parked++
 		case parked != "":
 			r.Misparked++
-			e.failed = append(e.failed, fmt.Sprintf("%s for %s parked as %q, not delivered", p.id, p.endpoint, parked))
+			if len(misparkedSample) < 3 {
+				misparkedSample = append(misparkedSample, fmt.Sprintf("%s/%s as %q", p.endpoint, p.id, parked))
+			}
 		case queued[p] || queued[pair{"", p.id}]:
 			r.Stuck++
 			if len(stuckSample) < 3 {
@@ -421,6 +423,9 @@ func (e *env) account(ctx context.Context) (result, error) {
 	}
 	if r.Misrouted > 0 {
 		e.failed = append(e.failed, fmt.Sprintf("%d deliveries to an endpoint the message was not owed to", r.Misrouted))
+	}
+	if len(misparkedSample) > 0 {
+		e.failed = append(e.failed, fmt.Sprintf("%d parked in outbox.dead with a reason the scenario does not expect, e.g. %v", r.Misparked, misparkedSample))
 	}
 	if len(lostSample) > 0 {
 		e.failed = append(e.failed, fmt.Sprintf("lost, e.g. %v", lostSample))

@@ -49,6 +49,7 @@ type endpointConf struct {
 	url     string
 	topics  []string
 	ordered bool
+	caFile  string // tls.ca_file
 }
 
 // Timings of every scenario's herald: an attempt times out after
@@ -88,6 +89,9 @@ endpoints:
 		topics, _ := json.Marshal(e.topics)
 		fmt.Fprintf(&b, "  - name: %s\n    url: %q\n    secret: %q\n    topics: %s\n    ordered: %t\n",
 			e.name, e.url, chaosSecret, topics, e.ordered)
+		if e.caFile != "" {
+			fmt.Fprintf(&b, "    tls:\n      ca_file: %q\n", e.caFile)
+		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)
 }

@@ -2,8 +2,15 @@ package main
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -72,6 +79,7 @@ var hostileKinds = []string{
 // receiver is one endpoint's HTTP server on 127.0.0.1.
 type receiver struct {
 	name    string
+	scheme  string // http or https
 	rec     *recorder
 	timeout time.Duration // the endpoint's timeout in herald's config
 	ln      net.Listener
@@ -91,15 +99,51 @@ func startReceiver(name string, rec *recorder, timeout time.Duration) (*receiver
 	if err != nil {
 		return nil, err
 	}
-	r := &receiver{name: name, rec: rec, timeout: timeout, ln: ln, closed: make(chan struct{}), hijacked: map[net.Conn]struct{}{}}
+	return serveReceiver(name, rec, timeout, ln, "http"), nil
+}
+
+// startTLSReceiver is a receiver on https with a fresh self-signed
+// certificate for 127.0.0.1, returned in PEM for herald's tls.ca_file.
+func startTLSReceiver(name string, rec *recorder, timeout time.Duration) (*receiver, []byte, error) {
+	cert, caPEM, err := selfSigned()
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return nil, nil, err
+	}
+	return serveReceiver(name, rec, timeout, ln, "https"), caPEM, nil
+}
+
+func selfSigned() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "herald-chaos"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+func serveReceiver(name string, rec *recorder, timeout time.Duration, ln net.Listener, scheme string) *receiver {
+	r := &receiver{scheme: scheme, name: name, rec: rec, timeout: timeout, ln: ln, closed: make(chan struct{}), hijacked: map[net.Conn]struct{}{}}
 	empty := ""
 	r.rejectPrefix.Store(&empty)
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 16}
 	go func() { _ = r.srv.Serve(ln) }()
-	return r, nil
+	return r
 }
 
-func (r *receiver) url() string { return "http://" + r.ln.Addr().String() + "/hook" }
+func (r *receiver) url() string { return r.scheme + "://" + r.ln.Addr().String() + "/hook" }
 
 func (r *receiver) close() {
 	close(r.closed)

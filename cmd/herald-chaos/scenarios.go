@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,6 +35,7 @@ var scenarios = []scenario{
 	{"hostile", 90 * time.Second, 5 * time.Minute, runHostile},
 	{"proxy-receiver", 90 * time.Second, 5 * time.Minute, func(ctx context.Context, e *env) error { return runProxy(ctx, e, false) }},
 	{"proxy-db", 90 * time.Second, 5 * time.Minute, func(ctx context.Context, e *env) error { return runProxy(ctx, e, true) }},
+	{"broken-endpoint", 90 * time.Second, 5 * time.Minute, runBrokenEndpoint},
 	{"operator", 150 * time.Second, 5 * time.Minute, runOperator},
 }
 
@@ -286,6 +288,54 @@ func runProxy(ctx context.Context, e *env, db bool) error {
 		return err
 	}
 	if err := <-done; err != nil {
+		return err
+	}
+	e.waitDrained(ctx, drainTime(e))
+	return nil
+}
+
+// runBrokenEndpoint: an endpoint that exists but cannot be built (its
+// tls.ca_file holds no certificate) while messages for it are committed,
+// some naming it; then its file is repaired with the receiver's CA. Its
+// messages must wait for it and then arrive: none may be acknowledged
+// without it, or die unroutable.
+func runBrokenEndpoint(ctx context.Context, e *env) error {
+	plain, err := e.receiver("plain")
+	if err != nil {
+		return err
+	}
+	sec, caPEM, err := startTLSReceiver("tls", e.rec, endpointTimeout)
+	if err != nil {
+		return err
+	}
+	e.recv["tls"] = sec
+	ca := filepath.Join(e.dir, "ca.pem")
+	if err := os.WriteFile(ca, []byte("not a certificate\n"), 0o600); err != nil {
+		return err
+	}
+	if err := e.setup(ctx, []endpointConf{
+		{name: "plain", url: plain.url(), topics: []string{"*"}},
+		{name: "tls", url: sec.url(), topics: []string{"*"}, caFile: ca},
+	}); err != nil {
+		return err
+	}
+	if err := e.startRelays(2); err != nil {
+		return err
+	}
+	if err := e.produce(ctx, numbered("m", "orders.created", pick(e, 500, 5000), 0), 0, to("plain", "tls")); err != nil {
+		return err
+	}
+	named := numbered("named", "orders.created", pick(e, 10, 50), 0)
+	for i := range named {
+		named[i].endpoint = "tls"
+	}
+	if err := e.produce(ctx, named, 0, to("tls")); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	if err := os.WriteFile(ca, caPEM, 0o600); err != nil {
 		return err
 	}
 	e.waitDrained(ctx, drainTime(e))
