@@ -33,6 +33,11 @@ var expectedToFail = map[string]string{
 	// out of routing; its messages are acknowledged for the others and
 	// deleted (lost), and those naming it die as unroutable.
 	"broken-endpoint": "issue 9 defect 4 (an endpoint that fails to build loses its messages)",
+	// Defect 9: a row of outbox.endpoints with a non-string header value
+	// makes loading every endpoint fail: herald run exits at start, and
+	// running relays stop applying changes (an endpoint added after it
+	// never gets its messages: lost).
+	"bad-endpoint-row": "issue 9 defect 9 (one bad row of outbox.endpoints stops every endpoint change)",
 	// Defect 5: deliveries parked while an endpoint was ordered stay stuck
 	// once it is unordered; defect 7: a replayed message that named a
 	// missing endpoint goes to every subscriber of its topic; defect 8:

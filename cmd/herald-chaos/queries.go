@@ -25,3 +25,8 @@ const selectDead = `SELECT id, coalesce(endpoint, ''), reason FROM outbox.dead`
 // application_name = 'herald'), not the suite's own.
 const terminateHerald = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 WHERE datname = $1 AND application_name = 'herald' AND pid <> pg_backend_pid()`
+
+// insertBadEndpoint is an operator's mistake: a header value that is a
+// number, which the table's CHECK (an object) lets through.
+const insertBadEndpoint = `INSERT INTO outbox.endpoints (name, url, secrets, topics, headers)
+VALUES ('bad-headers', $1, ARRAY['` + chaosSecret + `'], '{}', '{"X-Retry": 3}')`

@@ -36,6 +36,7 @@ var scenarios = []scenario{
 	{"proxy-receiver", 90 * time.Second, 5 * time.Minute, func(ctx context.Context, e *env) error { return runProxy(ctx, e, false) }},
 	{"proxy-db", 90 * time.Second, 5 * time.Minute, func(ctx context.Context, e *env) error { return runProxy(ctx, e, true) }},
 	{"broken-endpoint", 90 * time.Second, 5 * time.Minute, runBrokenEndpoint},
+	{"bad-endpoint-row", 90 * time.Second, 5 * time.Minute, runBadEndpointRow},
 	{"operator", 150 * time.Second, 5 * time.Minute, runOperator},
 }
 
@@ -336,6 +337,47 @@ func runBrokenEndpoint(ctx context.Context, e *env) error {
 		return err
 	}
 	if err := os.WriteFile(ca, caPEM, 0o600); err != nil {
+		return err
+	}
+	e.waitDrained(ctx, drainTime(e))
+	return nil
+}
+
+// runBadEndpointRow: an operator writes a row of outbox.endpoints by SQL
+// with a header value that is not a string. The bad row is skipped and
+// reported; the relays keep applying other changes (an endpoint added
+// after it), and a relay started after it starts.
+func runBadEndpointRow(ctx context.Context, e *env) error {
+	base, err := e.receiver("base")
+	if err != nil {
+		return err
+	}
+	good, err := e.receiver("good")
+	if err != nil {
+		return err
+	}
+	if err := e.setup(ctx, []endpointConf{{name: "base", url: base.url(), topics: []string{"*"}}}); err != nil {
+		return err
+	}
+	if err := e.startRelays(1); err != nil {
+		return err
+	}
+	if err := e.waitLog(ctx, 1, 30*time.Second, "relay started", contains(`"relay started"`)); err != nil {
+		return err
+	}
+	if _, err := e.pool.Exec(ctx, insertBadEndpoint, base.url()); err != nil {
+		return fmt.Errorf("insert the bad endpoint row: %w", err)
+	}
+	if _, err := e.cli(ctx, "endpoints", "add", "good", "--url", good.url(), "--secret", chaosSecret, "--topic", "*"); err != nil {
+		return err
+	}
+	if _, err := e.startRelay(); err != nil {
+		return err
+	}
+	if err := e.waitLog(ctx, 1, 20*time.Second, "good added", listed("added", "good")); err != nil {
+		e.fail("after a bad row in outbox.endpoints: %v", err)
+	}
+	if err := e.produce(ctx, numbered("m", "orders.created", pick(e, 500, 5000), 0), 0, to("base", "good")); err != nil {
 		return err
 	}
 	e.waitDrained(ctx, drainTime(e))
