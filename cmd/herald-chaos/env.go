@@ -370,6 +370,9 @@ func (e *env) account(ctx context.Context) (result, error) {
 		return r, fmt.Errorf("read queue: %w", err)
 	}
 
+	// A producer of a scenario that ended early may still be stopping.
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.rec.mu.Lock()
 	defer e.rec.mu.Unlock()
 	r.Committed = len(e.msgs)

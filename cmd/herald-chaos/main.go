@@ -160,15 +160,15 @@ func run(ctx context.Context, opt options) ([]result, error) {
 
 func runScenario(ctx context.Context, s scenario, opt options, bin string, cl *cluster, root string) result {
 	start := time.Now()
-	limit := s.limit(opt.short)
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	e, err := newEnv(ctx, s.name, opt, bin, cl, root)
+	runCtx, cancelRun := context.WithTimeout(ctx, s.limit(opt.short))
+	defer cancelRun()
+	e, err := newEnv(runCtx, s.name, opt, bin, cl, root)
 	if err != nil {
 		return result{Scenario: s.name, Err: err.Error(), Wall: time.Since(start)}
 	}
 	defer e.pool.Close()
-	runErr := s.run(ctx, e)
+	runErr := s.run(runCtx, e)
+	cancelRun() // stops a producer still running after an early return
 	e.checkRelays()
 	e.teardown()
 	// Accounting gets its own time: a scenario that ran out of its own
