@@ -57,10 +57,11 @@ type env struct {
 	// maxStall bounds both the longest gap between deliveries and the
 	// longest wait of a message from commit to first delivery.
 	maxStall time.Duration
+	start    time.Time
 }
 
 func newEnv(ctx context.Context, name string, opt options, bin string, cl *cluster, root string) (*env, error) {
-	e := &env{name: name, opt: opt, bin: bin, cl: cl, dir: filepath.Join(root, name), db: "chaos_" + sanitize(name),
+	e := &env{name: name, opt: opt, start: time.Now(), bin: bin, cl: cl, dir: filepath.Join(root, name), db: "chaos_" + sanitize(name),
 		rec: newRecorder(), recv: map[string]*receiver{}, want: map[pair]string{}, msgs: map[string]msg{}, committedAt: map[string]time.Time{},
 		ordered: map[string]bool{}, mayVanish: map[string]bool{}}
 	if err := os.MkdirAll(e.dir, 0o755); err != nil {
@@ -441,7 +442,12 @@ func (e *env) account(ctx context.Context) (result, error) {
 		e.failed = append(e.failed, fmt.Sprintf("%d first deliveries out of per-key order", r.OrderViolations))
 	}
 	if !e.noStall {
-		r.Stall = longestGap(e.rec.firsts)
+		var at time.Time
+		r.Stall, at = longestGap(e.rec.firsts)
+		if r.Stall > time.Second {
+			e.notes = append(e.notes, fmt.Sprintf("the longest stall began %s into the scenario (%s)",
+				at.Sub(e.start).Round(10*time.Millisecond), at.UTC().Format("15:04:05.000")))
+		}
 		if e.maxStall > 0 && r.Stall > e.maxStall {
 			e.failed = append(e.failed, fmt.Sprintf("delivery stalled %s (limit %s)", r.Stall.Round(time.Millisecond), e.maxStall))
 		}
@@ -488,15 +494,19 @@ func (e *env) orderViolations() int {
 	return n
 }
 
-// longestGap is the longest time between two consecutive first deliveries.
-func longestGap(ts []time.Time) time.Duration {
+// longestGap is the longest time between two consecutive first
+// deliveries, and when it began.
+func longestGap(ts []time.Time) (time.Duration, time.Time) {
 	s := slices.Clone(ts)
 	slices.SortFunc(s, func(a, b time.Time) int { return a.Compare(b) })
 	var gap time.Duration
+	var at time.Time
 	for i := 1; i < len(s); i++ {
-		gap = max(gap, s[i].Sub(s[i-1]))
+		if d := s[i].Sub(s[i-1]); d > gap {
+			gap, at = d, s[i-1]
+		}
 	}
-	return gap
+	return gap, at
 }
 
 // terminateHerald ends every backend of herald's on the scenario's

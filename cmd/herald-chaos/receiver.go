@@ -87,6 +87,7 @@ type receiver struct {
 
 	hostilePermille atomic.Int32 // share of requests answered with a hostile answer
 	downStatus      atomic.Int32 // when set, every request gets this status and is not accepted
+	delay           atomic.Int64 // nanoseconds each accepted request takes
 	rejectPrefix    atomic.Pointer[string]
 	closed          chan struct{}
 
@@ -180,6 +181,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		r.rec.countHostile(kind)
 		r.hostile(kind, w, req, pair{r.name, id})
 		return
+	}
+	if d := time.Duration(r.delay.Load()); d > 0 {
+		time.Sleep(d)
 	}
 	r.rec.accept(pair{r.name, id}, false)
 	w.WriteHeader(http.StatusNoContent)

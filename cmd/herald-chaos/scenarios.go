@@ -100,6 +100,9 @@ func runSigkill(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	// Requests that take a while keep rows in flight for a kill to catch.
+	plain.delay.Store(int64(10 * time.Millisecond))
+	ordered.delay.Store(int64(10 * time.Millisecond))
 	if err := e.setup(ctx, []endpointConf{
 		{name: "plain", url: plain.url(), topics: []string{"*"}},
 		{name: "ordered", url: ordered.url(), topics: []string{"*"}, ordered: true},
