@@ -203,6 +203,13 @@ func (e *env) checkRelays() {
 
 // teardown stops everything the scenario started.
 func (e *env) teardown() {
+	peak := 0
+	for _, p := range e.live() {
+		peak = max(peak, p.peakRSS())
+	}
+	if peak > 0 {
+		e.note("peak memory of the relays still running: %d MiB", peak>>10)
+	}
 	var wg sync.WaitGroup
 	for _, p := range e.relays {
 		if p.running() {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -152,6 +153,22 @@ func (p *heraldProc) stop() {
 	case <-time.After(20 * time.Second):
 		p.kill()
 	}
+}
+
+// peakRSS is the process's peak resident memory (VmHWM), in KiB; 0 when
+// unknown.
+func (p *heraldProc) peakRSS() int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kib, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return kib
+		}
+	}
+	return 0
 }
 
 // heraldCLI runs a one-shot herald command (migrate, endpoints, dead) and
