@@ -22,7 +22,10 @@ var expectedToFail = map[string]string{
 	// outcome batch (SQLSTATE 22021), its retry then fails with
 	// "prepared statement stmtcache_… does not exist" and the batch is
 	// dropped: its rows wait for their lease and are sent again.
-	"hostile": "issue 9 defect 1 (outcome batches poisoned by binary response bodies)",
+	// Defect 3: the lean HTTP/1.1 pool reads an endless header line
+	// without a limit (a relay peaked at 1.5 GiB in the short form, 3 GiB
+	// in the long one).
+	"hostile": "issue 9 defects 1 and 3 (outcome batches poisoned by binary response bodies; uncapped response headers)",
 	// Defect 2: outcome batches in flight across a restart fail with
 	// "prepared statement stmtcache_… does not exist" and are dropped;
 	// whether one is in flight at the restart is a matter of timing.

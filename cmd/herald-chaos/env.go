@@ -57,7 +57,10 @@ type env struct {
 	// maxStall bounds both the longest gap between deliveries and the
 	// longest wait of a message from commit to first delivery.
 	maxStall time.Duration
-	start    time.Time
+	// maxRSS bounds the relays' peak memory, in MiB (0: unbounded).
+	maxRSS  int
+	peakRSS int
+	start   time.Time
 }
 
 func newEnv(ctx context.Context, name string, opt options, bin string, cl *cluster, root string) (*env, error) {
@@ -207,8 +210,9 @@ func (e *env) teardown() {
 	for _, p := range e.live() {
 		peak = max(peak, p.peakRSS())
 	}
+	e.peakRSS = peak >> 10
 	if peak > 0 {
-		e.note("peak memory of the relays still running: %d MiB", peak>>10)
+		e.note("peak memory of the relays still running: %d MiB", e.peakRSS)
 	}
 	var wg sync.WaitGroup
 	for _, p := range e.relays {
@@ -469,6 +473,9 @@ func (e *env) account(ctx context.Context) (result, error) {
 		if pct := 100 * float64(r.Duplicates) / float64(r.Pairs); pct >= e.maxDupPct {
 			e.failed = append(e.failed, fmt.Sprintf("duplicates %.2f%% (limit %.1f%%)", pct, e.maxDupPct))
 		}
+	}
+	if e.maxRSS > 0 && e.peakRSS > e.maxRSS {
+		e.failed = append(e.failed, fmt.Sprintf("a relay's memory peaked at %d MiB (limit %d MiB)", e.peakRSS, e.maxRSS))
 	}
 	if leaks := secretLeaks(e.logs); len(leaks) > 0 {
 		e.failed = append(e.failed, fmt.Sprintf("a secret appears in %v", leaks))
