@@ -4,9 +4,10 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/herald_demo?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export TEST_DATABASE_URL
 BENCH_ARGS ?=
+CHAOS_ARGS ?=
 GO ?= go
 
-.PHONY: help demo test test/short fuzz/short bench bench/sources build lint verify db/clean
+.PHONY: help demo test test/short fuzz/short bench bench/sources chaos chaos/short build lint verify db/clean
 
 help: ## list the tasks
 	@grep -E '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +44,12 @@ bench: ## measure throughput, latency and costs (see README "Performance"); BENC
 
 bench/sources: ## one herald relaying two databases vs two heralds with one each (N=50000 per database)
 	./scripts/bench-sources.sh
+
+chaos: ## fault suite, long form: the real herald under SIGKILL, PostgreSQL restarts, hostile endpoints, fault proxies, operator mistakes (CHAOS_ARGS=-markdown for the README)
+	$(GO) run ./cmd/herald-chaos $(CHAOS_ARGS)
+
+chaos/short: ## fault suite, short form (seconds per scenario; CI runs it as TestChaosShort)
+	$(GO) run ./cmd/herald-chaos -short $(CHAOS_ARGS)
 
 build: ## build bin/herald and bin/herald-receiver
 	$(GO) build -o bin/ ./cmd/herald ./cmd/herald-receiver

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// proxy is a TCP fault proxy on 127.0.0.1: it forwards to target and, on
+// demand, delays every chunk (latency), cuts every open connection (drop),
+// or stops moving bytes and answering new connections (black hole) until
+// the hole is closed again, as a dead switch or a firewall would.
+type proxy struct {
+	ln      net.Listener
+	target  string
+	latency atomic.Int64 // nanoseconds added before each forwarded chunk
+	hole    atomic.Bool
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool // true for the client's side
+	wg    sync.WaitGroup
+	done  chan struct{}
+}
+
+// holdPoll is how often a connection in a black hole looks whether the hole
+// is closed; maxHold bounds the hold so that no goroutine outlives a run.
+const (
+	holdPoll = 10 * time.Millisecond
+	maxHold  = 5 * time.Minute
+)
+
+func startProxy(target string) (*proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}, done: make(chan struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) setLatency(d time.Duration) { p.latency.Store(int64(d)) }
+func (p *proxy) setBlackHole(on bool)       { p.hole.Store(on) }
+
+// drop cuts every open connection and returns how many clients it cut;
+// new connections are accepted as before.
+func (p *proxy) drop() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for c, client := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // a reset, as a dying middlebox sends
+		}
+		c.Close()
+		if client {
+			n++
+		}
+	}
+	clear(p.conns)
+	return n
+}
+
+func (p *proxy) close() {
+	close(p.done)
+	p.ln.Close()
+	p.drop()
+	p.wg.Wait()
+}
+
+func (p *proxy) track(c net.Conn, client bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		c.Close()
+		return false
+	default:
+	}
+	p.conns[c] = client
+	return true
+}
+
+func (p *proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !p.track(c, true) {
+			return
+		}
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+// wait holds while the black hole is open; false when the proxy closes or
+// the hold has lasted maxHold.
+func (p *proxy) wait() bool {
+	deadline := time.Now().Add(maxHold)
+	for p.hole.Load() {
+		select {
+		case <-p.done:
+			return false
+		case <-time.After(holdPoll):
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *proxy) serve(client net.Conn) {
+	defer p.wg.Done()
+	defer p.untrack(client)
+	// A connection made into the black hole is accepted by the kernel and
+	// then hears nothing until the hole closes.
+	if !p.wait() {
+		return
+	}
+	server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	if !p.track(server, false) {
+		return
+	}
+	defer p.untrack(server)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.pipe(server, client); server.Close() }()
+	go func() { defer wg.Done(); p.pipe(client, server); client.Close() }()
+	wg.Wait()
+}
+
+// pipe copies src to dst chunk by chunk, delaying and holding each chunk as
+// the proxy's faults say.
+func (p *proxy) pipe(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if d := time.Duration(p.latency.Load()); d > 0 {
+				time.Sleep(d)
+			}
+			if !p.wait() {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
