@@ -14,8 +14,11 @@ import (
 )
 
 // orphanDelay is how long a retry pair whose endpoint is no longer
-// configured waits before it is looked at again.
-const orphanDelay = time.Minute
+// configured waits before it is looked at again. Short: the retry claim
+// takes pairs only of the endpoints it serves, so an orphan is claimed
+// again only once its endpoint is back, and then it should go at once (it
+// waited a minute, which made a removed and re-added endpoint wait too).
+const orphanDelay = time.Second
 
 // outcomeWriteTimeout bounds one try at writing a batch of outcomes.
 const outcomeWriteTimeout = 30 * time.Second
