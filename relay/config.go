@@ -191,7 +191,13 @@ type Sender interface {
 	Deliver(ctx context.Context, m *webhook.Message) error
 }
 
-// Endpoint is a destination and the topics it subscribes to.
+// Endpoint is a destination and the topics it subscribes to, as the relay
+// routes and paces it. Layer: the relay library's input; how a request is
+// made is the Sender's business (a *webhook.Endpoint in herald). One of the
+// endpoint types that each carry a boundary: config.Endpoint (the YAML file
+// and outbox.endpoints rows, herald only), webhook.EndpointConfig (how to
+// reach a receiver), webhook.Endpoint (the sender built from it), this, and
+// the relay's private endpointState (its running state).
 type Endpoint struct {
 	// Name identifies the endpoint in the database, logs and metrics.
 	Name string

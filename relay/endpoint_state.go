@@ -10,8 +10,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// endpointState is what the relay tracks per endpoint: requests in flight,
-// its rate limiter and its circuit breaker. Admission happens on the
+// endpointState is what the relay tracks per endpoint while it runs:
+// requests in flight, its queue, its rate limiter and its circuit breaker;
+// kept across SetEndpoints while the Endpoint is unchanged. Admission happens on the
 // claimer's goroutine; completions on the workers'.
 type endpointState struct {
 	*Endpoint

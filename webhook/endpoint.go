@@ -41,7 +41,9 @@ type TLSConfig struct {
 	MinVersion string
 }
 
-// EndpointConfig configures one webhook receiver.
+// EndpointConfig configures one webhook receiver: how to reach and sign for
+// it. Layer: the webhook library's input, independent of the relay and of
+// Herald's configuration file; Client.Endpoint builds an Endpoint from it.
 type EndpointConfig struct {
 	// Name identifies the endpoint in errors and metrics. Required.
 	Name string

@@ -35,7 +35,9 @@ type endpointSet struct {
 	built     map[string]builtEndpoint
 }
 
-// builtEndpoint is what was built for a row, and what it was built from.
+// builtEndpoint is what was built for a row, and what it was built from:
+// herald's cache, so that a reload rebuilds only what changed. Layer:
+// cmd/herald's wiring between config.Endpoint and relay.Endpoint.
 type builtEndpoint struct {
 	settings config.Endpoint // the row's, defaults applied
 	client   *webhook.Client

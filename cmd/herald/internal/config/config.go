@@ -286,7 +286,10 @@ type Breaker struct {
 	DisableAfter time.Duration `yaml:"disable_after"`
 }
 
-// Endpoint is one webhook receiver.
+// Endpoint is one webhook receiver as an operator writes it, in the YAML
+// file or a row of outbox.endpoints, with herald's defaults and checks.
+// Layer: herald's configuration; WebhookConfig maps it to the webhook
+// library, and herald's wiring to a relay.Endpoint.
 type Endpoint struct {
 	// Name identifies the endpoint in messages, logs and metrics; it matches
 	// ^[a-z0-9][a-z0-9_.-]{0,62}$ and is unique. Required.
