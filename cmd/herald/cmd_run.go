@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -235,32 +234,10 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 		return nil, fail(fmt.Errorf("load endpoints: %w", err))
 	}
 	reg.MustRegister(newQueueCollector(pool))
-	breakerThreshold := cfg.Breaker.FailureThreshold
-	if breakerThreshold == 0 {
-		breakerThreshold = relay.BreakerOff // the file's 0 means no breaker; the library's, its default
-	}
-	r, err := relay.New(pool, relay.Config{
-		Endpoints:        built,
-		Retry:            retryPolicy(cfg),
-		MaxInFlight:      cfg.Relay.MaxInFlight,
-		MaxInFlightBytes: cfg.Relay.MaxInFlightBytes,
-		Lease:            cfg.Relay.Lease,
-		PollInterval:     cfg.Relay.PollInterval,
-		Listen:           cfg.Relay.Listen,
-		AckInterval:      cfg.Relay.AckInterval,
-		AckBatch:         cfg.Relay.AckBatch,
-		ShutdownTimeout:  cfg.Relay.ShutdownTimeout,
-		Logger:           log,
-		Metrics:          relay.NewMetrics(reg),
-		Breaker: relay.BreakerConfig{
-			FailureThreshold: breakerThreshold,
-			ProbeInterval:    cfg.Breaker.ProbeInterval,
-			MaxProbeInterval: cfg.Breaker.MaxProbeInterval,
-		},
-		DisableAfter:    cfg.Breaker.DisableAfter,
-		VacuumThreshold: cmp.Or(cfg.Relay.VacuumThreshold, -1), // 0 in the file: never
-		OnDisable:       persistDisable(pool, log),
-	})
+	rcfg := cfg.RelayConfig()
+	rcfg.Endpoints, rcfg.Logger, rcfg.Metrics = built, log, relay.NewMetrics(reg)
+	rcfg.OnDisable = persistDisable(pool, log)
+	r, err := relay.New(pool, rcfg)
 	if err != nil {
 		set.closeAll()
 		return nil, fail(err)
@@ -311,7 +288,7 @@ func (rs *runningSource) reload(ctx context.Context, next *config.Config) error 
 		return fmt.Errorf("endpoints could not be synced: %w", err)
 	}
 	rs.set.reconfigure(next)
-	rs.relay.SetRetryPolicy(retryPolicy(next))
+	rs.relay.SetRetryPolicy(next.RelayConfig().Retry)
 	select {
 	case rs.refresh <- struct{}{}:
 	default:

@@ -124,17 +124,6 @@ func buildEndpoint(client *webhook.Client, ep config.Endpoint) (relay.Endpoint, 
 	}, sender, nil
 }
 
-func retryPolicy(cfg *config.Config) *relay.ExponentialRetry {
-	return &relay.ExponentialRetry{
-		InitialInterval:     cfg.Retry.InitialInterval,
-		Multiplier:          cfg.Retry.Multiplier,
-		MaxInterval:         cfg.Retry.MaxInterval,
-		RandomizationFactor: cfg.Retry.RandomizationFactor,
-		MaxElapsedTime:      cfg.Retry.MaxElapsedTime,
-		MaxAttempts:         cfg.Retry.MaxAttempts,
-	}
-}
-
 func cmdConfig(g *globals, args []string) error {
 	if len(args) != 1 || args[0] != "check" {
 		return fmt.Errorf("%w: config check", errUsage)

@@ -526,3 +526,45 @@ func (e Endpoint) WithDefaults(d Delivery) Endpoint {
 // Warnings returns problems that do not stop Herald from running but are
 // probably mistakes, such as having no endpoints.
 func (c *Config) Warnings() []string { return slices.Clone(c.warnings) }
+
+// RelayConfig maps the file's settings to the relay library's, in one place.
+// The two give zero different meanings where the file's is the operator's
+// natural reading: breaker.failure_threshold 0 is no breaker (the library's
+// 0 is its default, relay.BreakerOff is none), relay.vacuum_threshold 0
+// never vacuums (the library's is negative). The caller adds what the file
+// does not hold: endpoints, logger, metrics, OnDisable.
+func (c *Config) RelayConfig() relay.Config {
+	breakerThreshold := c.Breaker.FailureThreshold
+	if breakerThreshold == 0 {
+		breakerThreshold = relay.BreakerOff
+	}
+	vacuum := c.Relay.VacuumThreshold
+	if vacuum == 0 {
+		vacuum = -1
+	}
+	return relay.Config{
+		Retry: &relay.ExponentialRetry{
+			InitialInterval:     c.Retry.InitialInterval,
+			Multiplier:          c.Retry.Multiplier,
+			MaxInterval:         c.Retry.MaxInterval,
+			RandomizationFactor: c.Retry.RandomizationFactor,
+			MaxElapsedTime:      c.Retry.MaxElapsedTime,
+			MaxAttempts:         c.Retry.MaxAttempts,
+		},
+		MaxInFlight:      c.Relay.MaxInFlight,
+		MaxInFlightBytes: c.Relay.MaxInFlightBytes,
+		Lease:            c.Relay.Lease,
+		PollInterval:     c.Relay.PollInterval,
+		Listen:           c.Relay.Listen,
+		AckInterval:      c.Relay.AckInterval,
+		AckBatch:         c.Relay.AckBatch,
+		ShutdownTimeout:  c.Relay.ShutdownTimeout,
+		Breaker: relay.BreakerConfig{
+			FailureThreshold: breakerThreshold,
+			ProbeInterval:    c.Breaker.ProbeInterval,
+			MaxProbeInterval: c.Breaker.MaxProbeInterval,
+		},
+		DisableAfter:    c.Breaker.DisableAfter,
+		VacuumThreshold: vacuum,
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/relay"
 	"go.uber.org/goleak"
 )
 
@@ -994,4 +996,21 @@ func TestParseSchedule(t *testing.T) {
 	require.NoError(t, err)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	require.Equal(t, now.Add(time.Hour), s.Next(now))
+}
+
+// TestRelayConfigGivesZeroTheFilesMeaning: the one mapping from the file to
+// the relay library turns the file's "0 = off" into the library's own "off".
+func TestRelayConfigGivesZeroTheFilesMeaning(t *testing.T) {
+	c := Default()
+	c.Breaker.FailureThreshold = 0
+	c.Relay.VacuumThreshold = 0
+	rc := c.RelayConfig()
+	require.Equal(t, relay.BreakerOff, rc.Breaker.FailureThreshold)
+	require.Negative(t, rc.VacuumThreshold)
+
+	d := Default().RelayConfig()
+	require.Equal(t, relay.BreakerFailureThresholdDefault, d.Breaker.FailureThreshold)
+	require.Equal(t, relay.VacuumThresholdDefault, d.VacuumThreshold)
+	require.Equal(t, relay.DefaultRetryPolicy(), d.Retry)
+	require.Equal(t, relay.MaxInFlightBytesDefault, int(d.MaxInFlightBytes))
 }
