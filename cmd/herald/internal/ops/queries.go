@@ -1,4 +1,4 @@
-package endpoints
+package ops
 
 // The SQL of this package. Every write to outbox.endpoints first locks the
 // single row of outbox.endpoints_version (the table's statement trigger does
