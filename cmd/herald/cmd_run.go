@@ -372,13 +372,13 @@ func startMaintenance(cfg *config.Config, pool *pgxpool.Pool, log zerolog.Logger
 	c.Schedule(sched, cron.FuncJob(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		n, err := purgeDead(ctx, pool, deadFilter{}, cfg.Maintenance.DeadRetention)
+		res, err := ops.PurgeDead(ctx, pool, ops.DeadFilter{OlderThan: cfg.Maintenance.DeadRetention})
 		if err != nil {
 			log.Error().Err(err).Msg("purge dead messages")
 			return
 		}
-		if n > 0 {
-			log.Info().Int64("deleted", n).Dur("older_than", cfg.Maintenance.DeadRetention).Msg("purged dead messages")
+		if res.Purged > 0 {
+			log.Info().Int64("deleted", res.Purged).Dur("older_than", cfg.Maintenance.DeadRetention).Msg("purged dead messages")
 		}
 	}))
 	c.Start()

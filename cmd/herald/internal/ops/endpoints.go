@@ -321,7 +321,7 @@ func ListEndpoints(ctx context.Context, db DB) (eps []Endpoint, skipped []RowErr
 
 // GetEndpoint returns the endpoint called name, or an error wrapping ErrNotFound.
 func GetEndpoint(ctx context.Context, db DB, name string) (Endpoint, error) {
-	rows, err := db.Query(ctx, getSQL, name)
+	rows, err := db.Query(ctx, getSQL, pgx.NamedArgs{"name": name})
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("get endpoint %s: %w", name, err)
 	}
@@ -384,7 +384,7 @@ func UpsertEndpoint(ctx context.Context, db DB, ep Endpoint) error {
 			return fmt.Errorf("upsert endpoint %s: %w", ep.Name, err)
 		}
 		var current Source
-		err := tx.QueryRow(ctx, sourceSQL, ep.Name).Scan(&current)
+		err := tx.QueryRow(ctx, sourceSQL, pgx.NamedArgs{"name": ep.Name}).Scan(&current)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:
@@ -460,7 +460,7 @@ func UpdateEndpoint(ctx context.Context, db DB, name string, change func(*Endpoi
 // missing endpoint is ErrNotFound; one of the configuration file is
 // ErrSourceConflict (remove it from the file instead).
 func RemoveEndpoint(ctx context.Context, db DB, name string) error {
-	tag, err := db.Exec(ctx, removeSQL, name)
+	tag, err := db.Exec(ctx, removeSQL, pgx.NamedArgs{"name": name})
 	if err != nil {
 		return fmt.Errorf("remove endpoint %s: %w", name, err)
 	}
@@ -468,7 +468,7 @@ func RemoveEndpoint(ctx context.Context, db DB, name string) error {
 		return nil
 	}
 	var source Source
-	err = db.QueryRow(ctx, sourceSQL, name).Scan(&source)
+	err = db.QueryRow(ctx, sourceSQL, pgx.NamedArgs{"name": name}).Scan(&source)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("endpoint %s: %w", name, ErrNotFound)
@@ -482,17 +482,17 @@ func RemoveEndpoint(ctx context.Context, db DB, name string) error {
 // reason (may be empty). Disabling a disabled endpoint keeps DisabledAt and
 // replaces the reason. A missing endpoint is ErrNotFound.
 func DisableEndpoint(ctx context.Context, db DB, name, reason string) error {
-	return setState(ctx, db, "disable", name, disableSQL, name, reason)
+	return setState(ctx, db, "disable", name, disableSQL, pgx.NamedArgs{"name": name, "reason": reason})
 }
 
 // EnableEndpoint enables the endpoint called name, whatever its source; enabling an
 // enabled endpoint changes nothing. A missing endpoint is ErrNotFound.
 func EnableEndpoint(ctx context.Context, db DB, name string) error {
-	return setState(ctx, db, "enable", name, enableSQL, name)
+	return setState(ctx, db, "enable", name, enableSQL, pgx.NamedArgs{"name": name})
 }
 
-func setState(ctx context.Context, db DB, op, name, sql string, sqlArgs ...any) error {
-	tag, err := db.Exec(ctx, sql, sqlArgs...)
+func setState(ctx context.Context, db DB, op, name, sql string, sqlArgs pgx.NamedArgs) error {
+	tag, err := db.Exec(ctx, sql, sqlArgs)
 	if err != nil {
 		return fmt.Errorf("%s endpoint %s: %w", op, name, err)
 	}
@@ -500,7 +500,7 @@ func setState(ctx context.Context, db DB, op, name, sql string, sqlArgs ...any) 
 		return nil
 	}
 	var exists bool
-	if err := db.QueryRow(ctx, existsSQL, name).Scan(&exists); err != nil {
+	if err := db.QueryRow(ctx, existsSQL, pgx.NamedArgs{"name": name}).Scan(&exists); err != nil {
 		return fmt.Errorf("%s endpoint %s: %w", op, name, err)
 	}
 	if !exists {
@@ -542,7 +542,7 @@ func SyncFromConfig(ctx context.Context, db DB, eps []config.Endpoint) error {
 			}
 			b.Queue(syncUpsertSQL, args(ep))
 		}
-		b.Queue(syncDeleteSQL, names)
+		b.Queue(syncDeleteSQL, pgx.NamedArgs{"names": names})
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("sync endpoints: %w", err)
 		}
@@ -553,7 +553,7 @@ func SyncFromConfig(ctx context.Context, db DB, eps []config.Endpoint) error {
 // syncConflicts returns an error naming the endpoints of names held by rows
 // of another source than config.
 func syncConflicts(ctx context.Context, tx pgx.Tx, names []string) error {
-	rows, err := tx.Query(ctx, syncConflictsSQL, names)
+	rows, err := tx.Query(ctx, syncConflictsSQL, pgx.NamedArgs{"names": names})
 	if err != nil {
 		return fmt.Errorf("sync endpoints: %w", err)
 	}
