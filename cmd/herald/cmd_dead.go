@@ -97,11 +97,16 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 		out = purgeOutput(res)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(g.stdout, out)
 	}
 	return out.print(g.stdout)
+}
+
+// printJSON prints v as indented JSON, the --json output of every command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // filterUsage makes a filter ops refuses a usage error (status 2), naming

@@ -22,8 +22,8 @@ import (
 
 const endpointsUsage = `herald endpoints add NAME --url URL --secret S [flags]
        herald endpoints update NAME [flags]        only the flags given change
-       herald endpoints list
-       herald endpoints show NAME
+       herald endpoints list [--json]
+       herald endpoints show NAME [--json]
        herald endpoints disable NAME [--reason TEXT]
        herald endpoints enable NAME
        herald endpoints remove NAME
@@ -61,12 +61,15 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("endpoints "+sub, flag.ContinueOnError)
 	var ef *endpointFlags
 	var reason *string
+	var asJSON *bool
 	switch sub {
 	case "add", "update":
 		ef = newEndpointFlags(fs, sub == "update")
 	case "disable":
 		reason = fs.String("reason", "", "why the endpoint is disabled")
-	case "list", "show", "enable", "remove":
+	case "list", "show":
+		asJSON = fs.Bool("json", false, "print as JSON (secrets and header values left out)")
+	case "enable", "remove":
 	case "help":
 		fmt.Fprintln(g.stdout, endpointsUsage)
 		return nil
@@ -110,11 +113,21 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 		for _, re := range skipped {
 			fmt.Fprintf(g.stderr, "herald: %v (row left out; fix it with SQL)\n", re)
 		}
+		if *asJSON {
+			views := make([]ops.EndpointView, len(list))
+			for i, ep := range list {
+				views[i] = ep.View()
+			}
+			return printJSON(g.stdout, views)
+		}
 		return printEndpointList(g.stdout, list)
 	case "show":
 		ep, err := ops.GetEndpoint(ctx, pool, name)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return printJSON(g.stdout, ep.View())
 		}
 		return printEndpoint(g.stdout, cfg, ep)
 	case "add":
