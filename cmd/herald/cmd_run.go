@@ -373,6 +373,9 @@ func startMaintenance(cfg *config.Config, pool *pgxpool.Pool, log zerolog.Logger
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		res, err := ops.PurgeDead(ctx, pool, ops.DeadFilter{OlderThan: cfg.Maintenance.DeadRetention})
+		if errors.Is(err, ops.ErrPurgeBusy) {
+			return // another relay is doing it
+		}
 		if err != nil {
 			log.Error().Err(err).Msg("purge dead messages")
 			return

@@ -236,7 +236,8 @@ const purgeChunk = 5000
 
 // PurgeDead deletes the dead rows f selects (at most f.Limit; 0: every)
 // in chunks, under an advisory lock so that one process at a time does it;
-// when another holds the lock it deletes nothing. f.OlderThan must be set
+// when another holds the lock it stops with an error wrapping ErrPurgeBusy,
+// and res says what it deleted before. f.OlderThan must be set
 // (a *FilterError otherwise): a purge never deletes what died a moment ago
 // by accident.
 func PurgeDead(ctx context.Context, db DB, f DeadFilter) (PurgeResult, error) {
@@ -259,7 +260,7 @@ func PurgeDead(ctx context.Context, db DB, f DeadFilter) (PurgeResult, error) {
 				return err
 			}
 			if !locked {
-				return errPurgeBusy
+				return ErrPurgeBusy
 			}
 			args := f.args()
 			args["chunk"] = chunk
@@ -267,9 +268,6 @@ func PurgeDead(ctx context.Context, db DB, f DeadFilter) (PurgeResult, error) {
 			n = tag.RowsAffected()
 			return err
 		})
-		if errors.Is(err, errPurgeBusy) {
-			return res, nil
-		}
 		if err != nil {
 			return res, fmt.Errorf("purge dead: %w", err)
 		}
@@ -281,7 +279,10 @@ func PurgeDead(ctx context.Context, db DB, f DeadFilter) (PurgeResult, error) {
 	return res, nil
 }
 
-var errPurgeBusy = errors.New("another process is purging")
+// ErrPurgeBusy is PurgeDead's error when another process holds the purge
+// lock: the caller learns that the rows were not looked at, rather than
+// that none was old enough. A scheduled purge can ignore it.
+var ErrPurgeBusy = errors.New("another process is purging dead messages; try again later")
 
 // PurgeDeadDryRun returns how many rows PurgeDead would delete now, and
 // deletes nothing.

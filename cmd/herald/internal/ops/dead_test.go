@@ -210,3 +210,26 @@ func TestQueueStatus(t *testing.T) {
 	require.Equal(t, int64(6), s.Dead)
 	require.InDelta(t, 90, s.OldestPendingSeconds, 30)
 }
+
+// TestPurgeDeadReportsAnotherPurge: while another process purges, a purge
+// says so instead of reporting that nothing was old enough.
+func TestPurgeDeadReportsAnotherPurge(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.insertSix(t)
+	tx, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	_, err = tx.Exec(b.ctx, `SELECT pg_advisory_xact_lock($1)`, ops.PurgeLock)
+	require.NoError(t, err)
+
+	res, err := ops.PurgeDead(b.ctx, b.pool, ops.DeadFilter{OlderThan: time.Hour})
+	require.ErrorIs(t, err, ops.ErrPurgeBusy)
+	require.Zero(t, res.Purged)
+	require.Len(t, heraldtest.DeadIDs(t, b.pool), 6)
+
+	require.NoError(t, tx.Rollback(b.ctx))
+	res, err = ops.PurgeDead(b.ctx, b.pool, ops.DeadFilter{OlderThan: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, int64(5), res.Purged)
+}
