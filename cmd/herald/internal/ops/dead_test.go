@@ -191,26 +191,6 @@ func TestReplayDeadHonoursLimitAndAge(t *testing.T) {
 	require.Equal(t, []string{"msg_4@acme"}, heraldtest.DeadIDs(t, b.pool), "a message dead for less than OlderThan stays")
 }
 
-func TestQueueStatus(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	s, err := ops.GetQueueStatus(b.ctx, b.pool)
-	require.NoError(t, err)
-	require.Equal(t, ops.QueueStatus{}, s, "an empty outbox")
-
-	b.insertSix(t)
-	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.messages (id, topic, payload, created_at) VALUES
-		('m1', 't', '{}', now() - interval '90 seconds'), ('m2', 't', '{}', now())`)
-	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, created_at, attempts,
-		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (99, 'acme', 'm0', 't', '{}', now(), 1, now(), now(), now())`)
-	s, err = ops.GetQueueStatus(b.ctx, b.pool)
-	require.NoError(t, err)
-	require.Equal(t, int64(2), s.Pending)
-	require.Equal(t, int64(1), s.Retrying)
-	require.Equal(t, int64(6), s.Dead)
-	require.InDelta(t, 90, s.OldestPendingSeconds, 30)
-}
-
 // TestPurgeDeadReportsAnotherPurge: while another process purges, a purge
 // says so instead of reporting that nothing was old enough.
 func TestPurgeDeadReportsAnotherPurge(t *testing.T) {

@@ -219,13 +219,21 @@ const wakeSQL = `SELECT pg_notify(@channel, '')`
 
 // # Queue status
 
-// queueStatusSQL counts the three lanes and finds the age of the oldest
-// message of the hot lane through its primary key, not a scan. The counts
+// queueStatusSQL counts the three lanes, finds the age of the oldest
+// message of the hot lane through its primary key (not a scan), and sums up
+// the retry lane per endpoint in the same pass that counts it. The counts
 // are full scans of the lanes: cheap while the outbox keeps up, which is
-// when a scrape every few seconds is affordable.
-const queueStatusSQL = `SELECT
+// when a scrape every few seconds is affordable. The hot lane has no
+// per-endpoint figures: its messages are routed only when claimed.
+const queueStatusSQL = `WITH retry AS (
+    SELECT endpoint, count(*) AS retrying, min(created_at) AS oldest FROM outbox.deliveries GROUP BY endpoint
+)
+SELECT
     (SELECT count(*) FROM outbox.messages) AS pending,
-    (SELECT count(*) FROM outbox.deliveries) AS retrying,
+    (SELECT coalesce(sum(retrying), 0) FROM retry)::bigint AS retrying,
     (SELECT count(*) FROM outbox.dead) AS dead,
     coalesce(extract(epoch FROM now() - (SELECT created_at FROM outbox.messages ORDER BY seq LIMIT 1)), 0)::float8
-        AS oldest_pending_seconds`
+        AS oldest_pending_seconds,
+    (SELECT coalesce(json_agg(json_build_object('endpoint', endpoint, 'retrying', retrying,
+        'oldest_seconds', extract(epoch FROM now() - oldest)::float8) ORDER BY endpoint), '[]') FROM retry)
+        AS endpoints`

@@ -18,6 +18,19 @@ type QueueStatus struct {
 	// OldestPendingSeconds is the age of the oldest message in the hot
 	// lane; 0 when it is empty.
 	OldestPendingSeconds float64 `json:"oldest_pending_seconds" db:"oldest_pending_seconds"`
+	// Endpoints is the retry lane per endpoint, by name; empty when it is
+	// empty.
+	Endpoints []EndpointQueueStatus `json:"endpoints" db:"endpoints"`
+}
+
+// EndpointQueueStatus is one endpoint's part of the retry lane.
+type EndpointQueueStatus struct {
+	Endpoint string `json:"endpoint"`
+	// Retrying is how many of its pairs wait for a retry (or, parked, for
+	// the endpoint to be usable again).
+	Retrying int64 `json:"retrying"`
+	// OldestSeconds is the age of the oldest message among them.
+	OldestSeconds float64 `json:"oldest_seconds"`
 }
 
 // GetQueueStatus reads the outbox's depth (see queueStatusSQL for its cost).
