@@ -48,8 +48,8 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: dead %s: unexpected argument %q", errUsage, sub, fs.Arg(0))
 	}
-	// The flags' names, for the mistakes ops finds before it touches the
-	// database; these two are checked here so that they need no database.
+	// These two mistakes are named by their flags before any connection;
+	// ops finds the others, and filterUsage names their flags.
 	switch {
 	case sub == "replay" && f.ID == "" && f.Endpoint == "" && f.Reason == "" && !f.All:
 		return fmt.Errorf("%w: dead replay needs --id, --endpoint, --reason or --all", errUsage)

@@ -170,7 +170,9 @@ func ReplayDead(ctx context.Context, db DB, f DeadFilter) (ReplayResult, error) 
 // ReplayDeadDryRun returns what ReplayDead would do now, counting the rows
 // it would put back and reporting those it would skip, without changing
 // anything: it replays in a transaction that it rolls back, so the rows
-// are judged by the very statement ReplayDead runs.
+// are judged by the very statement ReplayDead runs. Like any rolled-back
+// producer it may leave a gap in the hot lane's seq, which nothing relies
+// on, and it holds the selected dead rows' locks until it rolls back.
 func ReplayDeadDryRun(ctx context.Context, db DB, f DeadFilter) (ReplayResult, error) {
 	return replayDead(ctx, db, f, true)
 }
