@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +52,7 @@ func (f DeadFilter) selects() bool {
 func (f DeadFilter) validate() error {
 	switch {
 	case f.Reason != "" && !slices.Contains(DeadReasons, f.Reason):
-		return &FilterError{Field: "reason", Value: f.Reason, Err: errors.New("must be exhausted, gone, rejected, unroutable or invalid")}
+		return &FilterError{Field: "reason", Value: f.Reason, Err: errors.New("must be one of " + strings.Join(DeadReasons, ", "))}
 	case f.OlderThan < 0:
 		return &FilterError{Field: "older_than", Value: f.OlderThan.String(), Err: errors.New("must not be negative")}
 	case f.Limit < 0:
