@@ -92,6 +92,15 @@ func (e RowError) Error() string { return "endpoint " + e.Name + ": " + e.Err.Er
 
 func (e RowError) Unwrap() error { return e.Err }
 
+// MarshalJSON gives the endpoint's name and what is wrong with its row, as
+// Error does: {"name": …, "error": …}.
+func (e RowError) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name  string `json:"name"`
+		Error string `json:"error"`
+	}{e.Name, e.Err.Error()})
+}
+
 // row is how an Endpoint is scanned: into types that take any value the
 // table can hold, so that one odd row never fails the scan of the others
 // (pgx ends a whole result at the first value it cannot scan). endpoint
