@@ -24,7 +24,7 @@ test/short: ## tests without the race detector
 # Each fuzz target as package:Target. go test -fuzz takes one at a time.
 FUZZ_TARGETS := \
 	./cmd/herald/internal/config:FuzzParse \
-	./cmd/herald/internal/endpoints:FuzzRowEndpoint \
+	./cmd/herald/internal/ops:FuzzRowEndpoint \
 	./webhook:FuzzParseRetryAfter \
 	./webhook:FuzzVerifySignatureHeader \
 	./webhook:FuzzH1Response \

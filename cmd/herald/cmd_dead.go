@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/herald-relay/herald/outbox"
+	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 )
-
-// deadListLimitDefault is how many dead messages `dead list` shows unless
-// --limit says otherwise.
-const deadListLimitDefault = 50
 
 func cmdDead(ctx context.Context, g *globals, args []string) error {
 	if len(args) == 0 {
@@ -27,22 +24,21 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	// would ignore (purge --limit) is refused by name instead of widening
 	// what it acts on.
 	fs := flag.NewFlagSet("dead "+sub, flag.ContinueOnError)
-	var f deadFilter
-	fs.StringVar(&f.id, "id", "", "only the message with this id")
-	fs.StringVar(&f.endpoint, "endpoint", "", "only messages dead for this endpoint")
-	fs.StringVar(&f.reason, "reason", "", "only this reason: exhausted, gone, rejected, unroutable, invalid")
+	var f ops.DeadFilter
+	fs.StringVar(&f.ID, "id", "", "only the message with this id")
+	fs.StringVar(&f.Endpoint, "endpoint", "", "only messages dead for this endpoint")
+	fs.StringVar(&f.Reason, "reason", "", "only this reason: exhausted, gone, rejected, unroutable, invalid")
 	sourceName := fs.String("source", "", "the source (database) to act on; required with several sources")
-	var limit int
-	var all bool
-	var olderThan time.Duration
+	dryRun := fs.Bool("dry-run", false, "print how many messages the command would act on, and change nothing")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	switch sub {
 	case "list":
-		fs.IntVar(&limit, "limit", deadListLimitDefault, "list at most this many")
+		fs.IntVar(&f.Limit, "limit", ops.DeadListLimitDefault, "list at most this many")
 	case "replay":
-		fs.IntVar(&limit, "limit", 0, "replay at most this many, oldest first (0: every one selected)")
-		fs.BoolVar(&all, "all", false, "replay every dead message (without --id, --endpoint or --reason)")
+		fs.IntVar(&f.Limit, "limit", 0, "replay at most this many, oldest first (0: every one selected)")
+		fs.BoolVar(&f.All, "all", false, "replay every dead message (without --id, --endpoint or --reason)")
 	case "purge":
-		fs.DurationVar(&olderThan, "older-than", 0, "purge messages dead for longer than this")
+		fs.DurationVar(&f.OlderThan, "older-than", 0, "purge messages dead for longer than this")
 	default:
 		return fmt.Errorf("%w: unknown dead command %q", errUsage, sub)
 	}
@@ -52,13 +48,12 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: dead %s: unexpected argument %q", errUsage, sub, fs.Arg(0))
 	}
-	if limit < 0 {
-		return fmt.Errorf("%w: dead %s: --limit must not be negative (got %d)", errUsage, sub, limit)
-	}
+	// These two mistakes are named by their flags before any connection;
+	// ops finds the others, and filterUsage names their flags.
 	switch {
-	case sub == "replay" && f.empty() && !all:
+	case sub == "replay" && f.ID == "" && f.Endpoint == "" && f.Reason == "" && !f.All:
 		return fmt.Errorf("%w: dead replay needs --id, --endpoint, --reason or --all", errUsage)
-	case sub == "purge" && olderThan <= 0:
+	case sub == "purge" && f.OlderThan <= 0:
 		return fmt.Errorf("%w: dead purge needs --older-than DURATION", errUsage)
 	}
 	_, pool, err := openSourcePool(ctx, g, *sourceName)
@@ -66,157 +61,140 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	switch sub {
-	case "list":
-		return listDead(ctx, g, pool, f, limit)
-	case "replay":
-		res, err := replayDead(ctx, pool, f, limit)
-		if err != nil {
+	var out deadOutput
+	switch {
+	case sub == "list" && *dryRun:
+		n, err := ops.CountDead(ctx, pool, f)
+		if err := filterUsage(sub, err); err != nil {
 			return err
 		}
-		res.print(g)
-	case "purge":
-		n, err := purgeDead(ctx, pool, f, olderThan)
-		if err != nil {
+		out = deadCount{Count: n}
+	case sub == "list":
+		list, err := ops.ListDead(ctx, pool, f)
+		if err := filterUsage(sub, err); err != nil {
 			return err
 		}
-		fmt.Fprintf(g.stdout, "purged %d dead messages\n", n)
+		out = deadList(list)
+	case sub == "replay":
+		replay := ops.ReplayDead
+		if *dryRun {
+			replay = ops.ReplayDeadDryRun
+		}
+		res, err := replay(ctx, pool, f)
+		if err := filterUsage(sub, err); err != nil {
+			return err
+		}
+		out = replayOutput(res)
+	case sub == "purge":
+		purge := ops.PurgeDead
+		if *dryRun {
+			purge = ops.PurgeDeadDryRun
+		}
+		res, err := purge(ctx, pool, f)
+		if err := filterUsage(sub, err); err != nil {
+			return err
+		}
+		out = purgeOutput(res)
 	}
-	return nil
+	if *asJSON {
+		return printJSON(g.stdout, out)
+	}
+	return out.print(g.stdout)
 }
 
-type deadFilter struct{ id, endpoint, reason string }
+// printJSON prints v as indented JSON, the --json output of every command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
 
-func (f deadFilter) empty() bool { return f == deadFilter{} }
-
-func listDead(ctx context.Context, g *globals, pool *pgxpool.Pool, f deadFilter, limit int) error {
-	rows, err := pool.Query(ctx, listDeadSQL, f.id, f.endpoint, f.reason, limit)
-	if err != nil {
-		return fmt.Errorf("list dead: %w", err)
+// filterUsage makes a filter ops refuses a usage error (status 2), naming
+// the flag.
+func filterUsage(sub string, err error) error {
+	var fe *ops.FilterError
+	if !errors.As(err, &fe) {
+		return err
 	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	flagName := strings.ReplaceAll(fe.Field, "_", "-")
+	if fe.Value == "" {
+		return fmt.Errorf("%w: dead %s: --%s %v", errUsage, sub, flagName, fe.Err)
+	}
+	return fmt.Errorf("%w: dead %s: --%s %v (got %q)", errUsage, sub, flagName, fe.Err, fe.Value)
+}
+
+// deadOutput is a result of `herald dead`, printed as a table or as JSON.
+type deadOutput interface {
+	print(w io.Writer) error
+}
+
+type deadList []ops.DeadMessage
+
+func (l deadList) print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEAD_ID\tMESSAGE_ID\tTOPIC\tENDPOINT\tREASON\tATTEMPTS\tSTATUS\tDIED_AT\tLAST_ERROR")
-	n := 0
-	for rows.Next() {
-		var deadID int64
-		var id, topic, endpoint, reason, status, lastErr string
-		var attempts int
-		var diedAt time.Time
-		if err := rows.Scan(&deadID, &id, &topic, &endpoint, &reason, &attempts, &status, &lastErr, &diedAt); err != nil {
-			return fmt.Errorf("list dead: %w", err)
+	for _, m := range l {
+		status := "-"
+		if m.LastStatus != nil {
+			status = strconv.Itoa(*m.LastStatus)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", deadID, id, topic, endpoint, reason, attempts, status,
-			diedAt.UTC().Format(time.RFC3339), lastErr)
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list dead: %w", err)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.DeadID, m.ID, m.Topic, orDash(m.Endpoint), m.Reason,
+			m.Attempts, status, m.DiedAt.UTC().Format(time.RFC3339), m.LastError)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if n == 0 {
-		fmt.Fprintln(g.stdout, "(no dead messages)")
+	if len(l) == 0 {
+		_, err := fmt.Fprintln(w, "(no dead messages)")
+		return err
 	}
 	return nil
 }
 
-// replayResult is what a replay did: how many dead rows it put back, and
-// those it left in outbox.dead, with why.
-type replayResult struct {
-	replayed int
-	skipped  []skippedDead
+// deadCount is what `dead list --dry-run` prints.
+type deadCount struct {
+	Count int64 `json:"count"`
 }
 
-type skippedDead struct {
-	deadID            int64
-	id, endpoint, why string
+func (c deadCount) print(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "%d dead messages selected\n", c.Count)
+	return err
 }
 
-func (r replayResult) print(g *globals) {
-	fmt.Fprintf(g.stdout, "replayed %d dead messages\n", r.replayed)
-	if len(r.skipped) == 0 {
-		return
+type replayOutput ops.ReplayResult
+
+func (r replayOutput) print(w io.Writer) error {
+	verb, left := "replayed", "skipped"
+	if r.DryRun {
+		verb, left = "would replay", "would skip"
 	}
-	fmt.Fprintf(g.stdout, "skipped %d (left in outbox.dead):\n", len(r.skipped))
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "%s %d dead messages\n", verb, r.Replayed)
+	if len(r.Skipped) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "%s %d (left in outbox.dead):\n", left, len(r.Skipped))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEAD_ID\tMESSAGE_ID\tENDPOINT\tWHY")
-	for _, s := range r.skipped {
-		endpoint := s.endpoint
-		if endpoint == "" {
-			endpoint = "-"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.deadID, s.id, endpoint, s.why)
+	for _, s := range r.Skipped {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.DeadID, s.ID, orDash(s.Endpoint), s.Why)
 	}
-	_ = tw.Flush()
+	return tw.Flush()
 }
 
-// replayDead puts back the oldest limit (0: every) dead rows f selects (see
-// replayDeadSQL) and wakes the relays when it put any back.
-func replayDead(ctx context.Context, pool *pgxpool.Pool, f deadFilter, limit int) (replayResult, error) {
-	var res replayResult
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		res = replayResult{}
-		rows, err := tx.Query(ctx, replayDeadSQL, f.id, f.endpoint, f.reason, limit)
-		if err != nil {
-			return err
-		}
-		var s skippedDead
-		_, err = pgx.ForEachRow(rows, []any{&s.deadID, &s.id, &s.endpoint, &s.why}, func() error {
-			if s.why == "" {
-				res.replayed++
-			} else {
-				res.skipped = append(res.skipped, s)
-			}
-			return nil
-		})
-		if err != nil || res.replayed == 0 {
-			return err
-		}
-		_, err = tx.Exec(ctx, wakeSQL, outbox.NotifyChannel)
-		return err
-	})
-	if err != nil {
-		return replayResult{}, fmt.Errorf("replay dead: %w", err)
+type purgeOutput ops.PurgeResult
+
+func (p purgeOutput) print(w io.Writer) error {
+	verb := "purged"
+	if p.DryRun {
+		verb = "would purge"
 	}
-	return res, nil
+	_, err := fmt.Fprintf(w, "%s %d dead messages\n", verb, p.Purged)
+	return err
 }
 
-// purgeLock makes one relay at a time purge.
-const purgeLock int64 = 0x4865726170757267
-
-// purgeDead deletes the dead rows f selects that died more than olderThan
-// ago, in chunks so that no transaction grows large, under an advisory lock
-// so one process does it.
-func purgeDead(ctx context.Context, pool *pgxpool.Pool, f deadFilter, olderThan time.Duration) (int64, error) {
-	const chunk = 5000
-	var total int64
-	for range 10000 { // at most 50M rows per run
-		var n int64
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			var locked bool
-			if err := tx.QueryRow(ctx, purgeLockSQL, purgeLock).Scan(&locked); err != nil {
-				return err
-			}
-			if !locked {
-				return errPurgeBusy
-			}
-			tag, err := tx.Exec(ctx, purgeDeadSQL, f.id, f.endpoint, f.reason, olderThan.Milliseconds(), chunk)
-			n = tag.RowsAffected()
-			return err
-		})
-		if errors.Is(err, errPurgeBusy) {
-			return total, nil
-		}
-		if err != nil {
-			return total, fmt.Errorf("purge dead: %w", err)
-		}
-		total += n
-		if n < chunk {
-			break
-		}
+func orDash(s string) string {
+	if s == "" {
+		return "-"
 	}
-	return total, nil
+	return s
 }
-
-var errPurgeBusy = errors.New("another process is purging")

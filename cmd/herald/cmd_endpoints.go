@@ -16,14 +16,14 @@ import (
 	"time"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
-	epstore "github.com/herald-relay/herald/cmd/herald/internal/endpoints"
+	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/webhook"
 )
 
 const endpointsUsage = `herald endpoints add NAME --url URL --secret S [flags]
        herald endpoints update NAME [flags]        only the flags given change
-       herald endpoints list
-       herald endpoints show NAME
+       herald endpoints list [--json]
+       herald endpoints show NAME [--json]
        herald endpoints disable NAME [--reason TEXT]
        herald endpoints enable NAME
        herald endpoints remove NAME
@@ -61,12 +61,15 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("endpoints "+sub, flag.ContinueOnError)
 	var ef *endpointFlags
 	var reason *string
+	var asJSON *bool
 	switch sub {
 	case "add", "update":
 		ef = newEndpointFlags(fs, sub == "update")
 	case "disable":
 		reason = fs.String("reason", "", "why the endpoint is disabled")
-	case "list", "show", "enable", "remove":
+	case "list", "show":
+		asJSON = fs.Bool("json", false, "print as JSON (secrets and header values left out)")
+	case "enable", "remove":
 	case "help":
 		fmt.Fprintln(g.stdout, endpointsUsage)
 		return nil
@@ -103,32 +106,42 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 
 	switch sub {
 	case "list":
-		list, skipped, err := epstore.List(ctx, pool)
+		list, skipped, err := ops.ListEndpoints(ctx, pool)
 		if err != nil {
 			return err
 		}
 		for _, re := range skipped {
 			fmt.Fprintf(g.stderr, "herald: %v (row left out; fix it with SQL)\n", re)
 		}
+		if *asJSON {
+			views := make([]ops.EndpointView, len(list))
+			for i, ep := range list {
+				views[i] = ep.View()
+			}
+			return printJSON(g.stdout, views)
+		}
 		return printEndpointList(g.stdout, list)
 	case "show":
-		ep, err := epstore.Get(ctx, pool, name)
+		ep, err := ops.GetEndpoint(ctx, pool, name)
 		if err != nil {
 			return err
 		}
+		if *asJSON {
+			return printJSON(g.stdout, ep.View())
+		}
 		return printEndpoint(g.stdout, cfg, ep)
 	case "add":
-		ep := epstore.Endpoint{Endpoint: config.Endpoint{Name: name}, Source: epstore.SourceCLI}
+		ep := ops.Endpoint{Endpoint: config.Endpoint{Name: name}, Source: ops.SourceCLI}
 		ef.apply(&ep)
 		if err := checkEndpoint(g, cfg, ep); err != nil {
 			return err
 		}
-		if err := epstore.Add(ctx, pool, ep); err != nil {
+		if err := ops.AddEndpoint(ctx, pool, ep); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "added endpoint %s\n", name)
 	case "update":
-		_, err := epstore.Update(ctx, pool, name, func(ep *epstore.Endpoint) error {
+		_, err := ops.UpdateEndpoint(ctx, pool, name, func(ep *ops.Endpoint) error {
 			ef.apply(ep)
 			return checkEndpoint(g, cfg, *ep)
 		})
@@ -137,17 +150,17 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 		}
 		fmt.Fprintf(g.stdout, "updated endpoint %s\n", name)
 	case "disable":
-		if err := epstore.Disable(ctx, pool, name, *reason); err != nil {
+		if err := ops.DisableEndpoint(ctx, pool, name, *reason); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "disabled endpoint %s: its messages wait until `herald endpoints enable %s`\n", name, name)
 	case "enable":
-		if err := epstore.Enable(ctx, pool, name); err != nil {
+		if err := ops.EnableEndpoint(ctx, pool, name); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "enabled endpoint %s\n", name)
 	case "remove":
-		if err := epstore.Remove(ctx, pool, name); err != nil {
+		if err := ops.RemoveEndpoint(ctx, pool, name); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "removed endpoint %s\n", name)
@@ -176,7 +189,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // and never a secret. A timeout that does not fit cfg's relay.lease is only
 // a warning: the relays may run with another configuration than this
 // command.
-func checkEndpoint(g *globals, cfg *config.Config, ep epstore.Endpoint) error {
+func checkEndpoint(g *globals, cfg *config.Config, ep ops.Endpoint) error {
 	if err := config.ValidateEndpoint(ep.Endpoint, cfg.Delivery); err != nil {
 		var cerr *config.Error
 		if !errors.As(err, &cerr) || len(cerr.Problems) == 1 {
@@ -273,7 +286,7 @@ func newEndpointFlags(fs *flag.FlagSet, update bool) *endpointFlags {
 }
 
 // apply sets on ep the settings of the flags that were given.
-func (f *endpointFlags) apply(ep *epstore.Endpoint) {
+func (f *endpointFlags) apply(ep *ops.Endpoint) {
 	abs := func(p string) string {
 		if p == "" {
 			return ""
@@ -340,7 +353,7 @@ func plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-func endpointState(ep epstore.Endpoint, withTime bool) string {
+func endpointState(ep ops.Endpoint, withTime bool) string {
 	if !ep.Disabled {
 		return "enabled"
 	}
@@ -356,7 +369,7 @@ func endpointState(ep epstore.Endpoint, withTime bool) string {
 
 // printEndpointList prints one line per endpoint; secrets appear only as a
 // count.
-func printEndpointList(w io.Writer, list []epstore.Endpoint) error {
+func printEndpointList(w io.Writer, list []ops.Endpoint) error {
 	if len(list) == 0 {
 		_, err := fmt.Fprintln(w, "(no endpoints in outbox.endpoints)")
 		return err
@@ -376,7 +389,7 @@ func printEndpointList(w io.Writer, list []epstore.Endpoint) error {
 
 // printEndpoint prints every setting of ep; secrets and header values
 // appear only as counts and names.
-func printEndpoint(w io.Writer, cfg *config.Config, ep epstore.Endpoint) error {
+func printEndpoint(w io.Writer, cfg *config.Config, ep ops.Endpoint) error {
 	d := ep.WithDefaults(cfg.Delivery)
 	orDefault := func(set bool, v, def string) string {
 		if set {

@@ -23,7 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
-	"github.com/herald-relay/herald/cmd/herald/internal/endpoints"
+	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/migrations"
 	"github.com/herald-relay/herald/relay"
 	"github.com/herald-relay/herald/webhook"
@@ -223,7 +223,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 	// The file's endpoints join those managed in outbox.endpoints, which
 	// is what the relay follows from now on.
 	eps, _ := src.endpoints(cfg)
-	if err := endpoints.SyncFromConfig(ctx, pool, eps); err != nil {
+	if err := ops.SyncFromConfig(ctx, pool, eps); err != nil {
 		return nil, fail(fmt.Errorf("sync endpoints from %s: %w", g.configPath, err))
 	}
 	epLog := log.With().Str("component", "endpoints").Logger()
@@ -284,7 +284,7 @@ func (rs *runningSource) reload(ctx context.Context, next *config.Config) error 
 	if !ok {
 		return errors.New("the source is no longer in the file (a restart is needed to remove it)")
 	}
-	if err := endpoints.SyncFromConfig(ctx, rs.pool, eps); err != nil {
+	if err := ops.SyncFromConfig(ctx, rs.pool, eps); err != nil {
 		return fmt.Errorf("endpoints could not be synced: %w", err)
 	}
 	rs.set.reconfigure(next)
@@ -349,13 +349,16 @@ func startMaintenance(cfg *config.Config, pool *pgxpool.Pool, log zerolog.Logger
 	c.Schedule(sched, cron.FuncJob(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		n, err := purgeDead(ctx, pool, deadFilter{}, cfg.Maintenance.DeadRetention)
+		res, err := ops.PurgeDead(ctx, pool, ops.DeadFilter{OlderThan: cfg.Maintenance.DeadRetention})
+		if errors.Is(err, ops.ErrPurgeBusy) {
+			return // another relay is doing it
+		}
 		if err != nil {
 			log.Error().Err(err).Msg("purge dead messages")
 			return
 		}
-		if n > 0 {
-			log.Info().Int64("deleted", n).Dur("older_than", cfg.Maintenance.DeadRetention).Msg("purged dead messages")
+		if res.Purged > 0 {
+			log.Info().Int64("deleted", res.Purged).Dur("older_than", cfg.Maintenance.DeadRetention).Msg("purged dead messages")
 		}
 	}))
 	c.Start()

@@ -30,24 +30,6 @@ func setupDead(t *testing.T) *deadBundle {
 	return &deadBundle{ctx: ctx, url: url, pool: heraldtest.PoolFor(t, url), cfg: writeConfig(t, url, "http://127.0.0.1:1/")}
 }
 
-// exec runs SQL the test needs to succeed.
-func (b *deadBundle) exec(t *testing.T, sql string, args ...any) {
-	t.Helper()
-	_, err := b.pool.Exec(b.ctx, sql, args...)
-	require.NoError(t, err)
-}
-
-// deadIDs returns the message ids left in outbox.dead, with their
-// endpoints ("-" for none), in dead_id order.
-func (b *deadBundle) deadIDs(t *testing.T) []string {
-	t.Helper()
-	rows, err := b.pool.Query(b.ctx, `SELECT id || '@' || coalesce(endpoint, '-') FROM outbox.dead ORDER BY dead_id`)
-	require.NoError(t, err)
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	return ids
-}
-
 func TestDeadSubcommandsRefuseFlagsTheyIgnore(t *testing.T) {
 	t.Parallel()
 	b := setupDead(t)
@@ -71,7 +53,7 @@ func TestDeadSubcommandsRefuseFlagsTheyIgnore(t *testing.T) {
 func TestDeadPurgeHonoursEveryFilter(t *testing.T) {
 	t.Parallel()
 	b := setupDead(t)
-	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason, died_at) VALUES
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason, died_at) VALUES
 		(1, 'acme',  'msg_1', 't', '{}', now(), 'exhausted',  now() - interval '2 hours'),
 		(2, 'other', 'msg_2', 't', '{}', now(), 'exhausted',  now() - interval '2 hours'),
 		(3, 'acme',  'msg_3', 't', '{}', now(), 'gone',       now() - interval '2 hours'),
@@ -86,27 +68,27 @@ func TestDeadPurgeHonoursEveryFilter(t *testing.T) {
 	}
 
 	require.Contains(t, purge("--endpoint", "acme", "--reason", "exhausted"), "purged 1 ")
-	require.Equal(t, []string{"msg_2@other", "msg_3@acme", "msg_4@acme", "msg_5@-", "msg_6@other"}, b.deadIDs(t),
+	require.Equal(t, []string{"msg_2@other", "msg_3@acme", "msg_4@acme", "msg_5@-", "msg_6@other"}, heraldtest.DeadIDs(t, b.pool),
 		"only acme's old exhausted message is gone")
 	require.Contains(t, purge("--reason", "gone"), "purged 2 ")
-	require.Equal(t, []string{"msg_2@other", "msg_4@acme", "msg_5@-"}, b.deadIDs(t))
+	require.Equal(t, []string{"msg_2@other", "msg_4@acme", "msg_5@-"}, heraldtest.DeadIDs(t, b.pool))
 	require.Contains(t, purge("--id", "msg_5"), "purged 1 ")
-	require.Equal(t, []string{"msg_2@other", "msg_4@acme"}, b.deadIDs(t))
+	require.Equal(t, []string{"msg_2@other", "msg_4@acme"}, heraldtest.DeadIDs(t, b.pool))
 	require.Contains(t, purge(), "purged 1 ")
-	require.Equal(t, []string{"msg_4@acme"}, b.deadIDs(t), "a message dead for less than --older-than stays")
+	require.Equal(t, []string{"msg_4@acme"}, heraldtest.DeadIDs(t, b.pool), "a message dead for less than --older-than stays")
 }
 
 func TestDeadReplayHonoursLimit(t *testing.T) {
 	t.Parallel()
 	b := setupDead(t)
-	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason) VALUES
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason) VALUES
 		(1, 'test', 'msg_1', 't', '{}', now(), 'exhausted'),
 		(2, 'test', 'msg_2', 't', '{}', now(), 'exhausted'),
 		(3, 'test', 'msg_3', 't', '{}', now(), 'exhausted')`)
 	code, out, errOut := herald(t, "--config", b.cfg, "dead", "replay", "--all", "--limit", "2")
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, "replayed 2 ")
-	require.Equal(t, []string{"msg_3@test"}, b.deadIDs(t), "the oldest two dead rows are replayed")
+	require.Equal(t, []string{"msg_3@test"}, heraldtest.DeadIDs(t, b.pool), "the oldest two dead rows are replayed")
 }
 
 // TestDeadReplayKeepsWhatItCannotPutBack: a dead row whose re-insert
@@ -116,7 +98,7 @@ func TestDeadReplayHonoursLimit(t *testing.T) {
 func TestDeadReplayKeepsWhatItCannotPutBack(t *testing.T) {
 	t.Parallel()
 	b := setupDead(t)
-	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason) VALUES
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason) VALUES
 		(10, 'test', 'msg_pair', 't', '{"a":1}', now(), 'exhausted'),
 		(11, NULL,   'msg_hot',  't', '{"b":2}', now(), 'unroutable'),
 		(12, 'test', 'msg_twice', 't', '{"c":3}', now(), 'exhausted'),
@@ -124,9 +106,9 @@ func TestDeadReplayKeepsWhatItCannotPutBack(t *testing.T) {
 		(13, NULL,   'msg_again', 't', '{}', now(), 'unroutable'),
 		(14, NULL,   'msg_again', 't', '{}', now(), 'unroutable'),
 		(15, 'test', 'msg_ok', 't', '{}', now(), 'exhausted')`)
-	b.exec(t, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, created_at, attempts,
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, created_at, attempts,
 		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (10, 'test', 'msg_pair', 't', '{"a":1}', now(), 3, now(), now(), now())`)
-	b.exec(t, `INSERT INTO outbox.messages (id, topic, payload) VALUES ('msg_hot', 't', '{"new":true}')`)
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.messages (id, topic, payload) VALUES ('msg_hot', 't', '{"new":true}')`)
 
 	code, out, errOut := herald(t, "--config", b.cfg, "dead", "replay", "--all")
 	require.Zero(t, code, errOut)
@@ -136,7 +118,7 @@ func TestDeadReplayKeepsWhatItCannotPutBack(t *testing.T) {
 	require.Contains(t, out, "already in outbox.deliveries")
 	require.Contains(t, out, "msg_hot")
 	require.Contains(t, out, "already in outbox.messages")
-	require.Equal(t, []string{"msg_pair@test", "msg_hot@-", "msg_twice@test", "msg_again@-"}, b.deadIDs(t),
+	require.Equal(t, []string{"msg_pair@test", "msg_hot@-", "msg_twice@test", "msg_again@-"}, heraldtest.DeadIDs(t, b.pool),
 		"every dead row that was not put back is still there")
 
 	var retryAttempts, hotPayload string
@@ -154,7 +136,7 @@ func TestDeadReplayKeepsWhatItCannotPutBack(t *testing.T) {
 func TestDeadReplayPutsEachRowWhereItBelongs(t *testing.T) {
 	t.Parallel()
 	b := setupDead(t)
-	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
 			first_attempt_at, last_attempt_at, last_status, last_error, last_response, reason) VALUES
 		(10, 'acme', 'msg_pair', 'orders', '{"a":1}', 'k1', '{"X-Tenant":"acme"}', now() - interval '1 day', 12,
 			now() - interval '1 day', now() - interval '1 hour', 503, 'status 503', 'busy', 'exhausted'),
@@ -163,7 +145,7 @@ func TestDeadReplayPutsEachRowWhereItBelongs(t *testing.T) {
 		(12, NULL, 'msg_named', 'orders', '{"c":3}', NULL, NULL, now(), 0, NULL, NULL, NULL,
 			'endpoint acme is not configured', NULL, 'unroutable')`)
 	// The next message of key k1 for acme, already waiting in the retry lane.
-	b.exec(t, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, created_at, attempts,
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, created_at, attempts,
 		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (20, 'acme', 'msg_next', 'orders', '{}', 'k1', now(), 1, now(), now(), 'infinity')`)
 
 	conn, err := pgx.Connect(b.ctx, b.url)
@@ -175,7 +157,7 @@ func TestDeadReplayPutsEachRowWhereItBelongs(t *testing.T) {
 	code, out, errOut := herald(t, "--config", b.cfg, "dead", "replay", "--all")
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, "replayed 3 ")
-	require.Empty(t, b.deadIDs(t))
+	require.Empty(t, heraldtest.DeadIDs(t, b.pool))
 
 	type retryRow struct {
 		Seq           int64
@@ -239,9 +221,9 @@ func TestDeadReplayKeepsKeyOrder(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "ordered.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, append(cfg, "    ordered: true\n"...), 0o600))
 
-	b.exec(t, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, created_at, attempts, reason)
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, created_at, attempts, reason)
 		VALUES (10, 'test', 'msg_old', 't', '{}', 'k', now(), 12, 'exhausted')`)
-	b.exec(t, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, created_at, attempts,
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, created_at, attempts,
 		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (20, 'test', 'msg_new', 't', '{}', 'k', now(), 1, now(), now(), now())`)
 	cmd, logs := startHerald(t, heraldBinary(t), cfgPath)
 	// msg_new waits behind the dead msg_old (on_dead: block) until the

@@ -19,7 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
-	"github.com/herald-relay/herald/cmd/herald/internal/endpoints"
+	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/relay"
 	"github.com/herald-relay/herald/webhook"
 )
@@ -72,7 +72,7 @@ func (s *endpointSet) reconfigure(cfg *config.Config) {
 // would be acknowledged without it. A row whose settings, state and TLS
 // files are unchanged keeps what was built for it. Senders replaced here are
 // the relay's to close once their requests have finished (SetEndpoints).
-func (s *endpointSet) build(rows []endpoints.Endpoint) []relay.Endpoint {
+func (s *endpointSet) build(rows []ops.Endpoint) []relay.Endpoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := make(map[string]builtEndpoint, len(rows))
@@ -209,11 +209,11 @@ func (s *endpointSet) closeAll() {
 // cannot be read, like one that cannot be built, becomes an Unusable
 // endpoint that holds its messages; the others go on.
 func (s *endpointSet) load(ctx context.Context, pool *pgxpool.Pool) ([]relay.Endpoint, int64, error) {
-	version, err := endpoints.Version(ctx, pool)
+	version, err := ops.EndpointsVersion(ctx, pool)
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, skipped, err := endpoints.List(ctx, pool)
+	rows, skipped, err := ops.ListEndpoints(ctx, pool)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -254,7 +254,7 @@ func watchEndpoints(ctx context.Context, pool *pgxpool.Pool, set *endpointSet, r
 		case <-refresh:
 			force = true
 		}
-		v, err := endpoints.Version(ctx, pool)
+		v, err := ops.EndpointsVersion(ctx, pool)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Error().Err(err).Msg("read endpoints version")
@@ -289,7 +289,7 @@ func listenEndpoints(ctx context.Context, pool *pgxpool.Pool, notified chan<- st
 				return err
 			}
 			defer conn.Close(context.WithoutCancel(ctx))
-			if _, err := conn.Exec(ctx, "LISTEN "+endpoints.NotifyChannel); err != nil {
+			if _, err := conn.Exec(ctx, "LISTEN "+ops.EndpointsChannel); err != nil {
 				return err
 			}
 			for {
@@ -349,7 +349,7 @@ func persistDisable(pool *pgxpool.Pool, log zerolog.Logger) func(string, string)
 	return func(name, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := endpoints.Disable(ctx, pool, name, reason); err != nil {
+		if err := ops.DisableEndpoint(ctx, pool, name, reason); err != nil {
 			log.Error().Err(err).Str("endpoint", name).Msg(fmt.Sprintf("could not record that the endpoint is disabled: %v", err))
 		}
 	}

@@ -28,7 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
-	epstore "github.com/herald-relay/herald/cmd/herald/internal/endpoints"
+	epstore "github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/internal/heraldtest"
 	"github.com/herald-relay/herald/outbox"
 )
@@ -155,10 +155,10 @@ func TestEndpointWithBrokenTLSFilesHoldsItsMessagesUntilTheFilesAreFixed(t *test
 	pool := heraldtest.PoolFor(t, url)
 	secure, plain := newIDServer(t, true), newIDServer(t, false)
 	tls, rightKey := writeTLSFiles(t, secure.Server)
-	require.NoError(t, epstore.Add(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "secure", URL: secure.URL,
+	require.NoError(t, epstore.AddEndpoint(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "secure", URL: secure.URL,
 		Secrets: []config.Secret{testSecret}, Topics: []string{"orders.*"}, TLS: tls,
 		Headers: map[string]config.Secret{"Authorization": headerSecret}}}))
-	require.NoError(t, epstore.Add(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "plain", URL: plain.URL,
+	require.NoError(t, epstore.AddEndpoint(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "plain", URL: plain.URL,
 		Secrets: []config.Secret{testSecret}, Topics: []string{"orders.*"}}}))
 	var logs syncBuffer
 	_, reg := runSource(t, url, pool, &logs)
@@ -258,7 +258,7 @@ func TestReloadKeepsTheStateOfUnchangedEndpoints(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(down.Close)
-	require.NoError(t, epstore.Add(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "down", URL: down.URL,
+	require.NoError(t, epstore.AddEndpoint(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "down", URL: down.URL,
 		Secrets: []config.Secret{testSecret}, Topics: []string{"t"}}}))
 	breaker := func(c *config.Config) {
 		c.Breaker.FailureThreshold, c.Breaker.ProbeInterval, c.Breaker.MaxProbeInterval = 2, time.Hour, time.Hour
@@ -309,7 +309,7 @@ func TestReplacedSenderIsClosedOnceItsRequestsFinish(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	require.NoError(t, epstore.Add(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "slow", URL: srv.URL,
+	require.NoError(t, epstore.AddEndpoint(ctx, pool, epstore.Endpoint{Endpoint: config.Endpoint{Name: "slow", URL: srv.URL,
 		Secrets: []config.Secret{testSecret}, Topics: []string{"t"}, Timeout: 10 * time.Second}}))
 	var logs syncBuffer
 	runSource(t, url, pool, &logs)
@@ -320,7 +320,7 @@ func TestReplacedSenderIsClosedOnceItsRequestsFinish(t *testing.T) {
 		t.Fatal("the request never arrived")
 	}
 
-	_, err := epstore.Update(ctx, pool, "slow", func(ep *epstore.Endpoint) error { ep.Timeout = 9 * time.Second; return nil })
+	_, err := epstore.UpdateEndpoint(ctx, pool, "slow", func(ep *epstore.Endpoint) error { ep.Timeout = 9 * time.Second; return nil })
 	require.NoError(t, err)
 	eventuallyTrue(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), `"changed":["slow"]`) },
 		"the relay takes the changed endpoint, with a new sender")

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
-	epstore "github.com/herald-relay/herald/cmd/herald/internal/endpoints"
+	epstore "github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/internal/heraldtest"
 )
 
@@ -60,7 +60,7 @@ func (b *endpointsBundle) ok(args ...string) string {
 
 func (b *endpointsBundle) get(name string) epstore.Endpoint {
 	b.t.Helper()
-	ep, err := epstore.Get(context.Background(), b.db, name)
+	ep, err := epstore.GetEndpoint(context.Background(), b.db, name)
 	require.NoError(b.t, err)
 	return ep
 }
@@ -230,7 +230,7 @@ func TestEndpointsInvalidInputNamesTheField(t *testing.T) {
 		require.Equal(t, tt.code, code, "%v: %s", tt.args, errOut)
 		require.Contains(t, errOut, tt.want, tt.args)
 	}
-	_, err := epstore.Get(context.Background(), b.db, "billing")
+	_, err := epstore.GetEndpoint(context.Background(), b.db, "billing")
 	require.ErrorIs(t, err, epstore.ErrNotFound, "nothing was added")
 
 	// A timeout the lease of this configuration cannot cover is a warning:

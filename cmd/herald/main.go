@@ -31,6 +31,7 @@ Commands:
   dead list           list dead messages (--id, --endpoint, --reason, --limit)
   dead replay         put dead messages back for delivery (--id, --endpoint, --reason or --all; --limit)
   dead purge          delete dead messages older than --older-than (--id, --endpoint, --reason)
+                      (dead takes --dry-run, to count what it would act on, and --json)
                       (dead and endpoints take --source NAME when sources: lists several databases)
   endpoints ...       manage endpoints in outbox.endpoints: add, list, show, update, disable, enable, remove
   config check        validate the configuration and print warnings

@@ -6,9 +6,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 )
 
-// queueCollector reports the outbox's depth on every scrape.
+// queueCollector reports the outbox's depth (ops.GetQueueStatus) on every
+// scrape.
 type queueCollector struct {
 	pool                      *pgxpool.Pool
 	pending, retrying, dead   *prometheus.Desc
@@ -37,23 +40,15 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var pending, retrying, dead int64
-	var oldest float64
-	// The oldest message is found through the primary key, not a scan.
-	err := c.pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM outbox.messages),
-		(SELECT count(*) FROM outbox.deliveries),
-		(SELECT count(*) FROM outbox.dead),
-		coalesce(extract(epoch FROM now() - (SELECT created_at FROM outbox.messages ORDER BY seq LIMIT 1)), 0)::float8`).
-		Scan(&pending, &retrying, &dead, &oldest)
+	s, err := ops.GetQueueStatus(ctx, c.pool)
 	failed := 0.0
 	if err != nil {
 		failed = 1
 	} else {
-		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(pending))
-		ch <- prometheus.MustNewConstMetric(c.retrying, prometheus.GaugeValue, float64(retrying))
-		ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(dead))
-		ch <- prometheus.MustNewConstMetric(c.oldestPending, prometheus.GaugeValue, oldest)
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(s.Pending))
+		ch <- prometheus.MustNewConstMetric(c.retrying, prometheus.GaugeValue, float64(s.Retrying))
+		ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(s.Dead))
+		ch <- prometheus.MustNewConstMetric(c.oldestPending, prometheus.GaugeValue, s.OldestPendingSeconds)
 	}
 	ch <- prometheus.MustNewConstMetric(c.scrapeFail, prometheus.GaugeValue, failed)
 }

@@ -1,4 +1,4 @@
-package endpoints
+package ops
 
 import (
 	"cmp"
@@ -17,9 +17,9 @@ import (
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
 )
 
-// NotifyChannel is the channel every change to outbox.endpoints notifies,
+// EndpointsChannel is the channel every change to outbox.endpoints notifies,
 // with the endpoint's name as payload.
-const NotifyChannel = "herald_endpoints"
+const EndpointsChannel = "herald_endpoints"
 
 // DB is what the functions of this package need of a connection:
 // *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy it.
@@ -48,7 +48,7 @@ const DisabledInConfigReason = "disabled in the configuration file"
 var (
 	// ErrNotFound: no endpoint has the name.
 	ErrNotFound = errors.New("no such endpoint")
-	// ErrExists: Add found an endpoint with the name.
+	// ErrExists: AddEndpoint found an endpoint with the name.
 	ErrExists = errors.New("endpoint already exists")
 	// ErrSourceConflict: the write would take over a row of another source,
 	// such as editing an endpoint of the configuration file with the CLI, or
@@ -67,7 +67,7 @@ type Endpoint struct {
 	DisabledAt time.Time
 	// DisabledReason says why, e.g. "breaker open for 1h". May be empty.
 	DisabledReason string
-	// Source says who manages the endpoint. Add and Upsert default it to
+	// Source says who manages the endpoint. AddEndpoint and UpsertEndpoint default it to
 	// SourceSQL.
 	Source Source
 	// CreatedAt and UpdatedAt are set by the database.
@@ -91,6 +91,15 @@ type RowError struct {
 func (e RowError) Error() string { return "endpoint " + e.Name + ": " + e.Err.Error() }
 
 func (e RowError) Unwrap() error { return e.Err }
+
+// MarshalJSON gives the endpoint's name and what is wrong with its row, as
+// Error does: {"name": …, "error": …}.
+func (e RowError) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name  string `json:"name"`
+		Error string `json:"error"`
+	}{e.Name, e.Err.Error()})
+}
 
 // row is how an Endpoint is scanned: into types that take any value the
 // table can hold, so that one odd row never fails the scan of the others
@@ -293,10 +302,10 @@ func args(ep Endpoint) pgx.NamedArgs {
 	}
 }
 
-// List returns every endpoint, by name. A row that cannot be read as an
+// ListEndpoints returns every endpoint, by name. A row that cannot be read as an
 // endpoint is left out of eps and reported in skipped, so that one bad row
 // never hides the others.
-func List(ctx context.Context, db DB) (eps []Endpoint, skipped []RowError, err error) {
+func ListEndpoints(ctx context.Context, db DB) (eps []Endpoint, skipped []RowError, err error) {
 	rows, err := db.Query(ctx, listSQL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list endpoints: %w", err)
@@ -319,9 +328,9 @@ func List(ctx context.Context, db DB) (eps []Endpoint, skipped []RowError, err e
 	return eps, skipped, nil
 }
 
-// Get returns the endpoint called name, or an error wrapping ErrNotFound.
-func Get(ctx context.Context, db DB, name string) (Endpoint, error) {
-	rows, err := db.Query(ctx, getSQL, name)
+// GetEndpoint returns the endpoint called name, or an error wrapping ErrNotFound.
+func GetEndpoint(ctx context.Context, db DB, name string) (Endpoint, error) {
+	rows, err := db.Query(ctx, getSQL, pgx.NamedArgs{"name": name})
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("get endpoint %s: %w", name, err)
 	}
@@ -350,11 +359,11 @@ func validate(ep Endpoint) error {
 	return nil
 }
 
-// Add creates ep after checking it with config.ValidateEndpoint; an
+// AddEndpoint creates ep after checking it with config.ValidateEndpoint; an
 // endpoint with the same name is an error wrapping ErrExists. An empty
 // Source means SourceSQL. A Disabled ep is created disabled, with
 // DisabledReason.
-func Add(ctx context.Context, db DB, ep Endpoint) error {
+func AddEndpoint(ctx context.Context, db DB, ep Endpoint) error {
 	if err := validate(ep); err != nil {
 		return err
 	}
@@ -368,14 +377,14 @@ func Add(ctx context.Context, db DB, ep Endpoint) error {
 	return nil
 }
 
-// Upsert creates ep, or replaces every setting and the state of the
+// UpsertEndpoint creates ep, or replaces every setting and the state of the
 // endpoint with its name, after checking it with config.ValidateEndpoint.
 // An empty Source means SourceSQL. Disabled sets or clears the disabled
 // state (keeping DisabledAt while it stays disabled). Neither an endpoint
 // of the configuration file nor ep of SourceConfig may replace a row of
 // another source: that is an error wrapping ErrSourceConflict. Writing the
 // values already stored changes nothing and notifies no one.
-func Upsert(ctx context.Context, db DB, ep Endpoint) error {
+func UpsertEndpoint(ctx context.Context, db DB, ep Endpoint) error {
 	if err := validate(ep); err != nil {
 		return err
 	}
@@ -384,7 +393,7 @@ func Upsert(ctx context.Context, db DB, ep Endpoint) error {
 			return fmt.Errorf("upsert endpoint %s: %w", ep.Name, err)
 		}
 		var current Source
-		err := tx.QueryRow(ctx, sourceSQL, ep.Name).Scan(&current)
+		err := tx.QueryRow(ctx, sourceSQL, pgx.NamedArgs{"name": ep.Name}).Scan(&current)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:
@@ -413,19 +422,19 @@ func checkSource(name string, current, source Source) error {
 	return fmt.Errorf("endpoint %s: %w: it was added with %s (source %s), not by the configuration file", name, ErrSourceConflict, current, current)
 }
 
-// Update changes the endpoint called name in one transaction: it reads it,
+// UpdateEndpoint changes the endpoint called name in one transaction: it reads it,
 // calls change on it, checks the result with config.ValidateEndpoint and
 // writes it. change may alter settings, Disabled and DisabledReason, and
 // Source between SourceSQL and SourceCLI, but not Name. An endpoint of the
 // configuration file cannot be updated (ErrSourceConflict); a missing one
 // is ErrNotFound. It returns the endpoint as stored.
-func Update(ctx context.Context, db DB, name string, change func(*Endpoint) error) (Endpoint, error) {
+func UpdateEndpoint(ctx context.Context, db DB, name string, change func(*Endpoint) error) (Endpoint, error) {
 	var out Endpoint
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockSQL); err != nil {
 			return fmt.Errorf("update endpoint %s: %w", name, err)
 		}
-		ep, err := Get(ctx, tx, name)
+		ep, err := GetEndpoint(ctx, tx, name)
 		if err != nil {
 			return err
 		}
@@ -448,19 +457,19 @@ func Update(ctx context.Context, db DB, name string, change func(*Endpoint) erro
 		if _, err := tx.Exec(ctx, upsertSQL, args(ep)); err != nil {
 			return fmt.Errorf("update endpoint %s: %w", name, err)
 		}
-		out, err = Get(ctx, tx, name)
+		out, err = GetEndpoint(ctx, tx, name)
 		return err
 	})
 	return out, err
 }
 
-// Remove deletes the endpoint called name, and only that row: messages and
+// RemoveEndpoint deletes the endpoint called name, and only that row: messages and
 // deliveries owed to it stay in the outbox, for the relays to treat like
 // those of any unknown endpoint. A
 // missing endpoint is ErrNotFound; one of the configuration file is
 // ErrSourceConflict (remove it from the file instead).
-func Remove(ctx context.Context, db DB, name string) error {
-	tag, err := db.Exec(ctx, removeSQL, name)
+func RemoveEndpoint(ctx context.Context, db DB, name string) error {
+	tag, err := db.Exec(ctx, removeSQL, pgx.NamedArgs{"name": name})
 	if err != nil {
 		return fmt.Errorf("remove endpoint %s: %w", name, err)
 	}
@@ -468,7 +477,7 @@ func Remove(ctx context.Context, db DB, name string) error {
 		return nil
 	}
 	var source Source
-	err = db.QueryRow(ctx, sourceSQL, name).Scan(&source)
+	err = db.QueryRow(ctx, sourceSQL, pgx.NamedArgs{"name": name}).Scan(&source)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("endpoint %s: %w", name, ErrNotFound)
@@ -478,21 +487,21 @@ func Remove(ctx context.Context, db DB, name string) error {
 	return fmt.Errorf("endpoint %s: %w: it comes from the configuration file; remove it there", name, ErrSourceConflict)
 }
 
-// Disable disables the endpoint called name, whatever its source, with a
+// DisableEndpoint disables the endpoint called name, whatever its source, with a
 // reason (may be empty). Disabling a disabled endpoint keeps DisabledAt and
 // replaces the reason. A missing endpoint is ErrNotFound.
-func Disable(ctx context.Context, db DB, name, reason string) error {
-	return setState(ctx, db, "disable", name, disableSQL, name, reason)
+func DisableEndpoint(ctx context.Context, db DB, name, reason string) error {
+	return setState(ctx, db, "disable", name, disableSQL, pgx.NamedArgs{"name": name, "reason": reason})
 }
 
-// Enable enables the endpoint called name, whatever its source; enabling an
+// EnableEndpoint enables the endpoint called name, whatever its source; enabling an
 // enabled endpoint changes nothing. A missing endpoint is ErrNotFound.
-func Enable(ctx context.Context, db DB, name string) error {
-	return setState(ctx, db, "enable", name, enableSQL, name)
+func EnableEndpoint(ctx context.Context, db DB, name string) error {
+	return setState(ctx, db, "enable", name, enableSQL, pgx.NamedArgs{"name": name})
 }
 
-func setState(ctx context.Context, db DB, op, name, sql string, sqlArgs ...any) error {
-	tag, err := db.Exec(ctx, sql, sqlArgs...)
+func setState(ctx context.Context, db DB, op, name, sql string, sqlArgs pgx.NamedArgs) error {
+	tag, err := db.Exec(ctx, sql, sqlArgs)
 	if err != nil {
 		return fmt.Errorf("%s endpoint %s: %w", op, name, err)
 	}
@@ -500,7 +509,7 @@ func setState(ctx context.Context, db DB, op, name, sql string, sqlArgs ...any) 
 		return nil
 	}
 	var exists bool
-	if err := db.QueryRow(ctx, existsSQL, name).Scan(&exists); err != nil {
+	if err := db.QueryRow(ctx, existsSQL, pgx.NamedArgs{"name": name}).Scan(&exists); err != nil {
 		return fmt.Errorf("%s endpoint %s: %w", op, name, err)
 	}
 	if !exists {
@@ -542,7 +551,7 @@ func SyncFromConfig(ctx context.Context, db DB, eps []config.Endpoint) error {
 			}
 			b.Queue(syncUpsertSQL, args(ep))
 		}
-		b.Queue(syncDeleteSQL, names)
+		b.Queue(syncDeleteSQL, pgx.NamedArgs{"names": names})
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("sync endpoints: %w", err)
 		}
@@ -553,7 +562,7 @@ func SyncFromConfig(ctx context.Context, db DB, eps []config.Endpoint) error {
 // syncConflicts returns an error naming the endpoints of names held by rows
 // of another source than config.
 func syncConflicts(ctx context.Context, tx pgx.Tx, names []string) error {
-	rows, err := tx.Query(ctx, syncConflictsSQL, names)
+	rows, err := tx.Query(ctx, syncConflictsSQL, pgx.NamedArgs{"names": names})
 	if err != nil {
 		return fmt.Errorf("sync endpoints: %w", err)
 	}
@@ -588,11 +597,11 @@ func firstDuplicate(sorted []string) int {
 	return -1
 }
 
-// Version returns a number that changes, in the same transaction, with
+// EndpointsVersion returns a number that changes, in the same transaction, with
 // every change to outbox.endpoints, and only goes up: a relay that polls it
 // and re-reads the endpoints when it differs misses no change. It is a
 // single-row read.
-func Version(ctx context.Context, db DB) (int64, error) {
+func EndpointsVersion(ctx context.Context, db DB) (int64, error) {
 	var v int64
 	if err := db.QueryRow(ctx, versionSQL).Scan(&v); err != nil {
 		return 0, fmt.Errorf("endpoints version: %w", err)

@@ -1,4 +1,4 @@
-package endpoints_test
+package ops_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
-	"github.com/herald-relay/herald/cmd/herald/internal/endpoints"
+	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/internal/heraldtest"
 )
 
@@ -37,8 +37,8 @@ func setup(t *testing.T) *testBundle {
 }
 
 // full is an endpoint with every setting away from its default.
-func full(name string) endpoints.Endpoint {
-	return endpoints.Endpoint{
+func full(name string) ops.Endpoint {
+	return ops.Endpoint{
 		Endpoint: config.Endpoint{
 			Name:              name,
 			URL:               "https://" + name + ".example.com/hook",
@@ -55,7 +55,7 @@ func full(name string) endpoints.Endpoint {
 			RateLimit:         2.5,
 			RateBurst:         4,
 		},
-		Source: endpoints.SourceCLI,
+		Source: ops.SourceCLI,
 	}
 }
 
@@ -64,8 +64,8 @@ func TestAddGetList(t *testing.T) {
 	b := setup(t)
 
 	want := full("billing")
-	require.NoError(t, endpoints.Add(b.ctx, b.pool, want))
-	got, err := endpoints.Get(b.ctx, b.pool, "billing")
+	require.NoError(t, ops.AddEndpoint(b.ctx, b.pool, want))
+	got, err := ops.GetEndpoint(b.ctx, b.pool, "billing")
 	require.NoError(t, err)
 	require.False(t, got.CreatedAt.IsZero())
 	require.Equal(t, got.CreatedAt, got.UpdatedAt)
@@ -77,9 +77,9 @@ func TestAddGetList(t *testing.T) {
 
 	// The minimum: everything else NULL or default, which reads back as the
 	// zero values that WithDefaults fills in.
-	minimal := endpoints.Endpoint{Endpoint: config.Endpoint{Name: "a", URL: "https://a", Secret: secretA}}
-	require.NoError(t, endpoints.Add(b.ctx, b.pool, minimal))
-	got, err = endpoints.Get(b.ctx, b.pool, "a")
+	minimal := ops.Endpoint{Endpoint: config.Endpoint{Name: "a", URL: "https://a", Secret: secretA}}
+	require.NoError(t, ops.AddEndpoint(b.ctx, b.pool, minimal))
+	got, err = ops.GetEndpoint(b.ctx, b.pool, "a")
 	require.NoError(t, err)
 	require.Equal(t, []config.Secret{secretA}, got.Secrets, "secret is stored as a one-item secrets")
 	require.Empty(t, got.Secret)
@@ -89,24 +89,24 @@ func TestAddGetList(t *testing.T) {
 	require.Zero(t, got.Timeout)
 	require.Zero(t, got.MaxInFlight)
 	require.Equal(t, config.OnDeadBlock, got.OnDead)
-	require.Equal(t, endpoints.SourceSQL, got.Source, "the default source")
+	require.Equal(t, ops.SourceSQL, got.Source, "the default source")
 	require.False(t, got.Disabled)
 	d := got.WithDefaults(config.Delivery{Timeout: 9 * time.Second})
 	require.Equal(t, 9*time.Second, d.Timeout)
 	require.Equal(t, []int{400, 413, 422}, d.PermanentStatuses)
 
-	err = endpoints.Add(b.ctx, b.pool, minimal)
-	require.ErrorIs(t, err, endpoints.ErrExists)
+	err = ops.AddEndpoint(b.ctx, b.pool, minimal)
+	require.ErrorIs(t, err, ops.ErrExists)
 	require.EqualError(t, err, "endpoint a: endpoint already exists")
 
-	list, skipped, err := endpoints.List(b.ctx, b.pool)
+	list, skipped, err := ops.ListEndpoints(b.ctx, b.pool)
 	require.Empty(t, skipped)
 	require.NoError(t, err)
 	require.Len(t, list, 2)
 	require.Equal(t, []string{"a", "billing"}, []string{list[0].Name, list[1].Name})
 
-	_, err = endpoints.Get(b.ctx, b.pool, "nope")
-	require.ErrorIs(t, err, endpoints.ErrNotFound)
+	_, err = ops.GetEndpoint(b.ctx, b.pool, "nope")
+	require.ErrorIs(t, err, ops.ErrNotFound)
 	require.EqualError(t, err, "endpoint nope: no such endpoint")
 }
 
@@ -116,28 +116,28 @@ func TestInvalidEndpointsNameTheField(t *testing.T) {
 
 	tests := []struct {
 		name string
-		edit func(*endpoints.Endpoint)
+		edit func(*ops.Endpoint)
 		want string
 	}{
-		{"URL", func(e *endpoints.Endpoint) { e.URL = "ftp://x" }, `endpoint billing: url: must be an absolute http or https URL (got "ftp://x")`},
-		{"Name", func(e *endpoints.Endpoint) { e.Name = "Bad" }, `endpoint Bad: name: must match ^[a-z0-9][a-z0-9_.-]{0,62}$ (got "Bad")`},
-		{"Secret", func(e *endpoints.Endpoint) { e.Secrets = []config.Secret{"whsec_hunter2!"} }, `endpoint billing: secrets[0]: must be "whsec_" followed by standard base64 (value not shown)`},
-		{"NoSecret", func(e *endpoints.Endpoint) { e.Secrets = nil }, `endpoint billing: secret: required (or secrets, during a rotation)`},
-		{"OnDead", func(e *endpoints.Endpoint) { e.OnDead = "drop" }, `endpoint billing: on_dead: must be block or skip (got "drop")`},
-		{"RateBurst", func(e *endpoints.Endpoint) { e.RateLimit = 0 }, `endpoint billing: rate_burst: must be 0 when rate_limit is 0 (unlimited) (got "4")`},
-		{"Header", func(e *endpoints.Endpoint) { e.Headers = map[string]config.Secret{"Host": "hunter2"} }, `endpoint billing: headers.Host: header is set by Herald and cannot be overridden (got "Host")`},
-		{"Source", func(e *endpoints.Endpoint) { e.Source = "yaml" }, `endpoint billing: source must be config, sql or cli (got "yaml")`},
+		{"URL", func(e *ops.Endpoint) { e.URL = "ftp://x" }, `endpoint billing: url: must be an absolute http or https URL (got "ftp://x")`},
+		{"Name", func(e *ops.Endpoint) { e.Name = "Bad" }, `endpoint Bad: name: must match ^[a-z0-9][a-z0-9_.-]{0,62}$ (got "Bad")`},
+		{"Secret", func(e *ops.Endpoint) { e.Secrets = []config.Secret{"whsec_hunter2!"} }, `endpoint billing: secrets[0]: must be "whsec_" followed by standard base64 (value not shown)`},
+		{"NoSecret", func(e *ops.Endpoint) { e.Secrets = nil }, `endpoint billing: secret: required (or secrets, during a rotation)`},
+		{"OnDead", func(e *ops.Endpoint) { e.OnDead = "drop" }, `endpoint billing: on_dead: must be block or skip (got "drop")`},
+		{"RateBurst", func(e *ops.Endpoint) { e.RateLimit = 0 }, `endpoint billing: rate_burst: must be 0 when rate_limit is 0 (unlimited) (got "4")`},
+		{"Header", func(e *ops.Endpoint) { e.Headers = map[string]config.Secret{"Host": "hunter2"} }, `endpoint billing: headers.Host: header is set by Herald and cannot be overridden (got "Host")`},
+		{"Source", func(e *ops.Endpoint) { e.Source = "yaml" }, `endpoint billing: source must be config, sql or cli (got "yaml")`},
 	}
 	for _, tt := range tests {
 		ep := full("billing")
 		tt.edit(&ep)
-		err := endpoints.Add(b.ctx, b.pool, ep)
+		err := ops.AddEndpoint(b.ctx, b.pool, ep)
 		require.EqualError(t, err, tt.want, tt.name)
 		require.NotContains(t, err.Error(), "hunter2")
-		err = endpoints.Upsert(b.ctx, b.pool, ep)
+		err = ops.UpsertEndpoint(b.ctx, b.pool, ep)
 		require.EqualError(t, err, tt.want, tt.name)
 	}
-	list, _, err := endpoints.List(b.ctx, b.pool)
+	list, _, err := ops.ListEndpoints(b.ctx, b.pool)
 	require.NoError(t, err)
 	require.Empty(t, list)
 }
@@ -147,17 +147,17 @@ func TestUpsertAndUpdate(t *testing.T) {
 	b := setup(t)
 
 	ep := full("billing")
-	require.NoError(t, endpoints.Upsert(b.ctx, b.pool, ep))
+	require.NoError(t, ops.UpsertEndpoint(b.ctx, b.pool, ep))
 	v1 := version(t, b)
-	require.NoError(t, endpoints.Upsert(b.ctx, b.pool, ep))
+	require.NoError(t, ops.UpsertEndpoint(b.ctx, b.pool, ep))
 	require.Equal(t, v1, version(t, b), "writing the same values changes nothing")
 
 	ep.URL = "https://new.example.com"
 	ep.Secrets = []config.Secret{secretB}
 	ep.Disabled, ep.DisabledReason = true, "maintenance"
-	require.NoError(t, endpoints.Upsert(b.ctx, b.pool, ep))
+	require.NoError(t, ops.UpsertEndpoint(b.ctx, b.pool, ep))
 	require.Greater(t, version(t, b), v1)
-	got, err := endpoints.Get(b.ctx, b.pool, "billing")
+	got, err := ops.GetEndpoint(b.ctx, b.pool, "billing")
 	require.NoError(t, err)
 	require.Equal(t, "https://new.example.com", got.URL)
 	require.Equal(t, []config.Secret{secretB}, got.Secrets)
@@ -166,7 +166,7 @@ func TestUpsertAndUpdate(t *testing.T) {
 	require.False(t, got.DisabledAt.IsZero())
 
 	// Update keeps what change leaves alone, including the disabled state.
-	got, err = endpoints.Update(b.ctx, b.pool, "billing", func(e *endpoints.Endpoint) error {
+	got, err = ops.UpdateEndpoint(b.ctx, b.pool, "billing", func(e *ops.Endpoint) error {
 		e.Topics = []string{"x"}
 		return nil
 	})
@@ -175,30 +175,30 @@ func TestUpsertAndUpdate(t *testing.T) {
 	require.Equal(t, "https://new.example.com", got.URL)
 	require.True(t, got.Disabled)
 
-	_, err = endpoints.Update(b.ctx, b.pool, "billing", func(e *endpoints.Endpoint) error {
+	_, err = ops.UpdateEndpoint(b.ctx, b.pool, "billing", func(e *ops.Endpoint) error {
 		e.URL = "ftp://nope"
 		return nil
 	})
 	require.EqualError(t, err, `endpoint billing: url: must be an absolute http or https URL (got "ftp://nope")`)
-	_, err = endpoints.Update(b.ctx, b.pool, "billing", func(e *endpoints.Endpoint) error {
+	_, err = ops.UpdateEndpoint(b.ctx, b.pool, "billing", func(e *ops.Endpoint) error {
 		e.Name = "other"
 		return nil
 	})
 	require.ErrorContains(t, err, "cannot be renamed")
 	boom := errors.New("boom")
-	_, err = endpoints.Update(b.ctx, b.pool, "billing", func(*endpoints.Endpoint) error { return boom })
+	_, err = ops.UpdateEndpoint(b.ctx, b.pool, "billing", func(*ops.Endpoint) error { return boom })
 	require.ErrorIs(t, err, boom)
-	_, err = endpoints.Update(b.ctx, b.pool, "nope", func(*endpoints.Endpoint) error { return nil })
-	require.ErrorIs(t, err, endpoints.ErrNotFound)
+	_, err = ops.UpdateEndpoint(b.ctx, b.pool, "nope", func(*ops.Endpoint) error { return nil })
+	require.ErrorIs(t, err, ops.ErrNotFound)
 
-	got, err = endpoints.Get(b.ctx, b.pool, "billing")
+	got, err = ops.GetEndpoint(b.ctx, b.pool, "billing")
 	require.NoError(t, err)
 	require.Equal(t, "https://new.example.com", got.URL, "failed updates wrote nothing")
 
 	// Re-enabling through Upsert clears the state.
 	got.Disabled = false
-	require.NoError(t, endpoints.Upsert(b.ctx, b.pool, got))
-	got, err = endpoints.Get(b.ctx, b.pool, "billing")
+	require.NoError(t, ops.UpsertEndpoint(b.ctx, b.pool, got))
+	got, err = ops.GetEndpoint(b.ctx, b.pool, "billing")
 	require.NoError(t, err)
 	require.False(t, got.Disabled)
 	require.Empty(t, got.DisabledReason)
@@ -208,37 +208,37 @@ func TestUpsertAndUpdate(t *testing.T) {
 func TestDisableEnableRemove(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	require.NoError(t, endpoints.Add(b.ctx, b.pool, full("billing")))
+	require.NoError(t, ops.AddEndpoint(b.ctx, b.pool, full("billing")))
 
-	require.NoError(t, endpoints.Disable(b.ctx, b.pool, "billing", "breaker open for 1h"))
-	got, err := endpoints.Get(b.ctx, b.pool, "billing")
+	require.NoError(t, ops.DisableEndpoint(b.ctx, b.pool, "billing", "breaker open for 1h"))
+	got, err := ops.GetEndpoint(b.ctx, b.pool, "billing")
 	require.NoError(t, err)
 	require.True(t, got.Disabled)
 	require.Equal(t, "breaker open for 1h", got.DisabledReason)
 	at := got.DisabledAt
 
 	v := version(t, b)
-	require.NoError(t, endpoints.Disable(b.ctx, b.pool, "billing", "breaker open for 1h"))
+	require.NoError(t, ops.DisableEndpoint(b.ctx, b.pool, "billing", "breaker open for 1h"))
 	require.Equal(t, v, version(t, b), "disabling again for the same reason changes nothing")
-	require.NoError(t, endpoints.Disable(b.ctx, b.pool, "billing", ""))
-	got, err = endpoints.Get(b.ctx, b.pool, "billing")
+	require.NoError(t, ops.DisableEndpoint(b.ctx, b.pool, "billing", ""))
+	got, err = ops.GetEndpoint(b.ctx, b.pool, "billing")
 	require.NoError(t, err)
 	require.Empty(t, got.DisabledReason)
 	require.Equal(t, at, got.DisabledAt, "a second disable keeps the first time")
 
-	require.NoError(t, endpoints.Enable(b.ctx, b.pool, "billing"))
-	require.NoError(t, endpoints.Enable(b.ctx, b.pool, "billing"), "enabling an enabled endpoint is fine")
-	got, err = endpoints.Get(b.ctx, b.pool, "billing")
+	require.NoError(t, ops.EnableEndpoint(b.ctx, b.pool, "billing"))
+	require.NoError(t, ops.EnableEndpoint(b.ctx, b.pool, "billing"), "enabling an enabled endpoint is fine")
+	got, err = ops.GetEndpoint(b.ctx, b.pool, "billing")
 	require.NoError(t, err)
 	require.False(t, got.Disabled)
 	require.True(t, got.DisabledAt.IsZero())
 
-	require.ErrorIs(t, endpoints.Disable(b.ctx, b.pool, "nope", "x"), endpoints.ErrNotFound)
-	require.ErrorIs(t, endpoints.Enable(b.ctx, b.pool, "nope"), endpoints.ErrNotFound)
+	require.ErrorIs(t, ops.DisableEndpoint(b.ctx, b.pool, "nope", "x"), ops.ErrNotFound)
+	require.ErrorIs(t, ops.EnableEndpoint(b.ctx, b.pool, "nope"), ops.ErrNotFound)
 
-	require.NoError(t, endpoints.Remove(b.ctx, b.pool, "billing"))
-	err = endpoints.Remove(b.ctx, b.pool, "billing")
-	require.ErrorIs(t, err, endpoints.ErrNotFound)
+	require.NoError(t, ops.RemoveEndpoint(b.ctx, b.pool, "billing"))
+	err = ops.RemoveEndpoint(b.ctx, b.pool, "billing")
+	require.ErrorIs(t, err, ops.ErrNotFound)
 	require.EqualError(t, err, "endpoint billing: no such endpoint")
 }
 
@@ -249,9 +249,9 @@ func TestPlainSQL(t *testing.T) {
 	_, err := b.pool.Exec(b.ctx, `INSERT INTO outbox.endpoints (name, url, secrets, topics, updated_at)
 		VALUES ('crm', 'https://crm.example.com', ARRAY[$1], '{"customers.*"}', '2000-01-01')`, secretA)
 	require.NoError(t, err)
-	got, err := endpoints.Get(b.ctx, b.pool, "crm")
+	got, err := ops.GetEndpoint(b.ctx, b.pool, "crm")
 	require.NoError(t, err)
-	require.Equal(t, endpoints.SourceSQL, got.Source)
+	require.Equal(t, ops.SourceSQL, got.Source)
 	require.Greater(t, got.UpdatedAt.Year(), 2000, "the trigger sets updated_at")
 	require.NoError(t, config.ValidateEndpoint(got.Endpoint, config.Delivery{}))
 
@@ -279,9 +279,9 @@ func TestSyncFromConfig(t *testing.T) {
 
 	// Rows of other sources, which the sync must leave alone.
 	sqlRow := full("from-sql")
-	sqlRow.Source = endpoints.SourceSQL
-	require.NoError(t, endpoints.Add(b.ctx, b.pool, sqlRow))
-	require.NoError(t, endpoints.Add(b.ctx, b.pool, full("from-cli")))
+	sqlRow.Source = ops.SourceSQL
+	require.NoError(t, ops.AddEndpoint(b.ctx, b.pool, sqlRow))
+	require.NoError(t, ops.AddEndpoint(b.ctx, b.pool, full("from-cli")))
 
 	parse := func(yaml string) []config.Endpoint {
 		t.Helper()
@@ -294,29 +294,29 @@ func TestSyncFromConfig(t *testing.T) {
 	fileB := "  - {name: b, url: 'https://b', secret: " + secretA + ", topics: [y], disabled: true}\n"
 	fileC := "  - {name: c, url: 'https://c', secret: " + secretA + ", topics: [z], rate_limit: 3}\n"
 
-	require.NoError(t, endpoints.SyncFromConfig(b.ctx, b.pool, parse(fileA+fileB+fileC)))
+	require.NoError(t, ops.SyncFromConfig(b.ctx, b.pool, parse(fileA+fileB+fileC)))
 	got := byName(t, b)
 	require.Len(t, got, 5)
 	for _, n := range []string{"a", "b", "c"} {
-		require.Equal(t, endpoints.SourceConfig, got[n].Source, n)
+		require.Equal(t, ops.SourceConfig, got[n].Source, n)
 	}
 	require.Equal(t, 15*time.Second, got["a"].Timeout)
 	require.Equal(t, []int{400, 413, 422}, got["a"].PermanentStatuses)
 	require.False(t, got["a"].Disabled)
 	require.True(t, got["b"].Disabled, "disabled: true creates it disabled")
-	require.Equal(t, endpoints.DisabledInConfigReason, got["b"].DisabledReason)
+	require.Equal(t, ops.DisabledInConfigReason, got["b"].DisabledReason)
 	require.InDelta(t, 3.0, got["c"].RateLimit, 0)
 
 	v := version(t, b)
-	require.NoError(t, endpoints.SyncFromConfig(b.ctx, b.pool, parse(fileA+fileB+fileC)))
+	require.NoError(t, ops.SyncFromConfig(b.ctx, b.pool, parse(fileA+fileB+fileC)))
 	require.Equal(t, v, version(t, b), "a sync that changes nothing writes nothing")
 
 	// An operator enables b and disables a; the file changes a, drops c.
-	require.NoError(t, endpoints.Enable(b.ctx, b.pool, "b"))
-	require.NoError(t, endpoints.Disable(b.ctx, b.pool, "a", "operator"))
-	require.NoError(t, endpoints.Disable(b.ctx, b.pool, "from-sql", "operator"))
+	require.NoError(t, ops.EnableEndpoint(b.ctx, b.pool, "b"))
+	require.NoError(t, ops.DisableEndpoint(b.ctx, b.pool, "a", "operator"))
+	require.NoError(t, ops.DisableEndpoint(b.ctx, b.pool, "from-sql", "operator"))
 	fileA2 := "  - {name: a, url: 'https://a2', secret: " + secretB + ", topics: [x, w]}\n"
-	require.NoError(t, endpoints.SyncFromConfig(b.ctx, b.pool, parse(fileA2+fileB)))
+	require.NoError(t, ops.SyncFromConfig(b.ctx, b.pool, parse(fileA2+fileB)))
 	got2 := byName(t, b)
 	require.Len(t, got2, 4)
 	require.NotContains(t, got2, "c", "an endpoint removed from the file is removed")
@@ -333,32 +333,32 @@ func TestSyncFromConfig(t *testing.T) {
 	// File endpoints cannot take over rows of another source, nor the CLI
 	// edit or remove file endpoints.
 	fileClash := "  - {name: from-sql, url: 'https://x', secret: " + secretA + "}\n  - {name: from-cli, url: 'https://x', secret: " + secretA + "}\n"
-	err := endpoints.SyncFromConfig(b.ctx, b.pool, parse(fileClash))
-	require.ErrorIs(t, err, endpoints.ErrSourceConflict)
+	err := ops.SyncFromConfig(b.ctx, b.pool, parse(fileClash))
+	require.ErrorIs(t, err, ops.ErrSourceConflict)
 	require.ErrorContains(t, err, "from-cli (source cli), from-sql (source sql)")
 	require.Equal(t, got2, byName(t, b), "a failed sync writes nothing")
 
-	_, err = endpoints.Update(b.ctx, b.pool, "a", func(*endpoints.Endpoint) error { return nil })
-	require.ErrorIs(t, err, endpoints.ErrSourceConflict)
+	_, err = ops.UpdateEndpoint(b.ctx, b.pool, "a", func(*ops.Endpoint) error { return nil })
+	require.ErrorIs(t, err, ops.ErrSourceConflict)
 	require.ErrorContains(t, err, "change it there")
-	err = endpoints.Remove(b.ctx, b.pool, "a")
-	require.ErrorIs(t, err, endpoints.ErrSourceConflict)
+	err = ops.RemoveEndpoint(b.ctx, b.pool, "a")
+	require.ErrorIs(t, err, ops.ErrSourceConflict)
 	require.ErrorContains(t, err, "remove it there")
-	err = endpoints.Upsert(b.ctx, b.pool, full("a"))
-	require.ErrorIs(t, err, endpoints.ErrSourceConflict)
+	err = ops.UpsertEndpoint(b.ctx, b.pool, full("a"))
+	require.ErrorIs(t, err, ops.ErrSourceConflict)
 	conf := full("from-cli")
-	conf.Source = endpoints.SourceConfig
-	require.ErrorIs(t, endpoints.Upsert(b.ctx, b.pool, conf), endpoints.ErrSourceConflict)
+	conf.Source = ops.SourceConfig
+	require.ErrorIs(t, ops.UpsertEndpoint(b.ctx, b.pool, conf), ops.ErrSourceConflict)
 
 	// An empty file removes every file endpoint.
-	require.NoError(t, endpoints.SyncFromConfig(b.ctx, b.pool, nil))
+	require.NoError(t, ops.SyncFromConfig(b.ctx, b.pool, nil))
 	got3 := byName(t, b)
 	require.Len(t, got3, 2)
 	require.Contains(t, got3, "from-sql")
 	require.Contains(t, got3, "from-cli")
 
 	dup := parse(fileA)
-	require.ErrorContains(t, endpoints.SyncFromConfig(b.ctx, b.pool, append(dup, dup...)), "a is in the configuration twice")
+	require.ErrorContains(t, ops.SyncFromConfig(b.ctx, b.pool, append(dup, dup...)), "a is in the configuration twice")
 }
 
 func TestNotifyAndVersion(t *testing.T) {
@@ -368,7 +368,7 @@ func TestNotifyAndVersion(t *testing.T) {
 	conn, err := b.pool.Acquire(b.ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	_, err = conn.Exec(b.ctx, "LISTEN "+endpoints.NotifyChannel)
+	_, err = conn.Exec(b.ctx, "LISTEN "+ops.EndpointsChannel)
 	require.NoError(t, err)
 	next := func() string {
 		t.Helper()
@@ -376,7 +376,7 @@ func TestNotifyAndVersion(t *testing.T) {
 		defer cancel()
 		n, err := conn.Conn().WaitForNotification(ctx)
 		require.NoError(t, err, "no notification")
-		require.Equal(t, endpoints.NotifyChannel, n.Channel)
+		require.Equal(t, ops.EndpointsChannel, n.Channel)
 		return n.Payload
 	}
 
@@ -385,14 +385,14 @@ func TestNotifyAndVersion(t *testing.T) {
 		name string
 		do   func() error
 	}{
-		{"Add", func() error { return endpoints.Add(b.ctx, b.pool, full("billing")) }},
+		{"Add", func() error { return ops.AddEndpoint(b.ctx, b.pool, full("billing")) }},
 		{"Update", func() error {
-			_, err := endpoints.Update(b.ctx, b.pool, "billing", func(e *endpoints.Endpoint) error { e.URL = "https://x"; return nil })
+			_, err := ops.UpdateEndpoint(b.ctx, b.pool, "billing", func(e *ops.Endpoint) error { e.URL = "https://x"; return nil })
 			return err
 		}},
-		{"Disable", func() error { return endpoints.Disable(b.ctx, b.pool, "billing", "") }},
-		{"Enable", func() error { return endpoints.Enable(b.ctx, b.pool, "billing") }},
-		{"Remove", func() error { return endpoints.Remove(b.ctx, b.pool, "billing") }},
+		{"Disable", func() error { return ops.DisableEndpoint(b.ctx, b.pool, "billing", "") }},
+		{"Enable", func() error { return ops.EnableEndpoint(b.ctx, b.pool, "billing") }},
+		{"Remove", func() error { return ops.RemoveEndpoint(b.ctx, b.pool, "billing") }},
 	}
 	for _, s := range steps {
 		require.NoError(t, s.do(), s.name)
@@ -402,7 +402,7 @@ func TestNotifyAndVersion(t *testing.T) {
 		v = nv
 	}
 
-	require.NoError(t, endpoints.SyncFromConfig(b.ctx, b.pool, []config.Endpoint{full("fromfile").Endpoint}))
+	require.NoError(t, ops.SyncFromConfig(b.ctx, b.pool, []config.Endpoint{full("fromfile").Endpoint}))
 	require.Equal(t, "fromfile", next())
 	_, err = b.pool.Exec(b.ctx, "TRUNCATE outbox.endpoints")
 	require.NoError(t, err)
@@ -411,11 +411,11 @@ func TestNotifyAndVersion(t *testing.T) {
 
 	// Nothing is sent for a write that is rolled back.
 	require.ErrorIs(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
-		require.NoError(t, endpoints.Add(b.ctx, tx, full("rolled-back")))
+		require.NoError(t, ops.AddEndpoint(b.ctx, tx, full("rolled-back")))
 		return errRollback
 	}), errRollback)
-	_, err = endpoints.Get(b.ctx, b.pool, "rolled-back")
-	require.ErrorIs(t, err, endpoints.ErrNotFound)
+	_, err = ops.GetEndpoint(b.ctx, b.pool, "rolled-back")
+	require.ErrorIs(t, err, ops.ErrNotFound)
 	ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
 	defer cancel()
 	_, err = conn.Conn().WaitForNotification(ctx)
@@ -434,7 +434,7 @@ func TestConcurrentWritersDoNotDeadlock(t *testing.T) {
 	for i := range 5 {
 		e := full(fmt.Sprintf("file%d", i)).Endpoint
 		file = append(file, e)
-		require.NoError(t, endpoints.Add(b.ctx, b.pool, full(fmt.Sprintf("cli%d", i))))
+		require.NoError(t, ops.AddEndpoint(b.ctx, b.pool, full(fmt.Sprintf("cli%d", i))))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
@@ -446,19 +446,19 @@ func TestConcurrentWritersDoNotDeadlock(t *testing.T) {
 				case 0:
 					f := append([]config.Endpoint(nil), file...)
 					f[i%5].URL = fmt.Sprintf("https://x%d.example.com", i)
-					err = endpoints.SyncFromConfig(b.ctx, b.pool, f)
+					err = ops.SyncFromConfig(b.ctx, b.pool, f)
 				case 1:
-					_, err = endpoints.Update(b.ctx, b.pool, fmt.Sprintf("cli%d", (i+w)%5), func(e *endpoints.Endpoint) error {
+					_, err = ops.UpdateEndpoint(b.ctx, b.pool, fmt.Sprintf("cli%d", (i+w)%5), func(e *ops.Endpoint) error {
 						e.RateLimit = float64(i + 1)
 						return nil
 					})
 				case 2:
-					err = endpoints.Disable(b.ctx, b.pool, fmt.Sprintf("file%d", i%5), fmt.Sprint(i))
+					err = ops.DisableEndpoint(b.ctx, b.pool, fmt.Sprintf("file%d", i%5), fmt.Sprint(i))
 					if err == nil {
-						err = endpoints.Enable(b.ctx, b.pool, fmt.Sprintf("cli%d", i%5))
+						err = ops.EnableEndpoint(b.ctx, b.pool, fmt.Sprintf("cli%d", i%5))
 					}
 				}
-				if err != nil && !errors.Is(err, endpoints.ErrNotFound) {
+				if err != nil && !errors.Is(err, ops.ErrNotFound) {
 					errs <- err
 				}
 			}
@@ -473,17 +473,17 @@ func TestConcurrentWritersDoNotDeadlock(t *testing.T) {
 
 func version(t *testing.T, b *testBundle) int64 {
 	t.Helper()
-	v, err := endpoints.Version(b.ctx, b.pool)
+	v, err := ops.EndpointsVersion(b.ctx, b.pool)
 	require.NoError(t, err)
 	return v
 }
 
-func byName(t *testing.T, b *testBundle) map[string]endpoints.Endpoint {
+func byName(t *testing.T, b *testBundle) map[string]ops.Endpoint {
 	t.Helper()
-	list, skipped, err := endpoints.List(b.ctx, b.pool)
+	list, skipped, err := ops.ListEndpoints(b.ctx, b.pool)
 	require.NoError(t, err)
 	require.Empty(t, skipped)
-	m := make(map[string]endpoints.Endpoint, len(list))
+	m := make(map[string]ops.Endpoint, len(list))
 	for _, e := range list {
 		m[e.Name] = e
 	}
@@ -497,7 +497,7 @@ func byName(t *testing.T, b *testBundle) map[string]endpoints.Endpoint {
 func TestListSkipsRowsItCannotRead(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	require.NoError(t, endpoints.Add(b.ctx, b.pool, full("good")))
+	require.NoError(t, ops.AddEndpoint(b.ctx, b.pool, full("good")))
 	_, err := b.pool.Exec(b.ctx, `INSERT INTO outbox.endpoints (name, url, secrets, headers, disabled_at, created_at) VALUES
 		('number', 'https://a', '{`+secretA+`}', '{"Authorization": "Bearer hunter2", "X-Retry": 3}', NULL, now()),
 		('null', 'https://a', '{`+secretA+`}', '{"X-Token": null}', NULL, now()),
@@ -506,7 +506,7 @@ func TestListSkipsRowsItCannotRead(t *testing.T) {
 		('born', 'https://a', '{`+secretA+`}', NULL, NULL, '-infinity')`)
 	require.NoError(t, err)
 
-	list, skipped, err := endpoints.List(b.ctx, b.pool)
+	list, skipped, err := ops.ListEndpoints(b.ctx, b.pool)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.Equal(t, "good", list[0].Name)
@@ -525,9 +525,9 @@ func TestListSkipsRowsItCannotRead(t *testing.T) {
 	}, got)
 	require.Equal(t, "number", skipped[4].Name)
 
-	_, err = endpoints.Get(b.ctx, b.pool, "number")
+	_, err = ops.GetEndpoint(b.ctx, b.pool, "number")
 	require.EqualError(t, err, `endpoint number: headers: values must be strings: "X-Retry" is a number`)
-	got1, err := endpoints.Get(b.ctx, b.pool, "good")
+	got1, err := ops.GetEndpoint(b.ctx, b.pool, "good")
 	require.NoError(t, err)
 	require.Equal(t, "Bearer hunter2", got1.Headers["Authorization"].Value())
 }

@@ -1,4 +1,4 @@
-package endpoints
+package ops
 
 import (
 	"encoding/json"

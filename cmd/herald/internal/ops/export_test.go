@@ -1,0 +1,4 @@
+package ops
+
+// PurgeLock is the advisory lock PurgeDead takes, for tests that hold it.
+const PurgeLock = purgeLock

@@ -1,0 +1,239 @@
+package ops
+
+// The SQL of package ops: every statement operators run on Herald's tables
+// (the relay's own are in relay/queries.go), with named arguments (@name,
+// pgx.NamedArgs).
+//
+// # Endpoints
+//
+// The endpoints' SQL. Every write to outbox.endpoints first locks the
+// single row of outbox.endpoints_version (the table's statement trigger does
+// it for single statements; transactions here do it explicitly first), so
+// writers take turns and never deadlock on endpoint rows. Endpoints are few
+// and change rarely: no query here needs an index beyond the primary key.
+
+// columns is every column, in the order of row's fields.
+const columns = `name, url, secrets, topics, headers, timeout_ms, max_in_flight, rate_limit, rate_burst,
+    ordered, on_dead, permanent_statuses, follow_redirects,
+    tls_ca_file, tls_cert_file, tls_key_file, tls_min_version,
+    disabled_at, disabled_reason, source, created_at, updated_at`
+
+const listSQL = `SELECT ` + columns + ` FROM outbox.endpoints ORDER BY name`
+
+const getSQL = `SELECT ` + columns + ` FROM outbox.endpoints WHERE name = @name`
+
+// lockSQL serialises writers of outbox.endpoints for the rest of the
+// transaction (see migrations/002_endpoints.sql).
+const lockSQL = `SELECT version FROM outbox.endpoints_version FOR UPDATE`
+
+const versionSQL = `SELECT version FROM outbox.endpoints_version`
+
+const sourceSQL = `SELECT source FROM outbox.endpoints WHERE name = @name`
+
+// settings are the columns an endpoint's configuration sets, as named
+// arguments (see args), without its state (disabled_*) or source.
+const settingsColumns = `name, url, secrets, topics, headers, timeout_ms, max_in_flight, rate_limit, rate_burst,
+    ordered, on_dead, permanent_statuses, follow_redirects,
+    tls_ca_file, tls_cert_file, tls_key_file, tls_min_version`
+
+const settingsValues = `@name, @url, @secrets, @topics, @headers, @timeout_ms, @max_in_flight, @rate_limit, @rate_burst,
+    @ordered, @on_dead, @permanent_statuses, @follow_redirects,
+    @tls_ca_file, @tls_cert_file, @tls_key_file, @tls_min_version`
+
+const settingsUpdate = `url = excluded.url, secrets = excluded.secrets, topics = excluded.topics,
+    headers = excluded.headers, timeout_ms = excluded.timeout_ms, max_in_flight = excluded.max_in_flight,
+    rate_limit = excluded.rate_limit, rate_burst = excluded.rate_burst, ordered = excluded.ordered,
+    on_dead = excluded.on_dead, permanent_statuses = excluded.permanent_statuses,
+    follow_redirects = excluded.follow_redirects, tls_ca_file = excluded.tls_ca_file,
+    tls_cert_file = excluded.tls_cert_file, tls_key_file = excluded.tls_key_file,
+    tls_min_version = excluded.tls_min_version`
+
+// settingsDiffer is true when the existing row e differs from excluded in
+// any setting: an upsert that would change nothing updates no row, so fires
+// no trigger and wakes no relay.
+const settingsDiffer = `(e.url, e.secrets, e.topics, e.headers, e.timeout_ms, e.max_in_flight, e.rate_limit,
+    e.rate_burst, e.ordered, e.on_dead, e.permanent_statuses, e.follow_redirects, e.tls_ca_file,
+    e.tls_cert_file, e.tls_key_file, e.tls_min_version)
+  IS DISTINCT FROM (excluded.url, excluded.secrets, excluded.topics, excluded.headers, excluded.timeout_ms,
+    excluded.max_in_flight, excluded.rate_limit, excluded.rate_burst, excluded.ordered, excluded.on_dead,
+    excluded.permanent_statuses, excluded.follow_redirects, excluded.tls_ca_file, excluded.tls_cert_file,
+    excluded.tls_key_file, excluded.tls_min_version)`
+
+const insertSQL = `INSERT INTO outbox.endpoints (` + settingsColumns + `, disabled_at, disabled_reason, source)
+VALUES (` + settingsValues + `,
+    CASE WHEN @disabled::boolean THEN now() END,
+    CASE WHEN @disabled::boolean THEN @disabled_reason::text END,
+    @source)
+ON CONFLICT (name) DO NOTHING`
+
+// upsertSQL writes every column; disabled_at keeps its time while the
+// endpoint stays disabled.
+const upsertSQL = `INSERT INTO outbox.endpoints AS e (` + settingsColumns + `, disabled_at, disabled_reason, source)
+VALUES (` + settingsValues + `,
+    CASE WHEN @disabled::boolean THEN now() END,
+    CASE WHEN @disabled::boolean THEN @disabled_reason::text END,
+    @source)
+ON CONFLICT (name) DO UPDATE SET ` + settingsUpdate + `,
+    disabled_at = CASE WHEN @disabled::boolean THEN coalesce(e.disabled_at, now()) END,
+    disabled_reason = excluded.disabled_reason,
+    source = excluded.source
+WHERE ` + settingsDiffer + `
+   OR (e.disabled_at IS NOT NULL, e.disabled_reason, e.source)
+      IS DISTINCT FROM (@disabled::boolean, excluded.disabled_reason, excluded.source)`
+
+// syncUpsertSQL copies one endpoint of the configuration file: a new one
+// is created (disabled if the file says so); an existing one of source
+// config gets the file's settings and keeps its disabled state; a row of
+// another source is left alone (SyncFromConfig then fails on it).
+const syncUpsertSQL = `INSERT INTO outbox.endpoints AS e (` + settingsColumns + `, disabled_at, disabled_reason, source)
+VALUES (` + settingsValues + `,
+    CASE WHEN @disabled::boolean THEN now() END,
+    CASE WHEN @disabled::boolean THEN @disabled_reason::text END,
+    'config')
+ON CONFLICT (name) DO UPDATE SET ` + settingsUpdate + `
+WHERE e.source = 'config' AND ` + settingsDiffer
+
+// syncDeleteSQL removes the endpoints copied from the file earlier that are
+// no longer in it.
+const syncDeleteSQL = `DELETE FROM outbox.endpoints WHERE source = 'config' AND NOT (name = ANY (@names::text[]))`
+
+// syncConflictsSQL finds names of the file held by rows of another source.
+const syncConflictsSQL = `SELECT name, source FROM outbox.endpoints
+WHERE name = ANY (@names::text[]) AND source <> 'config' ORDER BY name`
+
+const removeSQL = `DELETE FROM outbox.endpoints WHERE name = @name AND source <> 'config'`
+
+// disableSQL keeps the time of an earlier disable, and changes nothing when
+// the endpoint is already disabled for the same reason.
+const disableSQL = `UPDATE outbox.endpoints
+SET disabled_at = coalesce(disabled_at, now()), disabled_reason = nullif(@reason, '')
+WHERE name = @name AND (disabled_at IS NULL OR disabled_reason IS DISTINCT FROM nullif(@reason, ''))`
+
+const enableSQL = `UPDATE outbox.endpoints SET disabled_at = NULL, disabled_reason = NULL
+WHERE name = @name AND disabled_at IS NOT NULL`
+
+const existsSQL = `SELECT EXISTS (SELECT 1 FROM outbox.endpoints WHERE name = @name)`
+
+// # Dead messages
+//
+// outbox.dead is read and written only by operators and by the purge that
+// `herald run` schedules: nothing here is on the delivery path.
+
+// deadWhere selects dead rows by a DeadFilter (see deadArgs): an empty id,
+// endpoint or reason and a zero older_than_ms match everything.
+const deadWhere = `(@id::text = '' OR id = @id)
+    AND (@endpoint::text = '' OR endpoint = @endpoint)
+    AND (@reason::text = '' OR reason = @reason)
+    AND (@older_than_ms::bigint = 0 OR died_at < now() - @older_than_ms * interval '1 millisecond')`
+
+// deadColumns are the columns of a DeadMessage.
+const deadColumns = `dead_id, seq, id, topic, coalesce(endpoint, '') AS endpoint, coalesce(key, '') AS key,
+    reason, attempts, last_status, coalesce(last_error, '') AS last_error, created_at, died_at`
+
+// listDeadSQL reads the newest @limit (0: every) dead rows the filter
+// selects, through the primary key.
+const listDeadSQL = `SELECT ` + deadColumns + `
+FROM outbox.dead WHERE ` + deadWhere + ` ORDER BY dead_id DESC LIMIT nullif(@limit::bigint, 0)`
+
+// countDeadSQL counts what listDeadSQL would list, and what replayDeadSQL
+// and purgeDeadSQL would act on, at most @limit (0: every).
+const countDeadSQL = `SELECT count(*) FROM (
+    SELECT 1 FROM outbox.dead WHERE ` + deadWhere + ` LIMIT nullif(@limit::bigint, 0)) AS selected`
+
+// replayDeadSQL puts back the oldest @limit (0: every) dead rows the filter
+// selects, in one statement, and returns each with why it was skipped (”
+// when it was put back).
+//
+// A row that died for an endpoint goes to the retry lane for that endpoint
+// only, with its original seq, due now, with a fresh retry budget and no
+// trace of the earlier attempts: the ordered retry claim (relay/queries.go
+// claimRetrySQL) finds a key's head by seq, so a replayed message goes
+// before the later messages of its key, as it should. A row without an
+// endpoint (no endpoint subscribed to its topic) goes back to the hot lane
+// to be routed again; it gets a new seq there. Earlier relays wrote a
+// message that named a missing endpoint that way too, keeping the name
+// only in last_error ("endpoint NAME is not configured", relay/completer.go):
+// such a message goes back naming that endpoint, so that it is never
+// routed to the topic's other subscribers.
+//
+// A dead row is deleted only if its own re-insert happened: a pair already
+// in the retry lane or an id already in the hot lane makes ON CONFLICT DO
+// NOTHING skip the insert, and the dead row stays. Of several dead rows of
+// the same pair (or, without an endpoint, the same id), only the oldest is
+// put back in one replay: the others would conflict with it. The rows are
+// locked (FOR UPDATE) so that two replays cannot both put one back.
+const replayDeadSQL = `WITH picked AS (
+    SELECT * FROM outbox.dead
+    WHERE ` + deadWhere + `
+    ORDER BY dead_id
+    LIMIT nullif(@limit::bigint, 0)
+    FOR UPDATE
+), pairs AS (
+    SELECT DISTINCT ON (seq, endpoint) * FROM picked WHERE endpoint IS NOT NULL ORDER BY seq, endpoint, dead_id
+), unrouted AS (
+    SELECT DISTINCT ON (id) * FROM picked WHERE endpoint IS NULL ORDER BY id, dead_id
+), to_retry AS (
+    INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+        first_attempt_at, last_attempt_at, next_attempt_at)
+    SELECT seq, endpoint, id, topic, payload, key, headers, created_at, 0, now(), now(), now()
+    FROM pairs ORDER BY seq, endpoint
+    ON CONFLICT (seq, endpoint) DO NOTHING
+    RETURNING seq, endpoint
+), to_route AS (
+    INSERT INTO outbox.messages (id, topic, payload, key, endpoint, headers, created_at)
+    SELECT id, topic, payload, key,
+        CASE WHEN reason = 'unroutable'
+            THEN substring(last_error FROM '^endpoint ([a-z0-9][a-z0-9_.-]{0,62}) is not configured$') END,
+        headers, created_at
+    FROM unrouted ORDER BY seq
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), revived AS (
+    DELETE FROM outbox.dead WHERE dead_id IN (
+        SELECT p.dead_id FROM pairs p JOIN to_retry USING (seq, endpoint)
+        UNION ALL
+        SELECT u.dead_id FROM unrouted u JOIN to_route USING (id))
+    RETURNING dead_id
+)
+SELECT p.dead_id, p.id, coalesce(p.endpoint, '') AS endpoint, CASE
+    WHEN p.dead_id IN (SELECT dead_id FROM revived) THEN ''
+    WHEN p.endpoint IS NOT NULL AND p.dead_id NOT IN (SELECT dead_id FROM pairs)
+        THEN 'an older dead row of the same pair goes first (replay again)'
+    WHEN p.endpoint IS NULL AND p.dead_id NOT IN (SELECT dead_id FROM unrouted)
+        THEN 'an older dead row with the same message id goes first (replay again)'
+    WHEN p.endpoint IS NOT NULL THEN 'the pair is already in outbox.deliveries (still being delivered)'
+    ELSE 'a message with this id is already in outbox.messages' END AS why
+FROM picked p ORDER BY p.dead_id`
+
+// purgeLockSQL makes one process at a time purge (see purgeLock).
+const purgeLockSQL = `SELECT pg_try_advisory_xact_lock(@lock)`
+
+// purgeDeadSQL deletes up to @chunk dead rows the filter selects, through
+// dead_died_at_idx.
+const purgeDeadSQL = `DELETE FROM outbox.dead WHERE dead_id IN (
+    SELECT dead_id FROM outbox.dead WHERE ` + deadWhere + ` LIMIT @chunk)`
+
+// wakeSQL wakes the relays, which LISTEN on outbox.NotifyChannel, when the
+// transaction commits.
+const wakeSQL = `SELECT pg_notify(@channel, '')`
+
+// # Queue status
+
+// queueStatusSQL counts the three lanes, finds the age of the oldest
+// message of the hot lane through its primary key (not a scan), and sums up
+// the retry lane per endpoint in the same pass that counts it. The counts
+// are full scans of the lanes: cheap while the outbox keeps up, which is
+// when a scrape every few seconds is affordable. The hot lane has no
+// per-endpoint figures: its messages are routed only when claimed.
+const queueStatusSQL = `WITH retry AS (
+    SELECT endpoint, count(*) AS retrying, min(created_at) AS oldest FROM outbox.deliveries GROUP BY endpoint
+)
+SELECT
+    (SELECT count(*) FROM outbox.messages) AS pending,
+    (SELECT coalesce(sum(retrying), 0) FROM retry)::bigint AS retrying,
+    (SELECT count(*) FROM outbox.dead) AS dead,
+    coalesce(extract(epoch FROM now() - (SELECT created_at FROM outbox.messages ORDER BY seq LIMIT 1)), 0)::float8
+        AS oldest_pending_seconds,
+    (SELECT coalesce(json_agg(json_build_object('endpoint', endpoint, 'retrying', retrying,
+        'oldest_seconds', extract(epoch FROM now() - oldest)::float8) ORDER BY endpoint), '[]') FROM retry)
+        AS endpoints`
