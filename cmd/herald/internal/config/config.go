@@ -51,7 +51,7 @@ const (
 	RelayShutdownTimeoutDefault = relay.ShutdownTimeoutDefault
 	RelayShutdownTimeoutMin     = time.Second
 	RelayShutdownTimeoutMax     = 10 * time.Minute
-	RelayAsyncCommitDefault     = true
+	RelayAsyncCommitDefault     = false
 	RelayEndpointRefreshDefault = 5 * time.Second
 	RelayEndpointRefreshMin     = 100 * time.Millisecond
 	RelayEndpointRefreshMax     = 5 * time.Minute
@@ -228,8 +228,9 @@ type Relay struct {
 	// wait": the relay would take it for its own default. Defaults to
 	// RelayShutdownTimeoutDefault (30s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// AsyncCommit sets synchronous_commit=off for the relay's own writes.
-	// Defaults to true.
+	// AsyncCommit sets synchronous_commit=off for the relay's own writes: a
+	// PostgreSQL crash then redelivers what they had recorded in its last
+	// few hundred milliseconds. Defaults to false.
 	AsyncCommit bool `yaml:"async_commit"`
 	// EndpointRefresh is how often a relay re-reads outbox.endpoints, on top
 	// of the NOTIFY it receives when a row changes, 100ms..5m. Defaults to
