@@ -16,11 +16,24 @@ func cmdMigrate(ctx context.Context, g *globals, args []string) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
+	// Each subcommand defines only the flags it honours, so that a flag it
+	// would ignore (migrate up --to 3 used to migrate to the latest) is
+	// refused.
 	fs := flag.NewFlagSet("migrate "+sub, flag.ContinueOnError)
-	to := fs.Int("to", -1, "target version (migrate down)")
-	sourceName := fs.String("source", "", "migrate only this source (default: every source; migrate down needs it with several)")
+	to := new(int)
+	*to = -1
+	if sub == "down" {
+		fs.IntVar(to, "to", -1, "target version")
+	}
+	sourceName := new(string)
+	if sub != "print" {
+		fs.StringVar(sourceName, "source", "", "migrate only this source (default: every source; migrate down needs it with several)")
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: migrate %s: unexpected arguments %q", errUsage, sub, fs.Args())
 	}
 	if sub == "print" {
 		ms, err := migrations.UpSQL()

@@ -30,3 +30,22 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 		"a global flag without its value is a usage error")
 	require.Contains(t, stderr.String(), "config")
 }
+
+// TestMigrateSubcommandsRefuseFlagsTheyIgnore: `migrate up --to 3` used to
+// migrate to the latest version, ignoring --to.
+func TestMigrateSubcommandsRefuseFlagsTheyIgnore(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "up", "--to", "3"}, "flag provided but not defined: -to"},
+		{[]string{"migrate", "status", "--to", "3"}, "flag provided but not defined: -to"},
+		{[]string{"migrate", "print", "--source", "x"}, "flag provided but not defined: -source"},
+		{[]string{"migrate", "status", "extra"}, `unexpected arguments ["extra"]`},
+	} {
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, 2, Main(context.Background(), c.args, &stdout, &stderr), "%q", c.args)
+		require.Contains(t, stderr.String(), c.want, "%q", c.args)
+	}
+}
