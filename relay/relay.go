@@ -170,13 +170,13 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 func retire(old, next *router) {
 	inUse := make(map[Sender]bool, len(next.endpoints))
 	for _, st := range next.endpoints {
-		if st.Sender != nil {
+		if st.Sender != nil && comparable(st.Sender) {
 			inUse[st.Sender] = true
 		}
 	}
 	for _, st := range old.endpoints {
-		if next.byName[st.Name] == st || st.Sender == nil || inUse[st.Sender] {
-			continue
+		if next.byName[st.Name] == st || st.Sender == nil || !comparable(st.Sender) || inUse[st.Sender] {
+			continue // a Sender that cannot be a map key is not closed: it may still be in use
 		}
 		st.closeWhenIdle.Store(true)
 		st.closeIfIdle()

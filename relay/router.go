@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -64,9 +65,21 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 	return r
 }
 
+// sameSender reports whether a and b are the same Sender. == on two
+// interfaces panics when their dynamic type cannot be compared (a struct
+// holding a slice, say); such Senders are taken as different.
+func sameSender(a, b Sender) bool {
+	return comparable(a) && comparable(b) && a == b
+}
+
+// comparable reports whether s may be compared with == or used as a map key.
+func comparable(s Sender) bool {
+	return s == nil || reflect.TypeOf(s).Comparable()
+}
+
 // sameEndpoint reports whether two endpoint settings are identical.
 func sameEndpoint(a, b *Endpoint) bool {
-	return a.Name == b.Name && a.Sender == b.Sender && a.Timeout == b.Timeout && a.MaxInFlight == b.MaxInFlight &&
+	return a.Name == b.Name && sameSender(a.Sender, b.Sender) && a.Timeout == b.Timeout && a.MaxInFlight == b.MaxInFlight &&
 		a.RateLimit == b.RateLimit && a.RateBurst == b.RateBurst && a.Ordered == b.Ordered &&
 		a.OnDeadSkip == b.OnDeadSkip && a.Disabled == b.Disabled && slices.Equal(a.Topics, b.Topics) &&
 		errorText(a.Unusable) == errorText(b.Unusable)
