@@ -131,6 +131,7 @@ func (r *Relay) claimOnce(ctx context.Context, free int64, st *claimerState) (mo
 	if err != nil {
 		return false, err
 	}
+	r.signals.Claimed.signal(claimSignal{Hot: hotGot, Retry: retryGot, RetryLane: retryWant > 0})
 	st.retryFull = retryWant > 0 && retryGot == retryWant
 	hotPairs := r.dispatch(jobs)
 	if hotGot > 0 {

@@ -36,7 +36,8 @@ func TestSetEndpointsAtRunTimeAndDisabledEndpointsKeepMessages(t *testing.T) {
 	eventually(t, 5*time.Second, func() bool {
 		return count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE id = 'msg_a1' AND endpoint = 'a' AND attempts = 0`) == 1
 	}, "a disabled endpoint's message waits, unattempted")
-	time.Sleep(200 * time.Millisecond)
+	// The relay looks at the retry lane twice more and leaves it there.
+	relay.Signals(r).Claimed.WaitFresh(t, 2, retryLane)
 	require.Zero(t, a.uniqueIDs())
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`))
 
@@ -65,7 +66,11 @@ func TestEndpointFailingTooLongIsDisabled(t *testing.T) {
 	})
 	enqueue(t, pool, messages(5, "t")...)
 	eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(disabled) > 0 }, "OnDisable called")
-	time.Sleep(300 * time.Millisecond)
+	// Probes go on failing, the breaker staying open. A probe starts only
+	// once the previous one has been judged, which is when OnDisable would
+	// be called again: two more requests prove one more was judged.
+	probes := len(rc.requests())
+	eventually(t, 5*time.Second, func() bool { return len(rc.requests()) >= probes+2 }, "two more probes")
 	mu.Lock()
 	defer mu.Unlock()
 	require.Len(t, disabled, 1, "called once per outage")
@@ -83,7 +88,8 @@ func TestPairsOfAnUnconfiguredEndpointWaitForIt(t *testing.T) {
 	require.NoError(t, err)
 	other := endpoint(t, "other", rc.srv.URL, "nothing")
 	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{other}})
-	time.Sleep(300 * time.Millisecond)
+	// The relay looks at the retry lane twice (the first claim asks it).
+	relay.Signals(r).Claimed.WaitFresh(t, 2, retryLane)
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE id = 'msg_orphan' AND attempts = 1 AND lease IS NULL`),
 		"a pair whose endpoint is not configured is left alone")
 	require.NoError(t, r.SetEndpoints([]relay.Endpoint{other, endpoint(t, "later", rc.srv.URL, "nothing")}))
@@ -146,8 +152,7 @@ func TestUnusableEndpointHoldsItsMessagesUntilItIsFixed(t *testing.T) {
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "a message naming an unusable endpoint is not unroutable")
 
 	// The retry lane leaves its pairs alone while it stays unusable.
-	claims := r.Stats().Claims
-	eventually(t, 5*time.Second, func() bool { return r.Stats().Claims >= claims+10 }, "ten more claims")
+	relay.Signals(r).Claimed.WaitFresh(t, 3, retryLane)
 	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM outbox.deliveries WHERE endpoint = 'broken' AND attempts = 0 AND lease IS NULL`))
 
 	require.NoError(t, r.SetEndpoints([]relay.Endpoint{epGood, endpoint(t, "broken", fixed.srv.URL, "orders.*")}))

@@ -28,6 +28,7 @@ func messages(n int, topic string) []outbox.Message {
 func TestBreakerPausesDeadEndpointWithoutSpendingRetriesAndResumes(t *testing.T) {
 	t.Parallel()
 	pool := heraldtest.Pool(t)
+	const probeInterval = 300 * time.Millisecond
 	var healthy atomic.Bool
 	dead := newReceiver(t, func(int, *http.Request) int {
 		if healthy.Load() {
@@ -38,7 +39,7 @@ func TestBreakerPausesDeadEndpointWithoutSpendingRetriesAndResumes(t *testing.T)
 	ok := newReceiver(t, nil)
 	r := startRelay(t, pool, relay.Config{
 		Endpoints: []relay.Endpoint{endpoint(t, "dead", dead.srv.URL, "orders.*"), endpoint(t, "ok", ok.srv.URL, "orders.*")},
-		Breaker:   relay.BreakerConfig{FailureThreshold: 3, ProbeInterval: 300 * time.Millisecond, MaxProbeInterval: 300 * time.Millisecond},
+		Breaker:   relay.BreakerConfig{FailureThreshold: 3, ProbeInterval: probeInterval, MaxProbeInterval: probeInterval},
 		Retry:     &relay.ExponentialRetry{InitialInterval: 20 * time.Millisecond, Multiplier: 1, MaxInterval: time.Second, MaxAttempts: 50, MaxElapsedTime: time.Hour},
 	})
 	const n = 40
@@ -51,11 +52,15 @@ func TestBreakerPausesDeadEndpointWithoutSpendingRetriesAndResumes(t *testing.T)
 
 	// Once paused (after the first burst, which was in flight before enough
 	// failures came back), the dead endpoint sees one probe per interval,
-	// not a retry per message.
+	// not a retry per message: although its n messages are due every 20ms,
+	// its next requests come a probe interval apart.
 	before := len(dead.requests())
-	time.Sleep(time.Second)
-	probes := len(dead.requests()) - before
-	require.LessOrEqual(t, probes, 5, "a paused endpoint gets probes, not traffic (got %d requests in 1s)", probes)
+	eventually(t, 5*time.Second, func() bool { return len(dead.requests()) >= before+3 }, "three probes")
+	probes := dead.requests()[before:]
+	for i := 1; i < len(probes); i++ {
+		gap := probes[i].at.Sub(probes[i-1].at)
+		require.GreaterOrEqual(t, gap, probeInterval, "a paused endpoint gets probes, not traffic (requests %s apart)", gap)
+	}
 	require.Less(t, count(t, pool, `SELECT coalesce(max(attempts), 0) FROM outbox.deliveries`), 6,
 		"waiting messages do not spend their retry budget while the endpoint is paused")
 	require.Positive(t, r.Stats().Deferred)
@@ -75,7 +80,7 @@ func TestEndpointMaxInFlight(t *testing.T) {
 		defer cur.Add(-1)
 		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // slow on purpose: requests overlap, if the relay lets them
 		return http.StatusOK
 	})
 	ep := endpoint(t, "narrow", rc.srv.URL, "*")
@@ -152,12 +157,9 @@ func isolationRun(b *testing.B, n int, neighbours string, ownTopics bool) float6
 	require.NoError(b, err)
 	start := time.Now()
 	require.NoError(b, r.Start(context.Background()))
-	deadline := start.Add(2 * time.Minute)
-	for ok.uniqueIDs() < n && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	elapsed := time.Since(start)
-	require.Equal(b, n, ok.uniqueIDs())
+	eventually(b, 2*time.Minute, func() bool { return ok.uniqueIDs() == n }, "the healthy endpoint gets its %d messages", n)
+	reqs := ok.requests()
+	elapsed := reqs[len(reqs)-1].at.Sub(start) // to the last arrival, whatever the polling's pace
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = r.Stop(ctx)
@@ -200,7 +202,9 @@ func TestOutageDoesNotEatRetryBudget(t *testing.T) {
 	})
 	const n = 6
 	enqueue(t, pool, messages(n, "t")...)
-	time.Sleep(2500 * time.Millisecond) // the outage: 2.5 × max_elapsed_time
+	// The outage itself, 2.5 × max_elapsed_time: a sleep that is the
+	// scenario, not a wait for the relay.
+	time.Sleep(2500 * time.Millisecond)
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.dead`), "no message died during the outage")
 	up.Store(true)
 	eventually(t, 15*time.Second, func() bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
@@ -21,18 +22,19 @@ import (
 )
 
 // TestSameKeyDeliveredInCommitOrder would fail if messages were ordered by
-// insertion alone: transaction A inserts first, B second, and each commits
-// as soon as its insert returns, A only after a pause. Without the per-key
-// lock taken on insert, B would commit first while holding the later seq,
-// and be delivered second. With it, B's insert waits for A's commit, so the
-// commit order, and the delivery order, is A then B.
+// insertion alone: transaction A inserts first, B second, and B commits as
+// soon as its insert returns, A only once B has either committed or is
+// waiting for A. Without the per-key lock taken on insert, B would commit
+// first while holding the later seq, and be delivered second. With it, B's
+// insert waits for A's commit, so the commit order, and the delivery order,
+// is A then B.
 func TestSameKeyDeliveredInCommitOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := heraldtest.Pool(t)
 	var mu sync.Mutex
 	var commits []string
-	commit := func(name string, insert func(context.Context) error, pause time.Duration) error {
+	commit := func(name string, beforeCommit func() error) error {
 		tx, err := pool.Begin(ctx)
 		if err != nil {
 			return err
@@ -41,7 +43,9 @@ func TestSameKeyDeliveredInCommitOrder(t *testing.T) {
 		if err := outbox.Enqueue(ctx, tx, outbox.Message{ID: "msg_" + name, Topic: "t", Key: "order-1", Payload: json.RawMessage(`{}`)}); err != nil {
 			return err
 		}
-		time.Sleep(pause)
+		if err := beforeCommit(); err != nil {
+			return err
+		}
 		if err := tx.Commit(ctx); err != nil {
 			return err
 		}
@@ -50,12 +54,39 @@ func TestSameKeyDeliveredInCommitOrder(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
+	aInserted, bDone := make(chan struct{}), make(chan struct{})
+	// holdA holds A's commit until B has committed, or until a session of
+	// the test's own database waits for a lock: B's insert, for A's key.
+	holdA := func() error {
+		close(aInserted)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(10 * time.Second)
+		for {
+			var waiting bool
+			if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil || waiting {
+				return err
+			}
+			select {
+			case <-bDone:
+				return nil
+			case <-tick.C:
+			case <-deadline:
+				return errors.New("B neither committed nor waited for A's key within 10s")
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
-	go func() { defer wg.Done(); errs <- commit("a", nil, 400*time.Millisecond) }()
-	time.Sleep(100 * time.Millisecond) // A has inserted
-	go func() { defer wg.Done(); errs <- commit("b", nil, 0) }()
+	go func() { defer wg.Done(); errs <- commit("a", holdA) }()
+	<-aInserted
+	go func() {
+		defer wg.Done()
+		defer close(bDone)
+		errs <- commit("b", func() error { return nil })
+	}()
 	wg.Wait()
 	close(errs)
 	for err := range errs {

@@ -47,6 +47,7 @@ type Relay struct {
 	background          sync.WaitGroup // listener, progress logger, sweeper
 	callbacks           sync.WaitGroup // OnDisable calls
 	stopErr             error
+	signals             testSignals // off unless a test turns them on
 }
 
 // stats are counters for progress logs and tests.
@@ -327,6 +328,7 @@ func (r *Relay) stop(ctx context.Context) error {
 	r.stopping.Store(true)
 	r.stopClaiming()
 	<-r.claimerDone
+	r.signals.ClaimingStopped.signal(struct{}{})
 	grace := time.NewTimer(r.cfg.ShutdownTimeout)
 	defer grace.Stop()
 	select {

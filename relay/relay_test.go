@@ -127,10 +127,14 @@ func startRelay(t *testing.T, pool *pgxpool.Pool, cfg relay.Config) *relay.Relay
 	}
 	r, err := relay.New(pool, cfg)
 	require.NoError(t, err)
+	relay.InitTestSignals(r)
 	require.NoError(t, r.Start(context.Background()))
 	t.Cleanup(func() { _ = r.Stop(context.Background()) })
 	return r
 }
+
+// retryLane matches the claims that asked the retry lane.
+func retryLane(c relay.Claim) bool { return c.RetryLane }
 
 func enqueue(t testing.TB, pool *pgxpool.Pool, msgs ...outbox.Message) {
 	t.Helper()
@@ -145,7 +149,7 @@ func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 }
 
 // eventually polls cond every 10ms for up to d.
-func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
+func eventually(t testing.TB, d time.Duration, cond func() bool, msg string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -161,7 +165,7 @@ func TestCommittedMessageIsDeliveredSignedAndRolledBackIsNot(t *testing.T) {
 	ctx := context.Background()
 	pool := heraldtest.Pool(t)
 	rc := newReceiver(t, nil)
-	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "billing", rc.srv.URL, "orders.*")}})
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "billing", rc.srv.URL, "orders.*")}})
 
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
@@ -188,8 +192,11 @@ func TestCommittedMessageIsDeliveredSignedAndRolledBackIsNot(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, wh.Verify(got.body, got.hdr), "the reference verifier accepts the signature")
 
-	// Nothing else arrives: the rolled-back message never existed.
-	time.Sleep(200 * time.Millisecond)
+	// Nothing else arrives: the rolled-back message never existed. The
+	// relay looks twice more, in both lanes, and finds nothing.
+	for _, c := range relay.Signals(r).Claimed.WaitFresh(t, 2, retryLane) {
+		require.Zero(t, c.Hot+c.Retry, "a later claim found a row")
+	}
 	require.Len(t, rc.requests(), 1)
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
 }
@@ -230,7 +237,7 @@ func TestPermanentlyFailingEndpointEndsDead(t *testing.T) {
 	t.Parallel()
 	pool := heraldtest.Pool(t)
 	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusInternalServerError })
-	startRelay(t, pool, relay.Config{
+	r := startRelay(t, pool, relay.Config{
 		Endpoints: []relay.Endpoint{endpoint(t, "down", rc.srv.URL, "*")},
 		Retry:     &relay.ExponentialRetry{InitialInterval: 50 * time.Millisecond, Multiplier: 1.5, MaxInterval: time.Second, MaxAttempts: 3, MaxElapsedTime: time.Hour},
 	})
@@ -247,7 +254,10 @@ func TestPermanentlyFailingEndpointEndsDead(t *testing.T) {
 	require.NotEmpty(t, lastErr)
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM outbox.messages`))
-	time.Sleep(300 * time.Millisecond)
+	// The relay looks at the retry lane twice more and finds nothing to retry.
+	for _, c := range relay.Signals(r).Claimed.WaitFresh(t, 2, retryLane) {
+		require.Zero(t, c.Retry, "a retry claim found a row")
+	}
 	require.Len(t, rc.requests(), 3, "a dead message is never retried automatically")
 }
 
@@ -363,7 +373,9 @@ func TestChildRelay(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background()))
-	time.Sleep(time.Minute) // killed long before
+	// The scenario, not a wait: the parent kills this process (SIGKILL)
+	// while it sleeps here, delivering; a minute bounds it if none does.
+	time.Sleep(time.Minute)
 }
 
 func TestTwoRelaysDeliverEachMessageOnceAtATime(t *testing.T) {
@@ -413,6 +425,7 @@ func TestStopLetsInFlightFinishAndReleasesTheRest(t *testing.T) {
 		MaxInFlight: 2, PollInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 	})
 	require.NoError(t, err)
+	sig := relay.InitTestSignals(r)
 	msgs := make([]outbox.Message, 10)
 	for i := range msgs {
 		msgs[i] = outbox.Message{Topic: "t", Payload: json.RawMessage(`{}`)}
@@ -423,7 +436,7 @@ func TestStopLetsInFlightFinishAndReleasesTheRest(t *testing.T) {
 
 	stopped := make(chan error)
 	go func() { stopped <- r.Stop(context.Background()) }()
-	time.Sleep(100 * time.Millisecond)
+	sig.ClaimingStopped.Wait(t)
 	close(rc.hold) // the in-flight requests finish during the grace period
 	require.NoError(t, <-stopped)
 

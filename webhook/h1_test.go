@@ -189,8 +189,11 @@ func TestH1_StaleConnectionIsReplaced(t *testing.T) {
 
 	for i := range 3 {
 		require.NoError(t, ep.Deliver(context.Background(), &Message{ID: "msg_" + strconv.Itoa(i)}))
+		// Closed when this returns; whether the close has reached the
+		// client's socket before its next write or not, that write or the
+		// read after it fails, and the delivery goes out on a new
+		// connection.
 		srv.CloseClientConnections()
-		time.Sleep(20 * time.Millisecond) // let the close reach the client's socket
 	}
 	require.EqualValues(t, 3, reqs.Load())
 	require.EqualValues(t, 3, conns.Load())
@@ -338,7 +341,10 @@ func TestH1_AnswerBeforeBody(t *testing.T) {
 			return
 		}
 		_, _ = io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
-		time.Sleep(50 * time.Millisecond) // the client is still writing
+		// The scenario, not a wait: like a server's lingering close (net/http
+		// lingers 500ms), it closes a moment after answering, while the
+		// client is still writing its 32 MiB body.
+		time.Sleep(50 * time.Millisecond)
 	})
 	ep := newEndpoint(t, EndpointConfig{URL: srv.url()})
 	de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1", Body: bytes.Repeat([]byte("a"), 32<<20)}))

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,30 @@ endpoints:
 `, ordersURL, shippingURL, metricsAddr, aURL, testSecret, bURL, testSecret)
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
 	return path
+}
+
+// scrape returns the text of herald's /metrics at addr, or "" if it does
+// not answer.
+func scrape(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+// sample returns the value of series in metrics (Prometheus text), 0 if
+// it is not there.
+func sample(metrics, series string) float64 {
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 func freeAddr(t *testing.T) string {
@@ -112,25 +137,42 @@ func TestRunSeveralSources(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, []string{"a ord_0", "a ord_1", "a ord_2", "b shp_0"}, seen)
-	select {
-	case g := <-got:
-		t.Fatalf("unexpected delivery %q", g)
-	case <-time.After(300 * time.Millisecond):
-	}
 
 	// Acknowledgements are batched: wait for the counters.
 	var metrics string
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		metrics = string(body)
+		metrics = scrape(addr)
 		return strings.Contains(metrics, `herald_delivered_total{endpoint="a",source="orders"} 3`) &&
 			strings.Contains(metrics, `herald_delivered_total{endpoint="b",source="shipping"} 1`)
 	}, 10*time.Second, 50*time.Millisecond, "metrics:\n%s", metrics)
+
+	// Nothing more arrives: each source's relay claims twice more, in both
+	// lanes, and takes no row.
+	sources := []string{"orders", "shipping"}
+	rounds, rows := map[string]float64{}, map[string]float64{}
+	for _, src := range sources {
+		rounds[src] = sample(metrics, `herald_claim_seconds_count{lane="retry",source="`+src+`"}`)
+		rows[src] = sample(metrics, `herald_claimed_total{lane="hot",source="`+src+`"}`) +
+			sample(metrics, `herald_claimed_total{lane="retry",source="`+src+`"}`)
+	}
+	require.Eventually(t, func() bool {
+		metrics = scrape(addr)
+		for _, src := range sources {
+			if sample(metrics, `herald_claim_seconds_count{lane="retry",source="`+src+`"}`) < rounds[src]+2 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "two more claims of each source; metrics:\n%s", metrics)
+	for _, src := range sources {
+		require.Equal(t, rows[src], sample(metrics, `herald_claimed_total{lane="hot",source="`+src+`"}`)+
+			sample(metrics, `herald_claimed_total{lane="retry",source="`+src+`"}`), "rows claimed from %s", src)
+	}
+	select {
+	case g := <-got:
+		t.Fatalf("unexpected delivery %q", g)
+	default:
+	}
 	require.Contains(t, metrics, `herald_pending_messages{source="orders"}`)
 	require.Contains(t, metrics, `herald_pending_messages{source="shipping"}`)
 	require.NotContains(t, metrics, `herald_delivered_total{endpoint="b",source="orders"}`)
