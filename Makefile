@@ -54,9 +54,10 @@ chaos/short: ## fault suite, short form (seconds per scenario; CI runs it as Tes
 build: ## build bin/herald and bin/herald-receiver
 	$(GO) build -o bin/ ./cmd/herald ./cmd/herald-receiver
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and go.mod tidy (go mod tidy -diff changes nothing)
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 
 verify: lint test ## what CI runs
 

@@ -324,7 +324,7 @@ func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
 	})
 	enqueue(t, pool, outbox.Message{ID: "msg_survivor", Topic: "t", Payload: json.RawMessage(`{}`)})
 
-	child := exec.Command(os.Args[0], "-test.run=^TestChildRelay$", "-test.v")
+	child := exec.Command(os.Args[0]) // runs childRelay (see TestMain)
 	child.Env = append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+rc.srv.URL)
 	var childOut bytes.Buffer
 	child.Stdout, child.Stderr = &childOut, &childOut
@@ -353,26 +353,30 @@ func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
 	require.Zero(t, rc.overlap.Load())
 }
 
-// TestChildRelay is the relay process that TestKilledRelayLeavesMessageToTheNext
-// kills. It does nothing unless started by that test.
-func TestChildRelay(t *testing.T) {
-	url := os.Getenv("HERALD_CHILD_RELAY_DB")
-	if url == "" {
-		return // only meaningful as the child process
+// childRelay is the relay process that TestKilledRelayLeavesMessageToTheNext
+// and TestOrderedEndpointKeepsEachKeyInCommitOrder start (this test binary,
+// run by TestMain when HERALD_CHILD_RELAY_DB is set) and kill.
+func childRelay() {
+	must := func(err error) {
+		if err != nil {
+			panic(err)
+		}
 	}
-	pool, err := pgxpool.New(context.Background(), url)
-	require.NoError(t, err)
-	ep := endpoint(t, "ep", os.Getenv("HERALD_CHILD_RELAY_URL"), "*")
-	ep.Ordered = os.Getenv("HERALD_CHILD_RELAY_ORDERED") != ""
+	pool, err := pgxpool.New(context.Background(), os.Getenv("HERALD_CHILD_RELAY_DB"))
+	must(err)
+	c := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true})
+	sender, err := c.Endpoint(webhook.EndpointConfig{Name: "ep", URL: os.Getenv("HERALD_CHILD_RELAY_URL"), Secrets: []string{testSecret}, Timeout: time.Second})
+	must(err)
 	r, err := relay.New(pool, relay.Config{
-		Endpoints: []relay.Endpoint{ep},
-		Breaker:   relay.BreakerConfig{FailureThreshold: -1},
-		Retry:     fastRetry(),
-		Lease:     6 * time.Second, PollInterval: 20 * time.Millisecond,
+		Endpoints: []relay.Endpoint{{Name: "ep", Topics: []string{"*"}, Sender: sender, Timeout: time.Second,
+			Ordered: os.Getenv("HERALD_CHILD_RELAY_ORDERED") != ""}},
+		Breaker: relay.BreakerConfig{FailureThreshold: -1},
+		Retry:   fastRetry(),
+		Lease:   6 * time.Second, PollInterval: 20 * time.Millisecond,
 		Logger: zerolog.New(os.Stderr),
 	})
-	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background()))
+	must(err)
+	must(r.Start(context.Background()))
 	// The scenario, not a wait: the parent kills this process (SIGKILL)
 	// while it sleeps here, delivering; a minute bounds it if none does.
 	time.Sleep(time.Minute)

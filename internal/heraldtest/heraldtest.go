@@ -32,7 +32,8 @@ import (
 // DefaultURL is the server used when TEST_DATABASE_URL is not set.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
-const howToStart = `start PostgreSQL and point TEST_DATABASE_URL at it, for example:
+// HowToStart tells a developer whose test found no database how to start one.
+const HowToStart = `start PostgreSQL and point TEST_DATABASE_URL at it, for example:
     pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
 or  docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16
 then: TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable make test`
@@ -123,7 +124,7 @@ func PoolFor(tb testing.TB, url string) *pgxpool.Pool {
 func connectAdmin(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.Connect(ctx, ServerURL())
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the test database at %s: %w\n%s", redact(ServerURL()), err, howToStart)
+		return nil, fmt.Errorf("cannot reach the test database at %s: %w\n%s", redact(ServerURL()), err, HowToStart)
 	}
 	return conn, nil
 }
