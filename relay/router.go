@@ -22,6 +22,14 @@ type router struct {
 	// flight or queued.
 	retired []*endpointState
 
+	// exact indexes the endpoints by the topics they name without a '*';
+	// globbed are the endpoints with a '*' in some pattern, matched one by
+	// one. A service with thousands of endpoints, each on its own topics,
+	// routes in a map lookup instead of a match per endpoint.
+	exact   map[string][]*endpointState
+	globbed []*endpointState
+	order   map[*endpointState]int // position in endpoints, to merge the two
+
 	mu    sync.RWMutex
 	cache map[string][]*endpointState
 }
@@ -32,7 +40,8 @@ const maxCachedTopics = 4096
 // newRouter builds a router for eps, keeping old's state for every endpoint
 // whose settings are unchanged.
 func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
-	r := &router{byName: make(map[string]*endpointState, len(eps)), cache: make(map[string][]*endpointState)}
+	r := &router{byName: make(map[string]*endpointState, len(eps)), cache: make(map[string][]*endpointState),
+		exact: make(map[string][]*endpointState), order: make(map[*endpointState]int, len(eps))}
 	kept := map[*endpointState]bool{}
 	for i := range eps {
 		ep := eps[i]
@@ -47,7 +56,17 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 			st = newEndpointState(&ep, m)
 		}
 		r.byName[st.Name] = st
+		r.order[st] = len(r.endpoints)
 		r.endpoints = append(r.endpoints, st)
+		if slices.ContainsFunc(st.Topics, func(p string) bool { return strings.IndexByte(p, '*') >= 0 }) {
+			r.globbed = append(r.globbed, st)
+		} else {
+			for _, topic := range st.Topics {
+				if list := r.exact[topic]; len(list) == 0 || list[len(list)-1] != st {
+					r.exact[topic] = append(list, st)
+				}
+			}
+		}
 		if st.Ordered {
 			r.ordered = append(r.ordered, st.Name)
 			if st.OnDeadSkip {
@@ -150,20 +169,41 @@ func (r *router) route(topic, endpoint string) []*endpointState {
 	if ok {
 		return eps
 	}
-	for _, ep := range r.endpoints {
-		for _, pat := range ep.Topics {
-			if matchTopic(pat, topic) {
-				eps = append(eps, ep)
-				break
-			}
-		}
-	}
+	eps = r.matching(topic)
 	r.mu.Lock()
 	if len(r.cache) < maxCachedTopics {
 		r.cache[topic] = eps
 	}
 	r.mu.Unlock()
 	return eps
+}
+
+// matching computes the endpoints subscribed to topic, in their
+// configured order: those naming it exactly, merged with the globbed ones
+// whose patterns match it.
+func (r *router) matching(topic string) []*endpointState {
+	exact := r.exact[topic]
+	var globbed []*endpointState
+	for _, ep := range r.globbed {
+		if slices.ContainsFunc(ep.Topics, func(p string) bool { return matchTopic(p, topic) }) {
+			globbed = append(globbed, ep)
+		}
+	}
+	if len(globbed) == 0 {
+		return exact
+	}
+	if len(exact) == 0 {
+		return globbed
+	}
+	out := make([]*endpointState, 0, len(exact)+len(globbed))
+	for len(exact) > 0 || len(globbed) > 0 {
+		if len(globbed) == 0 || (len(exact) > 0 && r.order[exact[0]] < r.order[globbed[0]]) {
+			out, exact = append(out, exact[0]), exact[1:]
+		} else {
+			out, globbed = append(out, globbed[0]), globbed[1:]
+		}
+	}
+	return out
 }
 
 // matchTopic reports whether topic matches the glob pattern, in which '*'
