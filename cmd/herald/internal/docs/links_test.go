@@ -26,7 +26,7 @@ func TestDocLinks(t *testing.T) {
 	root := repoRoot(t)
 	problems, err := checkDocs(root)
 	require.NoError(t, err)
-	require.Empty(t, problems, "broken documentation links")
+	require.Empty(t, problems, "broken documentation links:\n%s", strings.Join(problems, "\n"))
 }
 
 // TestDocLinksReportsBroken keeps the checker honest: each kind of broken
