@@ -39,13 +39,13 @@ fuzz/short: ## run each fuzz target for FUZZTIME (5s); a crasher is written unde
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
 	done
 
-bench: ## measure throughput, latency and costs (see README "Performance"); BENCH_ARGS=-quick for a smoke run
+bench: ## measure throughput, latency and costs (see docs/performance.md); BENCH_ARGS=-quick for a smoke run
 	$(GO) run ./cmd/herald-bench $(BENCH_ARGS)
 
 bench/sources: ## one herald relaying two databases vs two heralds with one each (N=50000 per database)
 	./scripts/bench-sources.sh
 
-chaos: ## fault suite, long form: the real herald under SIGKILL, PostgreSQL restarts, hostile endpoints, fault proxies, operator mistakes (CHAOS_ARGS=-markdown for the README)
+chaos: ## fault suite, long form: the real herald under SIGKILL, PostgreSQL restarts, hostile endpoints, fault proxies, operator mistakes (CHAOS_ARGS=-markdown for docs/guarantees.md)
 	$(GO) run ./cmd/herald-chaos $(CHAOS_ARGS)
 
 chaos/short: ## fault suite, short form (seconds per scenario; CI runs it as TestChaosShort)

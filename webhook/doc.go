@@ -39,8 +39,8 @@
 // of the body. Connections are kept alive and reused (MaxConns idle
 // connections per endpoint); HTTP/2 is used when an https receiver offers
 // it. Plain-http endpoints without a proxy or redirect following use a lean
-// HTTP/1.1 pool driven by the delivering goroutine itself, which costs
-// about a third less CPU per request than net/http's Transport. The body is
+// HTTP/1.1 pool driven by the delivering goroutine itself, which saves the
+// two goroutine hand-offs net/http's Transport makes per request. The body is
 // sent exactly as given: Herald never re-encodes JSON.
 //
 // # Signing
@@ -84,8 +84,17 @@
 // request. Errors never include secrets, URL credentials or URL query values
 // (see [RedactURL]).
 //
-// ---------------------------------------------------------------------------
-// Receiving: documented by the receiver side (verify.go, handler.go,
-// store.go). Add the "# Receiving" section below this line.
-// ---------------------------------------------------------------------------
+// # Receiving
+//
+// A receiver gets each message at least once and makes that effectively
+// once by verifying every request and recording its webhook-id in the same
+// transaction as the change the message causes. A [Verifier] checks the
+// signature and the timestamp (see [NewVerifier], [VerifierConfig]);
+// [Verifier.VerifyPayload] does it without HTTP. [NewHandler] returns an
+// http.Handler that verifies, begins a transaction in a [Store], skips an id
+// already processed, and commits only if the [HandlerFunc] returns nil, so an
+// id is recorded exactly when its change is. [NewPostgresStore] keeps the ids
+// in the receiver's own PostgreSQL; [NewMemoryStore] keeps them in memory for
+// one process. docs/receiving.md in the repository walks through it, with
+// the recipe for other languages.
 package webhook

@@ -112,8 +112,8 @@ func printDetails(w io.Writer, rs []result) {
 	}
 }
 
-// printMarkdown prints the table for the README's "Guarantees and how they
-// are tested".
+// printMarkdown prints the table for "Guarantees and how they are tested"
+// in docs/guarantees.md.
 func printMarkdown(w io.Writer, rs []result) {
 	fmt.Fprintln(w, "| Scenario | Committed | Delivered or parked | Lost | Duplicates | Longest stall | Slowest message | Wall time | Result |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|")

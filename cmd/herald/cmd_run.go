@@ -61,8 +61,8 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	if os.Getenv("GOGC") == "" {
 		// The relay's live heap is a few MB, and most of what it allocates
 		// lives for one request: collecting at 5× the live heap instead of
-		// 2× cut its CPU per delivery by about a third in the prototype
-		// (shared/peers RESULTS.md), for some MB of memory. GOGC overrides.
+		// 2× trades some MB of memory for far fewer collections, and so
+		// less CPU per delivery. GOGC overrides.
 		debug.SetGCPercent(400)
 	}
 	// SIGHUP is caught from the start: its default action would kill a

@@ -208,8 +208,8 @@ type Relay struct {
 	// (claimed and not yet finished), 1 MiB..4 GiB; a larger message is
 	// claimed alone. Defaults to relay.MaxInFlightBytesDefault (64 MiB).
 	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
-	// Lease is how long a claimed message stays reserved before the reaper
-	// may hand it out again. It must be at least the largest endpoint timeout
+	// Lease is how long a claimed message stays reserved before another
+	// claim may take it again. It must be at least the largest endpoint timeout
 	// plus RelayLeaseMargin. Defaults to RelayLeaseDefault (60s).
 	Lease time.Duration `yaml:"lease"`
 	// PollInterval is how often the relay polls when no NOTIFY arrives,
