@@ -112,10 +112,11 @@ const (
 )
 
 // retryClaimSQL picks the retry claim's form for the number of endpoints it
-// serves. Up to byEndpointMax, one index scan each costs about a millisecond
-// in all (measured: 1 ms for a handful, 25 ms for 5,000), and the claim never
-// reads pairs it cannot take: with 1M due pairs of a disabled endpoint, the
-// due-order scan took 159 ms per claim and the per-endpoint form 1 ms.
+// serves. Up to byEndpointMax, one short index scan per endpoint costs
+// little, and the claim never reads pairs it cannot take, however many wait
+// for a disabled, paused or removed endpoint (the due-order scan reads them
+// all first; see migrations/006). Past it, the scans one by one cost more
+// than the due-order scan.
 func retryClaimSQL(served int) string {
 	if served <= byEndpointMax {
 		return claimRetryByEndpointSQL

@@ -89,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.short, "short", false, "the short form: small N, seconds per scenario (what CI runs)")
 	only := fs.String("only", "", "comma-separated scenarios to run (default: all): "+strings.Join(scenarioNames(), ","))
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
-	fs.BoolVar(&o.markdown, "markdown", false, "print the results as a Markdown table (for the README)")
+	fs.BoolVar(&o.markdown, "markdown", false, "print the results as a Markdown table (for docs/guarantees.md)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the logs and the work dir even when every scenario passed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
