@@ -40,8 +40,9 @@
 // connections per endpoint); HTTP/2 is used when an https receiver offers
 // it. Plain-http endpoints without a proxy or redirect following use a lean
 // HTTP/1.1 pool driven by the delivering goroutine itself, which costs
-// about a third less CPU per request than net/http's Transport. The body is
-// sent exactly as given: Herald never re-encodes JSON.
+// about a third less CPU per request than net/http's Transport
+// (ClientConfig.DisableLeanPool turns it off). The body is sent exactly as
+// given: Herald never re-encodes JSON.
 //
 // # Signing
 //

@@ -93,7 +93,8 @@ type Endpoint struct {
 	transport       *http.Transport
 	client          *http.Client
 	// h1 is set for plain-http endpoints reached without a proxy and
-	// without following redirects; it carries every request then, with
+	// without following redirects, unless ClientConfig.DisableLeanPool;
+	// it carries every request then, with
 	// h1Head (request line, Host, User-Agent, Content-Type) and h1Static
 	// (the configured headers) rendered once.
 	h1       *h1Pool
@@ -232,7 +233,7 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		},
 	}
 	e.client = &http.Client{Transport: e.transport, CheckRedirect: checkRedirect}
-	if u.Scheme == "http" && !e.followRedirects && !e.proxied() {
+	if u.Scheme == "http" && !e.followRedirects && !e.proxied() && !c.cfg.DisableLeanPool {
 		e.useH1(d.DialContext, maxConns)
 	}
 	return e, nil

@@ -84,18 +84,20 @@ func readRequest(br *bufio.Reader) (*http.Request, []byte, error) {
 	return req, body, err
 }
 
-func TestH1_OnlyPlainHTTPWithoutRedirects(t *testing.T) {
+func TestH1_OnlyPlainHTTPWithoutRedirectsUnlessDisabled(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		ccfg ClientConfig
 		cfg  EndpointConfig
 		want bool
 	}{
-		{EndpointConfig{URL: "http://example.com/hook"}, true},
-		{EndpointConfig{URL: "https://example.com/hook"}, false},
-		{EndpointConfig{URL: "http://example.com/hook", FollowRedirects: true}, false},
+		{ClientConfig{}, EndpointConfig{URL: "http://example.com/hook"}, true},
+		{ClientConfig{}, EndpointConfig{URL: "https://example.com/hook"}, false},
+		{ClientConfig{}, EndpointConfig{URL: "http://example.com/hook", FollowRedirects: true}, false},
+		{ClientConfig{DisableLeanPool: true}, EndpointConfig{URL: "http://example.com/hook"}, false},
 	} {
-		ep := newEndpoint(t, tc.cfg)
-		require.Equal(t, tc.want, ep.h1 != nil, "%+v", tc.cfg)
+		ep := newEndpointWith(t, tc.ccfg, tc.cfg)
+		require.Equal(t, tc.want, ep.h1 != nil, "%+v %+v", tc.ccfg, tc.cfg)
 	}
 }
 
