@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -78,6 +79,7 @@ var contractCases = []struct {
 	{"ConnectionRefused", testConnectionRefused},
 	{"ConnectionReuse", testConnectionReuse},
 	{"ErrRedacted", testErrRedacted},
+	{"AddressPolicy", testAddressPolicy},
 }
 
 func TestClientContract(t *testing.T) {
@@ -176,6 +178,12 @@ func (tr transport) rawServer(t *testing.T, serve func(n int64, c net.Conn, br *
 func (tr transport) endpoint(t *testing.T, ccfg ClientConfig, cfg EndpointConfig) *Endpoint {
 	t.Helper()
 	ccfg.AllowPrivateNetworks = true
+	return tr.guardedEndpoint(t, ccfg, cfg)
+}
+
+// guardedEndpoint is endpoint under ccfg's address policy as given.
+func (tr transport) guardedEndpoint(t *testing.T, ccfg ClientConfig, cfg EndpointConfig) *Endpoint {
+	t.Helper()
 	ccfg.DisableLeanPool = !tr.lean
 	if tr.tls {
 		_, ca := testCert()
@@ -864,4 +872,30 @@ func testErrRedacted(t *testing.T, tr transport) {
 	de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_1"}))
 	require.NotNil(t, de.Err)
 	require.NotContains(t, fmt.Sprintf("%v %+v %v", de, de.Err, errors.Unwrap(de)), "s3cret")
+}
+
+// The address policy holds on every transport: a loopback receiver, named
+// by its address or by a name that resolves to it, is refused unless
+// allowed, and nothing reaches it.
+func testAddressPolicy(t *testing.T, tr transport) {
+	srv, reqs := tr.server(t, nil)
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	// example.com: a name the test servers' certificate holds.
+	byName := tr.scheme() + "://" + net.JoinHostPort("example.com", port) + "/hook"
+	resolver := staticResolver{"example.com": addrs("127.0.0.1")}
+	for _, u := range []string{srv.URL, byName} {
+		ep := tr.guardedEndpoint(t, ClientConfig{Resolver: resolver}, EndpointConfig{URL: u})
+		de := requireDeliveryError(t, ep.Deliver(context.Background(), &Message{ID: "msg_refused"}))
+		require.Equal(t, "refused: 127.0.0.1 is a loopback address (delivery.allow_private_networks is false)", de.Reason, u)
+		require.True(t, de.Retryable)
+		require.Zero(t, de.Status)
+		var refused *AddressRefusedError
+		require.ErrorAs(t, de, &refused)
+	}
+	require.Empty(t, reqs, "a refused delivery reached the server")
+
+	ep := tr.guardedEndpoint(t, ClientConfig{Resolver: resolver, AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/30")}},
+		EndpointConfig{URL: byName})
+	require.NoError(t, ep.Deliver(context.Background(), &Message{ID: "msg_allowed"}))
+	require.Equal(t, "msg_allowed", (<-reqs).header.Get(HeaderID))
 }
