@@ -54,6 +54,14 @@ type ClientConfig struct {
 	// Resolver resolves endpoint host names at dial time. Defaults to
 	// net.DefaultResolver.
 	Resolver Resolver
+	// DisableLeanPool sends to plain-http endpoints with net/http, as to
+	// https ones, instead of Herald's lean HTTP/1.1 pool (see h1.go). The
+	// pool spends less CPU per delivery; net/http is the reference its
+	// behaviour is tested against, and offers what the pool does not,
+	// such as httptrace hooks. Defaults to false:
+	// plain-http endpoints reached without a proxy and without following
+	// redirects use the lean pool.
+	DisableLeanPool bool
 }
 
 // WithDefaults returns a copy of the config with defaults applied.

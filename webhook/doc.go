@@ -40,8 +40,9 @@
 // connections per endpoint); HTTP/2 is used when an https receiver offers
 // it. Plain-http endpoints without a proxy or redirect following use a lean
 // HTTP/1.1 pool driven by the delivering goroutine itself, which saves the
-// two goroutine hand-offs net/http's Transport makes per request. The body is
-// sent exactly as given: Herald never re-encodes JSON.
+// two goroutine hand-offs net/http's Transport makes per request
+// (ClientConfig.DisableLeanPool turns it off). The body is sent exactly as
+// given: Herald never re-encodes JSON.
 //
 // # Signing
 //

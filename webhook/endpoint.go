@@ -93,7 +93,8 @@ type Endpoint struct {
 	transport       *http.Transport
 	client          *http.Client
 	// h1 is set for plain-http endpoints reached without a proxy and
-	// without following redirects; it carries every request then, with
+	// without following redirects, unless ClientConfig.DisableLeanPool;
+	// it carries every request then, with
 	// h1Head (request line, Host, User-Agent, Content-Type) and h1Static
 	// (the configured headers) rendered once.
 	h1       *h1Pool
@@ -232,7 +233,7 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		},
 	}
 	e.client = &http.Client{Transport: e.transport, CheckRedirect: checkRedirect}
-	if u.Scheme == "http" && !e.followRedirects && !e.proxied() {
+	if u.Scheme == "http" && !e.followRedirects && !e.proxied() && !c.cfg.DisableLeanPool {
 		e.useH1(d.DialContext, maxConns)
 	}
 	return e, nil
@@ -522,7 +523,7 @@ func (e *Endpoint) deliverHTTP(parent context.Context, id string, body []byte, h
 func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean bool, err error) {
 	status := resp.StatusCode
 	if status >= 200 && status <= 299 {
-		_, err := e.drain(resp, nil)
+		_, err := e.drain(ctx, resp, nil)
 		return err == nil, nil
 	}
 	if status < 100 || status > 599 {
@@ -545,7 +546,7 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean boo
 		}
 	}
 	// Three bytes more than kept show whether the cut splits a character.
-	de.Response, de.Err = e.drain(resp, make([]byte, 0, e.keepResponse+utf8.UTFMax-1))
+	de.Response, de.Err = e.drain(ctx, resp, make([]byte, 0, e.keepResponse+utf8.UTFMax-1))
 	de.Response = cutAtRune(de.Response, e.keepResponse)
 	if de.Err != nil && (ctx.Err() != nil || isTimeout(de.Err)) {
 		de.Err = errors.Join(errors.New(e.timeoutReason+" reading the response"), de.Err)
@@ -555,8 +556,8 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean boo
 
 // drain reads the body up to MaxResponseBytes, appending the first
 // cap(keep) bytes to keep, and closes it. A body left unread closes the
-// connection instead of returning it to the pool.
-func (e *Endpoint) drain(resp *http.Response, keep []byte) ([]byte, error) {
+// connection instead of returning it to the pool. ctx is the attempt's.
+func (e *Endpoint) drain(ctx context.Context, resp *http.Response, keep []byte) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.ContentLength > e.maxResponse {
 		return keep, e.tooLarge()
@@ -581,7 +582,10 @@ func (e *Endpoint) drain(resp *http.Response, keep []byte) ([]byte, error) {
 			return keep, e.tooLarge()
 		}
 		if err == io.EOF {
-			return keep, nil
+			// An end once the attempt is over is not proof of a whole
+			// body: net/http over TLS ends a body its deadline cut with
+			// a plain io.EOF when the close races the read.
+			return keep, ctx.Err()
 		}
 		if err != nil {
 			return keep, err
