@@ -19,6 +19,9 @@ const (
 	// flight for 8,000/s). Each endpoint's MaxInFlight does the real
 	// limiting; a worker is a goroutine started per request.
 	MaxInFlightDefault = 4096
+	// EndpointMaxInFlightDefault is Endpoint.MaxInFlight's default: the
+	// window (MaxInFlightDefault) is too wide to be one receiver's.
+	EndpointMaxInFlightDefault = 64
 	// MaxInFlightBytesDefault bounds the payload bytes a relay holds.
 	MaxInFlightBytesDefault = 64 << 20
 	LeaseDefault            = 60 * time.Second
@@ -227,8 +230,9 @@ type Endpoint struct {
 	// Timeout is the Sender's per-attempt timeout; the relay never starts an
 	// attempt unless the lease outlasts it.
 	Timeout time.Duration
-	// MaxInFlight bounds this endpoint's concurrent requests from one relay.
-	// 0 means no bound beyond Config.MaxInFlight.
+	// MaxInFlight bounds this endpoint's concurrent requests from one relay;
+	// as many again wait in memory for a slot. Negative means no bound
+	// beyond Config.MaxInFlight. Defaults to EndpointMaxInFlightDefault (64).
 	MaxInFlight int
 	// RateLimit bounds requests per second from one relay; 0 means none.
 	// Claimed pairs wait in memory for their turn, up to a second ahead;

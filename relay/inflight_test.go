@@ -64,3 +64,24 @@ func TestDefaultWindowKeepsManySlowEndpointsBusy(t *testing.T) {
 	require.Zero(t, r.Stats().Deferred, "no pair waits in the retry lane for want of room")
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
 }
+
+// The relay's window is wide, so an endpoint that sets no MaxInFlight must
+// not get all of it: a receiver would meet thousands of requests at once.
+func TestEndpointWithoutMaxInFlightGetsTheDefault(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	var cur, peak atomic.Int64
+	rc := newReceiver(t, func(int, *http.Request) int {
+		c := cur.Add(1)
+		defer cur.Add(-1)
+		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
+		}
+		time.Sleep(50 * time.Millisecond)
+		return http.StatusOK
+	})
+	const n = 3 * relay.EndpointMaxInFlightDefault
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")}})
+	enqueue(t, pool, messages(n, "t")...)
+	eventually(t, 30*time.Second, func() bool { return rc.uniqueIDs() == n }, "all delivered")
+	require.LessOrEqual(t, peak.Load(), int64(relay.EndpointMaxInFlightDefault))
+}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 	kept := map[*endpointState]bool{}
 	for i := range eps {
 		ep := eps[i]
+		ep.MaxInFlight = cmp.Or(ep.MaxInFlight, EndpointMaxInFlightDefault)
 		var st *endpointState
 		if old != nil {
 			if prev := old.byName[ep.Name]; prev != nil && sameEndpoint(prev.Endpoint, &ep) {

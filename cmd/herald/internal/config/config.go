@@ -74,7 +74,7 @@ const (
 	BreakerMaxProbeIntervalMax     = 24 * time.Hour
 	BreakerDisableAfterDefault     = 0
 
-	EndpointMaxInFlightDefault = 64
+	EndpointMaxInFlightDefault = relay.EndpointMaxInFlightDefault
 	EndpointMaxInFlightMin     = 1
 	EndpointMaxInFlightMax     = 10000
 	EndpointRateLimitMax       = 1e6 // requests per second
