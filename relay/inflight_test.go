@@ -16,6 +16,19 @@ import (
 	"github.com/herald-relay/herald/webhook"
 )
 
+// concurrency counts requests being handled and remembers the most at once.
+type concurrency struct{ cur, peak atomic.Int64 }
+
+// enter counts a request in and returns how many are being handled.
+func (c *concurrency) enter() int64 {
+	n := c.cur.Add(1)
+	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
+	}
+	return n
+}
+
+func (c *concurrency) leave() { c.cur.Add(-1) }
+
 // Receivers that take their time need many requests in flight: with the
 // default window, every endpoint gets its own max_in_flight at once, and
 // none of their pairs goes to the retry lane for want of room.
@@ -24,15 +37,12 @@ func TestDefaultWindowKeepsManySlowEndpointsBusy(t *testing.T) {
 	pool := heraldtest.Pool(t)
 	const endpoints, perEndpoint = 16, 64 // herald's endpoint max_in_flight default
 	const want = endpoints * perEndpoint
-	var cur, peak atomic.Int64
+	var conc concurrency
 	release := make(chan struct{}) // held requests end when every one has arrived
 	var releaseOnce sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := cur.Add(1)
-		defer cur.Add(-1)
-		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
-		}
-		if c >= want {
+		defer conc.leave()
+		if conc.enter() >= want {
 			releaseOnce.Do(func() { close(release) })
 		}
 		select {
@@ -60,7 +70,7 @@ func TestDefaultWindowKeepsManySlowEndpointsBusy(t *testing.T) {
 		enqueue(t, pool, messages(perEndpoint, eps[i].Name)...)
 	}
 	eventually(t, 30*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0 }, "all delivered")
-	require.GreaterOrEqual(t, peak.Load(), int64(want), "every endpoint's max_in_flight in flight at once")
+	require.GreaterOrEqual(t, conc.peak.Load(), int64(want), "every endpoint's max_in_flight in flight at once")
 	require.Zero(t, r.Stats().Deferred, "no pair waits in the retry lane for want of room")
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
 }
@@ -70,18 +80,16 @@ func TestDefaultWindowKeepsManySlowEndpointsBusy(t *testing.T) {
 func TestEndpointWithoutMaxInFlightGetsTheDefault(t *testing.T) {
 	t.Parallel()
 	pool := heraldtest.Pool(t)
-	var cur, peak atomic.Int64
+	var conc concurrency
 	rc := newReceiver(t, func(int, *http.Request) int {
-		c := cur.Add(1)
-		defer cur.Add(-1)
-		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
-		}
-		time.Sleep(50 * time.Millisecond)
+		conc.enter()
+		defer conc.leave()
+		time.Sleep(50 * time.Millisecond) // a slow receiver: requests pile up
 		return http.StatusOK
 	})
 	const n = 3 * relay.EndpointMaxInFlightDefault
 	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")}})
 	enqueue(t, pool, messages(n, "t")...)
 	eventually(t, 30*time.Second, func() bool { return rc.uniqueIDs() == n }, "all delivered")
-	require.LessOrEqual(t, peak.Load(), int64(relay.EndpointMaxInFlightDefault))
+	require.LessOrEqual(t, conc.peak.Load(), int64(relay.EndpointMaxInFlightDefault))
 }
