@@ -156,7 +156,13 @@ func (b *bench) buildTable() {
 		}
 		d := res.Slow[0]
 		m := median(steady)
-		b.row(fmt.Sprintf("%d endpoints, receivers answering in %.0f ms, %d waiting, default config: deliveries/s, steady (10%%→90%% received), median of %d", d.Endpoints, d.DelayMs, d.N, len(steady)), m, "%.0f", "≥ 8000", yesNo(m >= 8000))
+		// The goal is set for the default shape only: slower receivers
+		// are bounded by relay.max_in_flight ÷ their delay.
+		target, met := "", ""
+		if d.Endpoints == 200 && d.DelayMs == 200 {
+			target, met = "≥ 8000", yesNo(m >= 8000)
+		}
+		b.row(fmt.Sprintf("%d endpoints, receivers answering in %.0f ms, %d waiting, default config: deliveries/s, steady (10%%→90%% received), median of %d", d.Endpoints, d.DelayMs, d.N, len(steady)), m, "%.0f", target, met)
 		b.row("  relay CPU µs per delivery (median)", median(relayUs), "%.1f", "", "")
 		mr := slicesMax(rss)
 		b.row("  relay peak RSS MiB (max)", mr, "%.1f", "< 300", yesNo(mr < 300))
