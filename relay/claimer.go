@@ -22,11 +22,11 @@ func signal(ch chan struct{}) {
 // comes back short, until a notification, a due retry or the poll interval.
 func (r *Relay) runClaimer(ctx context.Context) {
 	defer close(r.claimerDone)
-	defer close(r.work)
 	// Only the claimer queues pairs; a pair queued just as its endpoint's
 	// last request ended waits for the next dispatch. There is none after
-	// this, so hand every queued pair to the workers (which release them,
-	// the relay stopping) before closing their channel.
+	// this, so hand every queued pair to a worker (which releases it, the
+	// relay stopping) before saying the claimer is done: no worker starts
+	// after that.
 	defer r.startAllQueued()
 	st := claimerState{fanout: 1, pollWait: r.cfg.PollInterval}
 	poll := time.NewTimer(0)

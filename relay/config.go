@@ -13,7 +13,15 @@ import (
 
 // Defaults and bounds of Config.
 const (
-	MaxInFlightDefault = 256
+	// MaxInFlightDefault is wide enough for slow receivers: requests in
+	// flight, not the machine, bound what a relay sends to receivers that
+	// take their time (200 endpoints answering in 200 ms need 1,600 in
+	// flight for 8,000/s). Each endpoint's MaxInFlight does the real
+	// limiting; a worker is a goroutine started per request.
+	MaxInFlightDefault = 4096
+	// EndpointMaxInFlightDefault is Endpoint.MaxInFlight's default: the
+	// window (MaxInFlightDefault) is too wide to be one receiver's.
+	EndpointMaxInFlightDefault = 64
 	// MaxInFlightBytesDefault bounds the payload bytes a relay holds.
 	MaxInFlightBytesDefault = 64 << 20
 	LeaseDefault            = 60 * time.Second
@@ -60,8 +68,16 @@ type Config struct {
 	// Retry computes the next attempt after a failure. Defaults to
 	// DefaultRetryPolicy().
 	Retry RetryPolicy
-	// MaxInFlight bounds the HTTP requests in flight across all endpoints.
-	// Defaults to 256.
+	// MaxInFlight bounds the pairs a relay holds across all endpoints:
+	// HTTP requests in flight, and pairs queued in memory for an endpoint at
+	// its own MaxInFlight. It is a ceiling on memory (a goroutine and a
+	// connection per request, tens of KiB) rather than the pace: each
+	// endpoint's MaxInFlight paces it, and a claim never takes more than
+	// the endpoints can start or queue (each queues as many as its
+	// MaxInFlight, at least 16), so a wider window does not make claimed
+	// pairs wait longer for their turn. Defaults to 4096:
+	// 200 endpoints whose receivers answer in 200 ms get over 8,000
+	// deliveries/s on 2 cores, in under 300 MB (README, Performance).
 	MaxInFlight int
 	// MaxInFlightBytes bounds the payload bytes of the messages a relay has
 	// claimed and not yet finished, so that a few huge payloads cannot
@@ -214,8 +230,9 @@ type Endpoint struct {
 	// Timeout is the Sender's per-attempt timeout; the relay never starts an
 	// attempt unless the lease outlasts it.
 	Timeout time.Duration
-	// MaxInFlight bounds this endpoint's concurrent requests from one relay.
-	// 0 means no bound beyond Config.MaxInFlight.
+	// MaxInFlight bounds this endpoint's concurrent requests from one relay;
+	// as many again wait in memory for a slot. Negative means no bound
+	// beyond Config.MaxInFlight. Defaults to EndpointMaxInFlightDefault (64).
 	MaxInFlight int
 	// RateLimit bounds requests per second from one relay; 0 means none.
 	// Claimed pairs wait in memory for their turn, up to a second ahead;

@@ -69,7 +69,7 @@ func (r *Relay) dispatch(jobs []*job) int {
 	r.inFlight.Add(int64(len(send) + queuedPairs))
 	r.m.inFlight.Set(float64(r.inFlight.Load()))
 	for _, p := range send {
-		r.work <- p
+		r.startWorker(p)
 	}
 	// A queued pair whose endpoint finished everything in the meantime
 	// would wait for a completion that never comes: start it here.
@@ -100,7 +100,7 @@ func (r *Relay) startQueued(st *endpointState) {
 			r.finished(p)
 			continue
 		}
-		r.work <- p
+		r.startWorker(p)
 	}
 }
 

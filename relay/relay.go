@@ -21,7 +21,6 @@ type Relay struct {
 	log    zerolog.Logger
 	m      *Metrics
 
-	work    chan *pair // claimed pairs waiting for a worker
 	results chan *pair // finished pairs, for the completer
 	wake    chan struct{}
 	room    chan struct{}
@@ -38,8 +37,10 @@ type Relay struct {
 	startOnce, stopOnce sync.Once
 	started             bool
 	stopClaiming        context.CancelFunc // stops the claimer and the listener
-	cancelWork          context.CancelFunc // aborts requests in flight
-	outcomeCtx          context.Context    // ends when Stop's context does: outcome writes give up
+	workCtx             context.Context    // the workers' context: cancelled to abort requests in flight
+	cancelWork          context.CancelFunc
+	workers             sync.WaitGroup  // one per running worker; see startWorker
+	outcomeCtx          context.Context // ends when Stop's context does: outcome writes give up
 	cancelOutcomes      context.CancelFunc
 	claimerDone         chan struct{}
 	workersDone         chan struct{}
@@ -104,8 +105,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		log:  cfg.Logger.With().Str("component", "relay").Logger(),
 		m:    m,
 		// Room for a full window of fan-out; the claimer sizes claims so
-		// the queue rarely holds more than MaxInFlight.
-		work:          make(chan *pair, 2*cfg.MaxInFlight),
+		// that rarely more than MaxInFlight pairs finish at once.
 		results:       make(chan *pair, 2*cfg.MaxInFlight),
 		wake:          make(chan struct{}, 1),
 		room:          make(chan struct{}, 1),
@@ -260,22 +260,17 @@ func (r *Relay) start(ctx context.Context) error {
 		return errors.New("relay: outbox schema not found: run `herald migrate` first")
 	}
 	claimCtx, stopClaiming := context.WithCancel(context.WithoutCancel(ctx))
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	r.stopClaiming, r.cancelWork = stopClaiming, cancelWork
+	r.workCtx, r.cancelWork = context.WithCancel(context.WithoutCancel(ctx))
+	r.stopClaiming = stopClaiming
 	r.outcomeCtx, r.cancelOutcomes = context.WithCancel(context.WithoutCancel(ctx))
 	r.started = true
 
 	go r.runClaimer(claimCtx)
-	var workers sync.WaitGroup
-	for range r.cfg.MaxInFlight {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			r.runWorker(workCtx)
-		}()
-	}
 	go func() {
-		workers.Wait()
+		// Workers are started by the claimer only, so once it is done
+		// their number only falls.
+		<-r.claimerDone
+		r.workers.Wait()
 		close(r.workersDone)
 		close(r.results)
 	}()

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"reflect"
 	"slices"
 	"strings"
@@ -45,6 +46,7 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 	kept := map[*endpointState]bool{}
 	for i := range eps {
 		ep := eps[i]
+		ep.MaxInFlight = cmp.Or(ep.MaxInFlight, EndpointMaxInFlightDefault)
 		var st *endpointState
 		if old != nil {
 			if prev := old.byName[ep.Name]; prev != nil && sameEndpoint(prev.Endpoint, &ep) {

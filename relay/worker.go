@@ -9,28 +9,40 @@ import (
 	"github.com/herald-relay/herald/webhook"
 )
 
-// runWorker makes delivery attempts. A pair is attempted only if the relay
-// is not stopping and the attempt is sure to end while the lease holds;
-// otherwise it is released untouched.
-func (r *Relay) runWorker(ctx context.Context) {
-	for p := range r.work {
-		for p != nil {
-			r.attempt(ctx, p)
-			r.endpointDone(p)
-			// The slot just freed goes to the endpoint's next queued pair,
-			// on this worker.
-			next, paused := p.ep.next()
-			r.finished(p)
-			for paused {
-				next.result = resultDeferred
-				r.finished(next)
-				next, paused = p.ep.next()
-			}
-			if next == nil {
-				p.ep.closeIfIdle() // the last request of a replaced endpoint
-			}
-			p = next
+// startWorker starts a worker for p. Workers are started per admitted pair,
+// not kept in a pool the size of the window: the window can then be as wide
+// as slow receivers need (thousands of requests in flight) while an idle or
+// fast relay holds only the goroutines it uses. Only the claimer starts
+// workers, and never after claimerDone is closed.
+func (r *Relay) startWorker(p *pair) {
+	r.workers.Add(1)
+	go func() {
+		defer r.workers.Done()
+		r.runWorker(r.workCtx, p)
+	}()
+}
+
+// runWorker makes delivery attempts: p's, then those of the pairs queued
+// for its endpoint, while there are any. A pair is attempted only if the
+// relay is not stopping and the attempt is sure to end while the lease
+// holds; otherwise it is released untouched.
+func (r *Relay) runWorker(ctx context.Context, p *pair) {
+	for p != nil {
+		r.attempt(ctx, p)
+		r.endpointDone(p)
+		// The slot just freed goes to the endpoint's next queued pair,
+		// on this worker.
+		next, paused := p.ep.next()
+		r.finished(p)
+		for paused {
+			next.result = resultDeferred
+			r.finished(next)
+			next, paused = p.ep.next()
 		}
+		if next == nil {
+			p.ep.closeIfIdle() // the last request of a replaced endpoint
+		}
+		p = next
 	}
 }
 

@@ -63,6 +63,7 @@ type Results struct {
 	Claims          []DrainResult   `json:"claim_backlogs"`
 	PacedClaims     []DrainResult   `json:"paced_claim_backlogs,omitempty"`
 	ManyRelays      []DrainResult   `json:"many_relays"`
+	Slow            []DrainResult   `json:"slow_receivers,omitempty"`
 	Table           []Row           `json:"table"`
 	Profiles        []string        `json:"cpu_profiles,omitempty"`
 	Errors          []string        `json:"errors,omitempty"`
@@ -107,6 +108,7 @@ func run(ctx context.Context, opt options) (*Results, error) {
 		"latency_rate": opt.latRate, "latency_duration_s": opt.latDur.Seconds(), "latency_producers": opt.latProducers,
 		"enqueue_n": opt.enqN, "sql_duration_s": opt.sqlDur.Seconds(), "sql_producers": opt.sqlProducers,
 		"backlogs": opt.backlogs, "slice": opt.slice, "relays": opt.relayCounts,
+		"slow_n": opt.slowN, "slow_endpoints": opt.slowEPs, "slow_delay_ms": opt.slowDelay.Milliseconds(),
 	}
 	if err := b.chooseRelay(ctx); err != nil {
 		return nil, err
@@ -145,6 +147,7 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	phase("producers", "producer throughput", func() error { return b.producers(ctx) })
 	phase("claims", "claim latency by backlog", func() error { return b.claimBacklogs(ctx) })
 	phase("relays", "several relays on one database", func() error { return b.manyRelays(ctx) })
+	phase("slow", "slow receivers, many endpoints", func() error { return b.slowReceivers(ctx) })
 	b.res.Profiles = b.profiles
 	b.res.Finished = time.Now().UTC().Format(time.RFC3339)
 	b.buildTable()
@@ -361,8 +364,10 @@ func (b *bench) checkpoint(ctx context.Context) error {
 }
 
 // preload commits n messages, 1000 per transaction, without NOTIFY, then
-// ANALYZEs the table. It returns the insert rate.
-func (b *bench) preload(ctx context.Context, n int) (float64, error) {
+// ANALYZEs the table. It returns the insert rate. With topics > 0, message
+// i has topic slowTopic(i % topics): the endpoints' traffic interleaved, as
+// a service's events for its many subscribers are.
+func (b *bench) preload(ctx context.Context, n, topics int) (float64, error) {
 	run := rand.Uint32()
 	const batch = 1000
 	start := time.Now()
@@ -372,6 +377,11 @@ func (b *bench) preload(ctx context.Context, n int) (float64, error) {
 			return 0, err
 		}
 		msgs := makeMessages(run, i, min(batch, n-i), "")
+		if topics > 0 {
+			for k := range msgs {
+				msgs[k].Topic = slowTopic((i + k) % topics)
+			}
+		}
 		if err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return w.Enqueue(ctx, tx, msgs...) }); err != nil {
 			return 0, err
 		}
@@ -502,6 +512,14 @@ type DrainResult struct {
 	Unique             int64   `json:"receiver_unique"`
 	Writes             *Writes `json:"writes,omitempty"`
 	Leftover           int64   `json:"rows_left_in_deliveries_and_dead"`
+	// Endpoints and DelayMs describe the slow phase: that many endpoints,
+	// one topic each, whose receivers answer after DelayMs.
+	Endpoints int     `json:"endpoints,omitempty"`
+	DelayMs   float64 `json:"receiver_delay_ms,omitempty"`
+	// Deferred counts pairs the relays sent to the retry lane unattempted
+	// (herald_deferred_total): an endpoint at max_in_flight with a full
+	// queue, paused or rate-limited.
+	Deferred float64 `json:"deferred"`
 }
 
 type drainSpec struct {
@@ -518,7 +536,8 @@ type drainSpec struct {
 // drain commits a backlog with no relay running, then starts the relays and
 // times them until the receiver has every message and the table is empty.
 func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
-	r := DrainResult{Label: s.label, N: s.n, Relays: s.relays, GOMAXPROCS: s.gomaxprocs, RateLimit: s.rateLimit, Receiver: s.recv.name, SliceN: min(s.slice, s.n)}
+	r := DrainResult{Label: s.label, N: s.n, Relays: s.relays, GOMAXPROCS: s.gomaxprocs, RateLimit: s.rateLimit, Receiver: s.recv.name, SliceN: min(s.slice, s.n),
+		Endpoints: s.slowEndpoints, DelayMs: float64(s.slowDelay.Milliseconds())}
 	if err := b.truncate(ctx); err != nil {
 		return r, err
 	}
@@ -529,7 +548,7 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 			return r, err
 		}
 	}
-	if r.PreloadRate, err = b.preload(ctx, s.n); err != nil {
+	if r.PreloadRate, err = b.preload(ctx, s.n, s.slowEndpoints); err != nil {
 		return r, fmt.Errorf("preload: %w", err)
 	}
 	if s.vacuum {
@@ -672,6 +691,9 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		if h, err := scrape(p.metricsURL, "herald_claimed_total", `lane="hot"`); err == nil {
 			rowsClaimed += h.sample
 		}
+		if h, err := scrape(p.metricsURL, "herald_deferred_total", ""); err == nil {
+			r.Deferred += h.sample
+		}
 	}
 	if err := stopAll(); err != nil {
 		return r, err
@@ -758,6 +780,29 @@ func (b *bench) claimBacklogs(ctx context.Context) error {
 			b.logDrain(r)
 			b.res.PacedClaims = append(b.res.PacedClaims, r)
 		}
+	}
+	return b.truncate(ctx)
+}
+
+// slowReceivers drains a backlog spread over many endpoints whose receivers
+// take their time to answer (200 of them, 200 ms, by default), with the
+// relay's default configuration: what bounds it is how many requests the
+// relay keeps in flight, not the machine.
+func (b *bench) slowReceivers(ctx context.Context) error {
+	for round := 1; round <= b.opt.rounds; round++ {
+		label := fmt.Sprintf("slow: %d endpoints, receivers answer in %s", b.opt.slowEPs, b.opt.slowDelay)
+		if b.opt.rounds > 1 {
+			label += fmt.Sprintf(" (round %d)", round)
+		}
+		r, err := b.drain(ctx, drainSpec{label: label, n: b.opt.slowN, slice: b.opt.slowN, relays: 1, recv: b.recv,
+			relayOpts: relayOpts{slowEndpoints: b.opt.slowEPs, slowDelay: b.opt.slowDelay}})
+		if err != nil {
+			return err
+		}
+		r.Round = round
+		b.logDrain(r)
+		b.say("   steady %.0f deliveries/s, %.0f deferred", r.SteadyRate, r.Deferred)
+		b.res.Slow = append(b.res.Slow, r)
 	}
 	return b.truncate(ctx)
 }

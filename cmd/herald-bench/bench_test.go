@@ -54,6 +54,7 @@ func TestPipeline(t *testing.T) {
 		"-latency-rate", "200", "-latency-duration", "1s", "-latency-producers", "4",
 		"-enqueue-n", "1000", "-sql-duration", "300ms", "-sql-producers", "2",
 		"-backlogs", "500", "-slice", "300", "-relays", "1,2",
+		"-slow-n", "300", "-slow-endpoints", "5", "-slow-delay", "20ms",
 		"-json", filepath.Join(dir, "results.json"),
 	}, &out)
 	if err != nil {
@@ -86,6 +87,9 @@ func TestPipeline(t *testing.T) {
 	if len(res.ManyRelays) != 3 || res.ManyRelays[1].Relays != 2 || res.ManyRelays[1].Unique != 500 ||
 		res.ManyRelays[1].GOMAXPROCS != 0 || res.ManyRelays[2].GOMAXPROCS != max(1, runtime.NumCPU()/2) || res.ManyRelays[2].Unique != 500 {
 		t.Errorf("many relays = %+v", res.ManyRelays)
+	}
+	if len(res.Slow) != 1 || res.Slow[0].Unique != 300 || res.Slow[0].Endpoints != 5 || res.Slow[0].SteadyRate <= 0 {
+		t.Errorf("slow = %+v", res.Slow)
 	}
 	if !strings.Contains(out.String(), "| metric | value | target | met? |") {
 		t.Errorf("no table in output:\n%s", out.String())

@@ -72,6 +72,9 @@ type options struct {
 	slice        int
 	pacedRate    int
 	relayCounts  []int
+	slowN        int
+	slowEPs      int
+	slowDelay    time.Duration
 	cpuprofile   string
 	only         []string
 	keepDB       bool
@@ -103,20 +106,23 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	backlogs := fs.String("backlogs", "10000,100000", "claim-latency backlogs (comma separated; -million adds 1000000)")
 	fs.IntVar(&o.slice, "slice", 50000, "messages drained (and timed) at each claim-latency backlog")
 	fs.IntVar(&o.pacedRate, "paced-rate", 5000, "also time claims at each backlog with the endpoint's rate_limit at this many requests/s, leaving the machine cores to spare (0: skip)")
+	fs.IntVar(&o.slowN, "slow-n", 50000, "messages per slow-receiver drain")
+	fs.IntVar(&o.slowEPs, "slow-endpoints", 200, "endpoints of the slow-receiver phase, one topic each")
+	fs.DurationVar(&o.slowDelay, "slow-delay", 200*time.Millisecond, "how long the slow receivers take to answer")
 	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")
-	only := fs.String("only", "", "run only these phases (comma separated: drain, latency, producers, claims, relays)")
+	only := fs.String("only", "", "run only these phases (comma separated: drain, latency, producers, claims, relays, slow)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	for _, p := range strings.Split(*only, ",") {
 		switch p = strings.TrimSpace(p); p {
 		case "":
-		case "drain", "latency", "producers", "claims", "relays":
+		case "drain", "latency", "producers", "claims", "relays", "slow":
 			o.only = append(o.only, p)
 		default:
-			return o, fmt.Errorf("-only: unknown phase %q (drain, latency, producers, claims, relays)", p)
+			return o, fmt.Errorf("-only: unknown phase %q (drain, latency, producers, claims, relays, slow)", p)
 		}
 	}
 	if fs.NArg() > 0 {
@@ -137,6 +143,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		def("sql-duration", func() { o.sqlDur = time.Second })
 		def("backlogs", func() { *backlogs = "10000,50000" })
 		def("slice", func() { o.slice = 20000 })
+		def("slow-n", func() { o.slowN = 20000 })
 	}
 	var err error
 	if o.backlogs, err = intList(*backlogs); err != nil {
@@ -152,9 +159,13 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		o.peerN = o.n
 	}
 	switch {
-	case o.n < 1 || o.rounds < 1 || o.slice < 1 || o.latRate < 1 || o.latProducers < 1 || o.enqN < 1 || o.sqlProducers < 1:
-		return o, fmt.Errorf("-n, -rounds, -slice, -latency-rate, -latency-producers, -enqueue-n and -sql-producers must be positive")
-	case o.n > 5000000 || o.peerN > 5000000:
+	case o.n < 1 || o.rounds < 1 || o.slice < 1 || o.latRate < 1 || o.latProducers < 1 || o.enqN < 1 || o.sqlProducers < 1 || o.slowN < 1:
+		return o, fmt.Errorf("-n, -rounds, -slice, -latency-rate, -latency-producers, -enqueue-n, -sql-producers and -slow-n must be positive")
+	case o.slowEPs < 1 || o.slowEPs > 1000:
+		return o, fmt.Errorf("-slow-endpoints must be between 1 and 1000 (got %d)", o.slowEPs)
+	case o.slowDelay < 0 || o.slowDelay > maxSlowDelay:
+		return o, fmt.Errorf("-slow-delay must be between 0 and %s (got %s)", maxSlowDelay, o.slowDelay)
+	case o.n > 5000000 || o.peerN > 5000000 || o.slowN > 5000000:
 		return o, fmt.Errorf("-n is capped at 5,000,000")
 	case o.relayMode != "auto" && o.relayMode != "binary" && o.relayMode != "inproc":
 		return o, fmt.Errorf("-relay-mode must be auto, binary or inproc (got %q)", o.relayMode)

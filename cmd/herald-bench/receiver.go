@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,26 @@ func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// maxSlowDelay bounds what a slow hook may be asked to wait.
+const maxSlowDelay = 10 * time.Second
+
+// slowHook answers as hook does, after the delay the query asks for.
+func (r *receiver) slowHook(w http.ResponseWriter, req *http.Request) {
+	ms, err := strconv.Atoi(req.URL.Query().Get("ms"))
+	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxSlowDelay {
+		http.Error(w, "ms: want 0.."+strconv.Itoa(int(maxSlowDelay.Milliseconds())), http.StatusBadRequest)
+		return
+	}
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-req.Context().Done():
+		return // the relay gave up, or is stopping
+	}
+	r.hook(w, req)
+}
+
 // recvStats is what GET /stats answers; the peers' receiver answers the
 // same field names.
 type recvStats struct {
@@ -89,6 +110,7 @@ type recvStats struct {
 func (r *receiver) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", r.hook)
+	mux.HandleFunc("POST /hook/slow", r.slowHook)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(recvStats{PID: os.Getpid(), Total: r.total.Load(), Unique: r.unique.Load()})
 	})

@@ -37,6 +37,8 @@ func relayChildMain(args []string) error {
 	inflight := fs.Int("inflight", relay.MaxInFlightDefault, "relay.max_in_flight")
 	epConns := fs.Int("endpoint-conns", 64, "idle connections per endpoint (endpoints[].max_in_flight)")
 	rateLimit := fs.Float64("rate-limit", 0, "the endpoint's rate_limit (0: none)")
+	slowEPs := fs.Int("slow-endpoints", 0, "instead of one endpoint on \"*\", this many on the receiver's slow hook, one topic each")
+	slowDelay := fs.Duration("slow-delay", 0, "how long the slow hook takes to answer")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,10 +75,25 @@ func relayChildMain(args []string) error {
 		return err
 	}
 	defer ep.Close()
+	eps := []relay.Endpoint{{Name: "bench", Topics: []string{"*"}, Sender: ep, Timeout: 15 * time.Second,
+		RateLimit: *rateLimit, RateBurst: max(1, int(*rateLimit))}}
+	if *slowEPs > 0 {
+		eps = eps[:0]
+		for i := range *slowEPs {
+			name := fmt.Sprintf("slow-%03d", i)
+			sep, err := client.Endpoint(webhook.EndpointConfig{
+				Name: name, URL: slowHookURL(*hook, *slowDelay, i), Secrets: []string{*secret}, Timeout: 15 * time.Second, MaxConns: *epConns,
+			})
+			if err != nil {
+				return err
+			}
+			defer sep.Close()
+			eps = append(eps, relay.Endpoint{Name: name, Topics: []string{slowTopic(i)}, Sender: sep, Timeout: 15 * time.Second, MaxInFlight: *epConns})
+		}
+	}
 	reg := prometheus.NewRegistry()
 	r, err := relay.New(pool, relay.Config{
-		Endpoints: []relay.Endpoint{{Name: "bench", Topics: []string{"*"}, Sender: ep, Timeout: 15 * time.Second,
-			RateLimit: *rateLimit, RateBurst: max(1, int(*rateLimit))}},
+		Endpoints:   eps,
 		MaxInFlight: *inflight,
 		Listen:      true,
 		Logger:      zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger(),

@@ -74,7 +74,7 @@ const (
 	BreakerMaxProbeIntervalMax     = 24 * time.Hour
 	BreakerDisableAfterDefault     = 0
 
-	EndpointMaxInFlightDefault = 64
+	EndpointMaxInFlightDefault = relay.EndpointMaxInFlightDefault
 	EndpointMaxInFlightMin     = 1
 	EndpointMaxInFlightMax     = 10000
 	EndpointRateLimitMax       = 1e6 // requests per second
@@ -202,7 +202,7 @@ type Delivery struct {
 // Relay tunes claiming, delivery concurrency and acknowledgement.
 type Relay struct {
 	// MaxInFlight caps concurrent HTTP requests across all endpoints,
-	// 1..10000. Defaults to RelayMaxInFlightDefault (256).
+	// 1..10000. Defaults to RelayMaxInFlightDefault (4096).
 	MaxInFlight int `yaml:"max_in_flight"`
 	// MaxInFlightBytes caps the payload bytes of the messages a relay holds
 	// (claimed and not yet finished), 1 MiB..4 GiB; a larger message is

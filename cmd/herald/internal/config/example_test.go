@@ -53,7 +53,7 @@ endpoints:
 	// Output:
 	// billing https://billing.example.com/webhooks [orders.*] 30s 64 [400 413 422]
 	// secret: [redacted] database: [redacted]
-	// lease: 2m0s poll: 1s max_in_flight: 256
+	// lease: 2m0s poll: 1s max_in_flight: 4096
 	// true 5
 	// herald.yaml:4: database.max_conns: must be at least 4 (got "2")
 	// herald.yaml:6: relay.lease: must be a duration with a unit, like "500ms", "15s" or "1h30m" (got "60")

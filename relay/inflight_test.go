@@ -1,0 +1,95 @@
+package relay_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/internal/heraldtest"
+	"github.com/herald-relay/herald/relay"
+	"github.com/herald-relay/herald/webhook"
+)
+
+// concurrency counts requests being handled and remembers the most at once.
+type concurrency struct{ cur, peak atomic.Int64 }
+
+// enter counts a request in and returns how many are being handled.
+func (c *concurrency) enter() int64 {
+	n := c.cur.Add(1)
+	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
+	}
+	return n
+}
+
+func (c *concurrency) leave() { c.cur.Add(-1) }
+
+// Receivers that take their time need many requests in flight: with the
+// default window, every endpoint gets its own max_in_flight at once, and
+// none of their pairs goes to the retry lane for want of room.
+func TestDefaultWindowKeepsManySlowEndpointsBusy(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	const endpoints, perEndpoint = 16, 64 // herald's endpoint max_in_flight default
+	const want = endpoints * perEndpoint
+	var conc concurrency
+	release := make(chan struct{}) // held requests end when every one has arrived
+	var releaseOnce sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer conc.leave()
+		if conc.enter() >= want {
+			releaseOnce.Do(func() { close(release) })
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second): // a relay that cannot hold them all still finishes
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // runs first
+
+	client := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true})
+	eps := make([]relay.Endpoint, endpoints)
+	for i := range eps {
+		name := fmt.Sprintf("slow-%02d", i)
+		ep, err := client.Endpoint(webhook.EndpointConfig{Name: name, URL: srv.URL + "/" + name, Secrets: []string{testSecret},
+			Timeout: 10 * time.Second, MaxConns: perEndpoint})
+		require.NoError(t, err)
+		t.Cleanup(ep.Close)
+		eps[i] = relay.Endpoint{Name: name, Topics: []string{name}, Sender: ep, Timeout: 10 * time.Second, MaxInFlight: perEndpoint}
+	}
+	r := startRelay(t, pool, relay.Config{Endpoints: eps})
+	for i := range eps {
+		enqueue(t, pool, messages(perEndpoint, eps[i].Name)...)
+	}
+	eventually(t, 30*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0 }, "all delivered")
+	require.GreaterOrEqual(t, conc.peak.Load(), int64(want), "every endpoint's max_in_flight in flight at once")
+	require.Zero(t, r.Stats().Deferred, "no pair waits in the retry lane for want of room")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
+}
+
+// The relay's window is wide, so an endpoint that sets no MaxInFlight must
+// not get all of it: a receiver would meet thousands of requests at once.
+func TestEndpointWithoutMaxInFlightGetsTheDefault(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	var conc concurrency
+	rc := newReceiver(t, func(int, *http.Request) int {
+		conc.enter()
+		defer conc.leave()
+		time.Sleep(50 * time.Millisecond) // a slow receiver: requests pile up
+		return http.StatusOK
+	})
+	const n = 3 * relay.EndpointMaxInFlightDefault
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")}})
+	enqueue(t, pool, messages(n, "t")...)
+	eventually(t, 30*time.Second, func() bool { return rc.uniqueIDs() == n }, "all delivered")
+	require.LessOrEqual(t, conc.peak.Load(), int64(relay.EndpointMaxInFlightDefault))
+}
