@@ -16,6 +16,13 @@ import (
 // claimer's goroutine; completions on the workers'.
 type endpointState struct {
 	*Endpoint
+	// queueHorizon is how long a claimed pair may wait for a slot: the
+	// lease, less the margin an attempt must leave. Set before the state is
+	// published, never changed.
+	queueHorizon time.Duration
+	// latency is a moving average of the endpoint's recent attempts, in
+	// nanoseconds (0 until one ends): how fast its queue drains.
+	latency atomic.Int64
 	// unusable is Endpoint.Unusable's text, the held pairs' last_error.
 	unusable string
 	// closeWhenIdle is set when SetEndpoints replaced the endpoint: its
@@ -150,7 +157,36 @@ func (st *endpointState) capacity() int {
 
 // queueCap is how many pairs may wait in memory for the endpoint's slots;
 // beyond that they wait in the retry lane.
-func (st *endpointState) queueCap() int { return max(st.MaxInFlight, 16) }
+func (st *endpointState) queueCap() int {
+	base := max(st.MaxInFlight, 16)
+	lat := st.latency.Load()
+	if st.MaxInFlight <= 0 || lat <= 0 || st.queueHorizon <= 0 {
+		return base
+	}
+	// As many as its slots start, at the pace of its recent attempts,
+	// within half the horizon: a pair waits in memory only if it will be
+	// sent well before its lease ends. The relay's window (max_in_flight,
+	// max_in_flight_bytes) bounds what all queues hold together.
+	n := int64(st.MaxInFlight) * int64(st.queueHorizon/2) / lat
+	return int(min(max(int64(base), n), maxQueue))
+}
+
+// maxQueue bounds one endpoint's queue whatever its pace.
+const maxQueue = 1 << 16
+
+// observe records how long an attempt took, for queueCap.
+func (st *endpointState) observe(d time.Duration) {
+	if d <= 0 {
+		d = 1
+	}
+	old := st.latency.Load()
+	if old == 0 {
+		st.latency.Store(int64(d))
+		return
+	}
+	// Races between workers lose an update now and then: an average.
+	st.latency.Store((4*old + int64(d)) / 5)
+}
 
 // enqueue adds an admitted pair to the endpoint's queue.
 func (st *endpointState) enqueue(p *pair) {

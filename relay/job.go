@@ -68,4 +68,5 @@ type pair struct {
 	attempted  bool
 	delay      time.Duration // set by the completer for resultRetry
 	notBefore  time.Time     // its turn under the endpoint's rate limit
+	took       time.Duration // how long its attempt took
 }

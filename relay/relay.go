@@ -114,6 +114,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		completerDone: make(chan struct{}),
 	}
 	rt := newRouter(cfg.Endpoints, nil, m)
+	rt.setQueueHorizon(cfg.Lease - attemptMargin)
 	r.router.Store(rt)
 	r.unusableSince = map[string]time.Time{}
 	r.noteEndpoints(nil, rt)
@@ -146,6 +147,7 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	defer r.swapMu.Unlock()
 	old := r.router.Load()
 	next := newRouter(eps, old, r.m)
+	next.setQueueHorizon(r.cfg.Lease - attemptMargin)
 	r.router.Store(next)
 	retire(old, next)
 	added, removed, changed := old.diff(next)

@@ -86,6 +86,14 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 	return r
 }
 
+// setQueueHorizon tells the router's new endpoints how long their queued
+// pairs may wait (see endpointState.queueCap); kept ones know it already.
+func (r *router) setQueueHorizon(d time.Duration) {
+	for _, st := range r.endpoints {
+		st.queueHorizon = d
+	}
+}
+
 // sameSender reports whether a and b are the same Sender. == on two
 // interfaces panics when their dynamic type cannot be compared (a struct
 // holding a slice, say); such Senders are taken as different.

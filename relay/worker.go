@@ -63,7 +63,8 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 	actx, cancel := context.WithDeadline(ctx, end)
 	err := ep.Sender.Deliver(actx, &p.job.msg)
 	cancel()
-	ep.metrics.attemptSeconds.Observe(time.Since(start).Seconds())
+	p.took = time.Since(start)
+	ep.metrics.attemptSeconds.Observe(p.took.Seconds())
 	p.attempted = true
 	if err == nil {
 		p.result = resultOK
@@ -117,6 +118,7 @@ func (r *Relay) endpointDone(p *pair) {
 		return
 	}
 	now := time.Now()
+	p.ep.observe(p.took)
 	unhealthy := p.result != resultOK &&
 		(p.status == 0 || p.status >= 500 || p.status == 429 || p.status == 408)
 	change, interval := p.ep.done(r.cfg.Breaker, unhealthy, p.probe, now)
