@@ -9,8 +9,10 @@
 // The route table (routes.go) is the one list of what the API serves; each
 // route names its method, path pattern (net/http's, such as
 // /v1/endpoints/{name}), access and handler. openapi.json documents each
-// one, and a test keeps the two equal. Adding a route is a line in the
-// table and its entry in openapi.json.
+// one, and a test keeps the two equal. Adding a route over an ops function
+// is a line in the table, made with an adapter of adapt.go (noInput,
+// byPath, byQuery, byBody), and its entry in openapi.json; a new error of
+// ops that a client can act on is a line of statusOf (respond.go).
 //
 // # Authentication
 //

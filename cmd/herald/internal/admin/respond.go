@@ -31,6 +31,18 @@ func (e *inputError) Error() string { return e.field + ": " + e.msg }
 
 func badRequest(field, msg string) error { return &inputError{field: field, msg: msg} }
 
+// statusOf maps the errors of ops that a client can act on to their
+// status; their messages name what is wrong and never a secret.
+var statusOf = []struct {
+	err    error
+	status int
+}{
+	{ops.ErrNotFound, http.StatusNotFound},
+	{ops.ErrExists, http.StatusConflict},
+	{ops.ErrSourceConflict, http.StatusConflict},
+	{ops.ErrPurgeBusy, http.StatusConflict},
+}
+
 // errorResponse maps an error of ops, or of reading the request, to its
 // status and body. A 500's cause goes to the log only: a database error
 // is of no use to the client and might quote what it was sent.
@@ -58,16 +70,17 @@ func (a *api) errorResponse(err error, rt route) (int, apiError) {
 			field = cer.Problems[0].Field
 		}
 		return http.StatusBadRequest, apiError{Error: err.Error(), Field: field}
-	case errors.Is(err, ops.ErrNotFound):
-		return http.StatusNotFound, apiError{Error: err.Error()}
-	case errors.Is(err, ops.ErrExists), errors.Is(err, ops.ErrSourceConflict), errors.Is(err, ops.ErrPurgeBusy):
-		return http.StatusConflict, apiError{Error: err.Error()}
 	case errors.As(err, &re):
 		// Names the endpoint and what is wrong, never a header value.
 		return http.StatusConflict, apiError{Error: re.Error() + " (fix the row with SQL)"}
 	case errors.Is(err, context.DeadlineExceeded):
 		a.log.Error().Err(err).Str("route", rt.path).Msg("admin request timed out")
 		return http.StatusServiceUnavailable, apiError{Error: "the request took too long; see the server's log"}
+	}
+	for _, se := range statusOf {
+		if errors.Is(err, se.err) {
+			return se.status, apiError{Error: err.Error()}
+		}
 	}
 	a.log.Error().Err(err).Str("route", rt.path).Msg("admin request failed")
 	return http.StatusInternalServerError, apiError{Error: "internal error; see the server's log"}
@@ -92,6 +105,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func decodeBody(r *http.Request, v any, optional bool) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
+	return decodeJSON(dec, v, optional)
+}
+
+// decodeJSON is decodeBody's reading of one JSON value from dec.
+func decodeJSON(dec *json.Decoder, v any, optional bool) error {
 	err := dec.Decode(v)
 	if err == nil {
 		if dec.More() || dec.Decode(&struct{}{}) != io.EOF {

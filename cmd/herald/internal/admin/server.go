@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"slices"
@@ -82,12 +83,17 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Logger != nil {
 		a.log = cfg.Logger.With().Str("component", "admin").Logger()
 	}
+	return a.handler(routes(a)), nil
+}
+
+// handler serves rts, /openapi.json, and JSON 404s for the rest.
+func (a *api) handler(rts []route) http.Handler {
 	mux := http.NewServeMux()
 	// Routes are grouped by path and registered without a method, so that
 	// a wrong method gets a JSON 405 and a 404 a JSON body too.
 	byPath := map[string]map[string]route{}
 	var paths []string
-	for _, rt := range routes(a) {
+	for _, rt := range rts {
 		if byPath[rt.path] == nil {
 			byPath[rt.path] = map[string]route{}
 			paths = append(paths, rt.path)
@@ -101,7 +107,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such route: " + r.Method + " " + r.URL.Path})
 	})
-	return mux, nil
+	return mux
 }
 
 // dispatch serves one path: it picks the route by method, checks the token
@@ -197,8 +203,19 @@ func NewServer(cfg Config) (*Server, error) {
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
+		// net/http's own complaints (a handler's panic, a broken
+		// connection) go to the log as JSON like everything else.
+		ErrorLog: log.New(errorLogWriter{s.log}, "", 0),
 	}
 	return s, nil
+}
+
+// errorLogWriter writes each line of net/http's error log as an error.
+type errorLogWriter struct{ log zerolog.Logger }
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	w.log.Error().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // Start serves on ln until Stop; it does not block.
