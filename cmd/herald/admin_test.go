@@ -91,3 +91,45 @@ func TestAdminServeNeedsListen(t *testing.T) {
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "admin serve: admin.listen is not set in "+cfg)
 }
+
+// TestAdminServe: `herald admin serve` serves the API without a relay
+// until its context ends, then exits 0.
+func TestAdminServe(t *testing.T) {
+	t.Parallel()
+	cfgPath := writeConfig(t, heraldtest.URL(t), "http://127.0.0.1:1/")
+	const token = "serve-test-token-0123456789"
+	cfg, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	cfg = append(cfg, "admin:\n  listen: 127.0.0.1:0\n  tokens: [{name: ro, token: "+token+"}]\n"...)
+	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &heraldtest.SyncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, []string{"admin", "serve", "--config", cfgPath}, io.Discard, logs) }()
+	addrRE := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"[^\n]*"serving the admin API"`)
+	require.Eventually(t, func() bool { return addrRE.MatchString(logs.String()) }, 15*time.Second, 10*time.Millisecond,
+		"herald logged:\n%s", logs)
+
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addrRE.FindStringSubmatch(logs.String())[1]+"/v1/endpoints", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	out, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, "%s", out)
+	// Copying the file's endpoints into outbox.endpoints is herald run's
+	// job: admin serve shows the table as it is.
+	require.JSONEq(t, `{"endpoints": [], "unreadable": []}`, string(out))
+
+	cancel()
+	select {
+	case code := <-done:
+		require.Zero(t, code, "herald logged:\n%s", logs)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("admin serve did not stop; herald logged:\n%s", logs)
+	}
+}

@@ -359,6 +359,13 @@ func TestEndpointRoutes(t *testing.T) {
 	require.Equal(t, 2.5, got.Endpoint.RateLimit)
 	require.Equal(t, []string{"Authorization"}, got.Endpoint.Headers)
 
+	// An endpoint created disabled keeps its reason.
+	b.ok(t, "POST", "/v1/endpoints", `{"name": "paused", "url": "https://paused.example.com", "secrets": ["`+secretB+`"],
+		"disabled": true, "disabled_reason": "receiver not ready"}`, 201, &got)
+	require.True(t, got.Endpoint.Disabled)
+	require.Equal(t, "receiver not ready", got.Endpoint.DisabledReason)
+	b.ok(t, "DELETE", "/v1/endpoints/paused", "", 204, nil)
+
 	// Disable and enable.
 	b.ok(t, "POST", "/v1/endpoints/billing/disable", `{"reason": "maintenance window"}`, 200, &got)
 	require.True(t, got.Endpoint.Disabled)
