@@ -140,7 +140,7 @@ func queryInto(r *request, q any) error {
 		}
 		fv, ok := fields[name]
 		if !ok {
-			return badRequest(name, "unknown query parameter")
+			return unknownParameter(name)
 		}
 		if err := setQueryValue(fv, name, values[len(values)-1]); err != nil {
 			return err

@@ -290,6 +290,7 @@ func TestDeadRoutes(t *testing.T) {
 	b.fails(t, "GET", "/v1/dead?limit=0", "", 400, "limit")
 	b.fails(t, "GET", "/v1/dead?limit=1001", "", 400, "limit")
 	b.fails(t, "GET", "/v1/dead?endpont=acme", "", 400, "endpont")
+	b.fails(t, "GET", "/v1/dead?=acme", "", 400, "query")
 	b.fails(t, "GET", "/v1/dead/count?limit=3", "", 400, "limit")
 
 	// Replay: a dry run changes nothing, then the real one.

@@ -19,10 +19,19 @@ const DeadListLimitMax = 1000
 func onlyQuery(r *request, allowed ...string) error {
 	for k := range r.URL.Query() {
 		if !slices.Contains(allowed, k) {
-			return badRequest(k, "unknown query parameter")
+			return unknownParameter(k)
 		}
 	}
 	return nil
+}
+
+// unknownParameter is the 400 of a query parameter no route takes; one
+// without a name ("?=x") is blamed on the query.
+func unknownParameter(name string) error {
+	if name == "" {
+		return badRequest("query", "has a parameter without a name")
+	}
+	return badRequest(name, "unknown query parameter")
 }
 
 // deadQuery reads the filters of GET /v1/dead and /v1/dead/count.

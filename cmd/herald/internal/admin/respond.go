@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
@@ -142,8 +143,12 @@ func decodeJSON(dec *json.Decoder, v any, optional bool) error {
 		}
 		return badRequest(field, "must be "+jsonType(typ.Type.String())+", not a JSON "+typ.Value)
 	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return badRequest(strings.Trim(name, `"`), "unknown field")
+	if quoted, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		// encoding/json quotes the key with %q.
+		if name, uerr := strconv.Unquote(quoted); uerr == nil && name != "" {
+			return badRequest(name, "unknown field")
+		}
+		return badRequest("body", "unknown field "+quoted)
 	}
 	return badRequest("body", "cannot be read as JSON")
 }
