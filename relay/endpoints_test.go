@@ -196,3 +196,52 @@ func TestRemovedEndpointsMetricSeriesAreDeleted(t *testing.T) {
 	require.Empty(t, seriesOf(t, reg, "gone"))
 	require.Contains(t, seriesOf(t, reg, "keep"), "herald_delivered_total", "the other endpoint's series stay")
 }
+
+// deliveredTo reads herald_delivered_total{endpoint=label} from reg.
+func deliveredTo(t *testing.T, reg *prometheus.Registry, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "herald_delivered_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// Thousands of endpoints would export about 26 series each: past
+// MaxEndpointSeries they share endpoint="other", and an unusable one is
+// still named in herald_endpoint_unusable.
+func TestEndpointSeriesAreBounded(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	a, b, c := endpoint(t, "a", rc.srv.URL, "a.*"), endpoint(t, "b", rc.srv.URL, "b.*"), endpoint(t, "c", rc.srv.URL, "c.*")
+	broken := relay.Endpoint{Name: "broken", Topics: []string{"broken.*"}, Unusable: errors.New("its TLS key does not load")}
+	reg := prometheus.NewRegistry()
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{a, b, c, broken},
+		Metrics: relay.NewMetricsWith(reg, relay.MetricsConfig{MaxEndpointSeries: 1})})
+	enqueue(t, pool, outbox.Message{Topic: "a.x", Payload: json.RawMessage(`{}`)},
+		outbox.Message{Topic: "b.x", Payload: json.RawMessage(`{}`)}, outbox.Message{Topic: "c.x", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 3 }, "all delivered")
+
+	require.Equal(t, 1.0, deliveredTo(t, reg, "a"), "the first endpoint has series of its own")
+	require.Equal(t, 2.0, deliveredTo(t, reg, relay.OtherEndpoints), "the others share endpoint=other")
+	require.Empty(t, seriesOf(t, reg, "b"))
+	require.Equal(t, []string{"herald_endpoint_unusable"}, seriesOf(t, reg, "broken"), "an unusable endpoint is named while unusable")
+
+	// Mended, it leaves the gauge; removed, the first frees its place.
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{a, b, c, endpoint(t, "broken", rc.srv.URL, "broken.*")}))
+	require.Empty(t, seriesOf(t, reg, "broken"))
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{b, c}))
+	require.Empty(t, seriesOf(t, reg, "a"))
+	enqueue(t, pool, outbox.Message{Topic: "b.y", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 4 }, "delivered")
+	require.Equal(t, 3.0, deliveredTo(t, reg, relay.OtherEndpoints), "b's state was kept, and with it its label")
+}

@@ -200,6 +200,10 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 		}
 	}
 
+	if n := c.Metrics.MaxEndpointSeries; n < 1 && n != NoBound {
+		report("metrics.max_endpoint_series", strconv.Itoa(n), errors.New("must be at least 1, or -1 for no bound"))
+	}
+
 	// maintenance
 	if _, err := parseCron(c.Maintenance.Schedule); err != nil {
 		report("maintenance.schedule", c.Maintenance.Schedule, fmt.Errorf(`must be a cron spec like "0 3 * * *", "@daily" or "@every 1h": %w`, err))
