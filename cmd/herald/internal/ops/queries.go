@@ -147,7 +147,7 @@ const countDeadSQL = `SELECT count(*) FROM (
 // A row that died for an endpoint goes to the retry lane for that endpoint
 // only, with its original seq, due now, with a fresh retry budget and no
 // trace of the earlier attempts: the ordered retry claim (relay/queries.go
-// claimRetrySQL) finds a key's head by seq, so a replayed message goes
+// retryClaimHead) finds a key's head by seq, so a replayed message goes
 // before the later messages of its key, as it should. A row without an
 // endpoint (no endpoint subscribed to its topic) goes back to the hot lane
 // to be routed again; it gets a new seq there. Earlier relays wrote a
