@@ -86,15 +86,7 @@ RETURNING d.seq, d.endpoint, d.id, d.topic, d.payload::text, coalesce(d.key, '')
 // grows with the number of endpoints served (one short index scan each),
 // never with the pairs of endpoints left out.
 const retryDueByEndpoint = `    FROM unnest($4::text[]) AS e(name)
-    CROSS JOIN LATERAL (
-        SELECT * FROM outbox.deliveries d
-        WHERE d.endpoint = e.name AND d.next_attempt_at <= now()
-        ORDER BY d.next_attempt_at, d.seq
-        LIMIT $1
-        FOR UPDATE SKIP LOCKED
-    ) d
-    ORDER BY d.next_attempt_at, d.seq
-    LIMIT $1`
+` + retryDueOfEach
 
 // retryDueByWaiting does what retryDueByEndpoint does for the endpoints
 // that have pairs in the retry lane, found by skipping from one to the next
@@ -113,7 +105,11 @@ const retryDueByWaiting = `    FROM (
         INTERSECT
         SELECT unnest($4::text[])
     ) AS e(name)
-    CROSS JOIN LATERAL (
+` + retryDueOfEach
+
+// retryDueOfEach takes the soonest due pairs of each endpoint e.name
+// through deliveries_endpoint_due_idx, then the soonest of those.
+const retryDueOfEach = `    CROSS JOIN LATERAL (
         SELECT * FROM outbox.deliveries d
         WHERE d.endpoint = e.name AND d.next_attempt_at <= now()
         ORDER BY d.next_attempt_at, d.seq
