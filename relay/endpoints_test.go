@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -244,4 +245,21 @@ func TestEndpointSeriesAreBounded(t *testing.T) {
 	enqueue(t, pool, outbox.Message{Topic: "b.y", Payload: json.RawMessage(`{}`)})
 	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 4 }, "delivered")
 	require.Equal(t, 3.0, deliveredTo(t, reg, relay.OtherEndpoints), "b's state was kept, and with it its label")
+}
+
+// An idle endpoint costs the relay no goroutine: workers start per
+// request, and breakers and rate limiters are state, not loops. Not
+// parallel: it counts the process's goroutines.
+func TestIdleEndpointsCostNoGoroutine(t *testing.T) {
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "first", rc.srv.URL, "first")}})
+	before := runtime.NumGoroutine()
+	eps := make([]relay.Endpoint, 2000)
+	for i := range eps {
+		name := "customer-" + strconv.Itoa(i)
+		eps[i] = endpoint(t, name, rc.srv.URL, "customer."+strconv.Itoa(i)+".*")
+	}
+	require.NoError(t, r.SetEndpoints(eps))
+	require.Less(t, runtime.NumGoroutine()-before, 20, "goroutines added by 2,000 idle endpoints")
 }
