@@ -159,7 +159,7 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	}
 	for _, name := range changed {
 		if isPaused, _ := old.byName[name].paused(); isPaused {
-			r.m.paused.WithLabelValues(name).Set(0) // its replacement starts with its breaker closed
+			r.m.setFlag(r.m.paused, name, false) // its replacement starts with its breaker closed
 		}
 	}
 	r.noteEndpoints(old, next)
@@ -196,14 +196,14 @@ func (r *Relay) noteEndpoints(old, next *router) {
 	now := time.Now()
 	for _, st := range next.endpoints {
 		was := ""
-		if prev := old.lookup(st.Name); prev != nil {
+		prev := old.lookup(st.Name)
+		if prev == st {
+			continue // kept as it was: so is its gauge
+		}
+		if prev != nil {
 			was = prev.unusable
 		}
-		unusable := 0.0
-		if st.unusable != "" {
-			unusable = 1
-		}
-		r.m.unusable.WithLabelValues(st.Name).Set(unusable)
+		r.m.setFlag(r.m.unusable, st.Name, st.unusable != "")
 		switch {
 		case st.unusable != "" && st.unusable != was:
 			if _, ok := r.unusableSince[st.Name]; !ok {

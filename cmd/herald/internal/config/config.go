@@ -98,6 +98,10 @@ const (
 	// AdminTokenMinLength is the shortest bearer token accepted: 16
 	// characters of the RFC 6750 alphabet (openssl rand -hex 16 gives 32).
 	AdminTokenMinLength = 16
+	// MetricsMaxEndpointSeriesDefault bounds the endpoints with metric
+	// series of their own; NoBound (-1) lifts the bound.
+	MetricsMaxEndpointSeriesDefault = relay.MaxEndpointSeriesDefault
+	NoBound                         = -1
 
 	MaintenanceScheduleDefault      = "@every 1h"
 	MaintenanceDeadRetentionDefault = 720 * time.Hour
@@ -440,6 +444,12 @@ type Metrics struct {
 	// Listen is the host:port serving /metrics; empty turns metrics off.
 	// Defaults to "".
 	Listen string `yaml:"listen"`
+	// MaxEndpointSeries bounds how many endpoints get series of their own
+	// (about 26 each); the others share endpoint="other", and are named in
+	// herald_endpoint_paused and herald_endpoint_unusable only while paused
+	// or unusable. -1 means no bound.
+	// Defaults to MetricsMaxEndpointSeriesDefault (1000).
+	MaxEndpointSeries int `yaml:"max_endpoint_series"`
 }
 
 // Admin configures the admin HTTP API, which serves the operations of the
@@ -551,6 +561,7 @@ func Default() *Config {
 			MaxProbeInterval: BreakerMaxProbeIntervalDefault,
 			DisableAfter:     BreakerDisableAfterDefault,
 		},
+		Metrics: Metrics{MaxEndpointSeries: MetricsMaxEndpointSeriesDefault},
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
 			DeadRetention: MaintenanceDeadRetentionDefault,
