@@ -113,8 +113,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		workersDone:   make(chan struct{}),
 		completerDone: make(chan struct{}),
 	}
-	rt := newRouter(cfg.Endpoints, nil, m)
-	rt.setQueueHorizon(cfg.Lease - attemptMargin)
+	rt := newRouter(cfg.Endpoints, nil, m, cfg.Lease-attemptMargin)
 	r.router.Store(rt)
 	r.unusableSince = map[string]time.Time{}
 	r.noteEndpoints(nil, rt)
@@ -146,8 +145,7 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	r.swapMu.Lock()
 	defer r.swapMu.Unlock()
 	old := r.router.Load()
-	next := newRouter(eps, old, r.m)
-	next.setQueueHorizon(r.cfg.Lease - attemptMargin)
+	next := newRouter(eps, old, r.m, r.cfg.Lease-attemptMargin)
 	r.router.Store(next)
 	retire(old, next)
 	added, removed, changed := old.diff(next)

@@ -15,7 +15,7 @@ func BenchmarkRoute5000Endpoints(b *testing.B) {
 		eps[i] = Endpoint{Name: fmt.Sprintf("customer-%d", i), Topics: []string{fmt.Sprintf("customer.%d.events", i)}}
 	}
 	eps = append(eps, Endpoint{Name: "audit", Topics: []string{"customer.*"}})
-	rt := newRouter(eps, nil, NewMetrics(nil))
+	rt := newRouter(eps, nil, NewMetrics(nil), 0)
 	topics := make([]string, 2*maxCachedTopics)
 	for i := range topics {
 		topics[i] = fmt.Sprintf("customer.%d.events", i%n)
@@ -39,7 +39,7 @@ func BenchmarkRouteGlobs(b *testing.B) {
 			for i := range eps {
 				eps[i] = Endpoint{Name: fmt.Sprintf("customer-%d", i), Topics: []string{fmt.Sprintf("customer.%d.*", i)}}
 			}
-			rt := newRouter(eps, nil, NewMetrics(nil))
+			rt := newRouter(eps, nil, NewMetrics(nil), 0)
 			topics := make([]string, 2*maxCachedTopics)
 			for i := range topics {
 				topics[i] = fmt.Sprintf("customer.%d.created-%d", i%n, i) // distinct: past the cache
@@ -62,7 +62,7 @@ func TestRouteMatchesExactAndGlobTopicsInEndpointOrder(t *testing.T) {
 		{Name: "c", Topics: []string{"*.created", "orders.created"}},
 		{Name: "d", Topics: []string{"invoices.paid"}},
 		{Name: "e"}, // only messages that name it
-	}, nil, NewMetrics(nil))
+	}, nil, NewMetrics(nil), 0)
 	names := func(topic, endpoint string) (out []string) {
 		for _, st := range rt.route(topic, endpoint) {
 			out = append(out, st.Name)

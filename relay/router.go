@@ -44,8 +44,11 @@ type router struct {
 const maxCachedTopics = 4096
 
 // newRouter builds a router for eps, keeping old's state for every endpoint
-// whose settings are unchanged.
-func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
+// whose settings are unchanged. horizon is how long the new endpoints'
+// queued pairs may wait (see endpointState.queueCap); kept ones know it
+// already, and the claimer reads their state meanwhile: only new states,
+// not yet published, are written.
+func newRouter(eps []Endpoint, old *router, m *Metrics, horizon time.Duration) *router {
 	r := &router{byName: make(map[string]*endpointState, len(eps)), cache: make(map[string][]*endpointState),
 		exact: make(map[string][]*endpointState), globs: make(map[string][]*endpointState),
 		order: make(map[*endpointState]int, len(eps))}
@@ -62,6 +65,7 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 		}
 		if st == nil {
 			st = newEndpointState(&ep, m)
+			st.queueHorizon = horizon
 		}
 		r.byName[st.Name] = st
 		r.order[st] = len(r.endpoints)
@@ -99,14 +103,6 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 		}
 	}
 	return r
-}
-
-// setQueueHorizon tells the router's new endpoints how long their queued
-// pairs may wait (see endpointState.queueCap); kept ones know it already.
-func (r *router) setQueueHorizon(d time.Duration) {
-	for _, st := range r.endpoints {
-		st.queueHorizon = d
-	}
 }
 
 // sameSender reports whether a and b are the same Sender. == on two
