@@ -37,7 +37,7 @@ func adminDSN() string {
 // so that CI notices when the bench rots. It checks that figures came out,
 // not what they are.
 func TestPipeline(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, adminDSN())
 	if err != nil {
@@ -55,6 +55,8 @@ func TestPipeline(t *testing.T) {
 		"-enqueue-n", "1000", "-sql-duration", "300ms", "-sql-producers", "2",
 		"-backlogs", "500", "-slice", "300", "-relays", "1,2",
 		"-slow-n", "300", "-slow-endpoints", "5", "-slow-delay", "20ms",
+		"-kill-n", "2000", "-kill-lease", "7s", "-restart-rate", "200", "-restart-before", "1s", "-restart-after", "1s",
+		"-stale-n", "300",
 		"-json", filepath.Join(dir, "results.json"),
 	}, &out)
 	if err != nil {
@@ -90,6 +92,18 @@ func TestPipeline(t *testing.T) {
 	}
 	if len(res.Slow) != 1 || res.Slow[0].Unique != 300 || res.Slow[0].Endpoints != 5 || res.Slow[0].SteadyRate <= 0 {
 		t.Errorf("slow = %+v", res.Slow)
+	}
+	// The kill phase's lease is 7 s: the dead relay's rows wait for it
+	// (or less, with a faster takeover), never for herald's default 60 s.
+	if len(res.Kill) != 1 || !res.Kill[0].AllDelivered || res.Kill[0].TakenOver == 0 ||
+		res.Kill[0].TakeoverSeconds <= 0 || res.Kill[0].TakeoverSeconds > 20 {
+		t.Errorf("kill = %+v", res.Kill)
+	}
+	if len(res.Restart) != 1 || !res.Restart[0].AllDelivered || res.Restart[0].Committed == 0 || res.Restart[0].RateBefore <= 0 {
+		t.Errorf("pgrestart = %+v", res.Restart)
+	}
+	if len(res.Stale) != len(staleVariants) || res.Stale[0].Unique != 300 || res.Stale[len(staleVariants)-1].Unique != 300 {
+		t.Errorf("stale = %+v", res.Stale)
 	}
 	if !strings.Contains(out.String(), "| metric | value | target | met? |") {
 		t.Errorf("no table in output:\n%s", out.String())
