@@ -101,7 +101,7 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	if b.tmp, err = os.MkdirTemp("", "herald-bench-"); err != nil {
 		return nil, err
 	}
-	b.say("work dir (binaries, configs, logs): %s", b.tmp)
+	b.say("work dir (binaries, configs, logs; removed if nothing fails): %s", b.tmp)
 	if b.root, err = repoRoot(); err != nil {
 		return nil, err
 	}
@@ -173,6 +173,11 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	}
 	if len(b.res.Errors) > 0 {
 		return b.res, fmt.Errorf("%d phase(s) failed: %s", len(b.res.Errors), strings.Join(b.res.Errors, "; "))
+	}
+	// Nothing failed: the work dir's binaries (tens of MB) and logs are
+	// not wanted; after a failure they are kept for the error's log paths.
+	if err := os.RemoveAll(b.tmp); err != nil {
+		return b.res, fmt.Errorf("remove the work dir: %w", err)
 	}
 	return b.res, nil
 }
