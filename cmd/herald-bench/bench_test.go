@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +178,28 @@ func TestSetupDBErrorHidesPassword(t *testing.T) {
 		if err := b.setupDB(ctx); err == nil || strings.Contains(err.Error(), "hunter2") {
 			t.Fatalf("%s: %v", dsn, err)
 		}
+	}
+}
+
+// Each bad flag value is refused with an error that names the flag.
+func TestParseFlagsNamesTheBadFlag(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ args []string }{
+		{[]string{"-only", "drain,nope"}},
+		{[]string{"-kill-n", "5"}},
+		{[]string{"-stale-n", "0"}},
+		{[]string{"-kill-lease", "2s"}},
+		{[]string{"-restart-rate", "5"}},
+		{[]string{"-restart-after", "100ms"}},
+	} {
+		_, err := parseFlags(c.args, io.Discard)
+		name := strings.TrimPrefix(c.args[0], "-")
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: err = %v, want one naming %s", c.args, err, name)
+		}
+	}
+	o, err := parseFlags([]string{"-only", "kill, pgrestart,stale"}, io.Discard)
+	if err != nil || !slices.Equal(o.only, []string{"kill", "pgrestart", "stale"}) {
+		t.Errorf("-only kill,pgrestart,stale: %v, %v", o.only, err)
 	}
 }

@@ -363,7 +363,7 @@ func (b *bench) pgRestart(ctx context.Context) error {
 	}
 
 	// Warm up, then measure the rate before the restart.
-	warm, steady := time.Second, b.opt.restartBefore
+	warm, steady := time.Second, b.opt.restartPre
 	if err := sleepCtx(ctx, warm+steady); err != nil {
 		return err
 	}
@@ -390,8 +390,8 @@ func (b *bench) pgRestart(ctx context.Context) error {
 	up := time.Now()
 	r.DownSeconds = round(up.Sub(down).Seconds(), 3)
 
-	// Keep the load on for restartAfter, then let the relay finish.
-	if err := sleepCtx(ctx, b.opt.restartAfter); err != nil {
+	// Keep the load on for restartPost, then let the relay finish.
+	if err := sleepCtx(ctx, b.opt.restartPost); err != nil {
 		return err
 	}
 	stopProducer()
