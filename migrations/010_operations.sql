@@ -1,0 +1,38 @@
+-- What operators read (`herald messages`, `herald status`).
+--
+-- 1. `herald messages show ID` finds a message's pairs in the retry lane by
+--    id. Without an index that was a scan of the whole lane (which holds
+--    every pair of an endpoint that is down). The retry lane is written
+--    only on failure, so the index costs the happy path nothing.
+-- 2. `herald status` counts dead rows per endpoint; outbox.dead is written
+--    only when a pair is given up.
+-- 3. Each relay's circuit breakers live in its memory; outbox.breakers is
+--    where a relay records each transition of one (opened, probe failed,
+--    closed: one write each, never one per delivery), so that `herald
+--    status` can say which endpoints are paused, by which relay, since
+--    when, and when the next probe is due. A relay that stops or dies
+--    leaves its rows behind: a row whose probe_at is long past is stale (a
+--    live relay would have probed and written again), and the relay's
+--    closed rows from a day before are pruned by the next transition.
+CREATE INDEX deliveries_id_idx ON outbox.deliveries (id);
+CREATE INDEX dead_endpoint_idx ON outbox.dead (endpoint);
+
+CREATE TABLE outbox.breakers (
+    endpoint   text        NOT NULL,
+    -- The relay whose breaker this is: host name and process id.
+    relay      text        NOT NULL,
+    open       boolean     NOT NULL,
+    -- Since when the breaker is in this state (the relay's clock).
+    changed_at timestamptz NOT NULL,
+    -- While open, when the relay probes the endpoint next.
+    probe_at   timestamptz,
+    -- How many consecutive attempts failed when the breaker last changed.
+    failures   integer     NOT NULL DEFAULT 0,
+    PRIMARY KEY (endpoint, relay)
+);
+
+---- create above / drop below ----
+
+DROP TABLE outbox.breakers;
+DROP INDEX outbox.dead_endpoint_idx;
+DROP INDEX outbox.deliveries_id_idx;
