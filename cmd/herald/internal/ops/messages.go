@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
+	"github.com/herald-relay/herald/outbox"
 )
 
 // The states of a message for one endpoint, as `herald messages` shows and
@@ -392,4 +393,116 @@ func nullTime(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// ResendRequest says which message to deliver again, and how.
+type ResendRequest struct {
+	// ID is the message to resend: a dead or delivered (message log) copy
+	// of it gives the content.
+	ID string `json:"id"`
+	// Endpoint sends the copy to this endpoint only (it must exist in
+	// outbox.endpoints). Without it the copy goes where the original went
+	// when it named an endpoint (message log), and otherwise to its
+	// topic's subscribers, like a new message.
+	Endpoint string `json:"endpoint,omitempty"`
+	// NewID gives the copy a fresh id, so that receivers that deduplicate
+	// on webhook-id take it as a new message. Without it the copy keeps the
+	// id, and a receiver that already processed it may ignore it.
+	NewID bool `json:"new_id,omitempty"`
+}
+
+// ResendResult is what a resend did, or would do.
+type ResendResult struct {
+	DryRun bool `json:"dry_run,omitempty"`
+	// ID is the copy's id (the original's unless NewID).
+	ID string `json:"id"`
+	// From says where the content came from: "dead" or "delivered".
+	From  string `json:"from"`
+	Topic string `json:"topic"`
+	// Endpoint is where the copy goes, "" for its topic's subscribers.
+	Endpoint string `json:"endpoint"`
+	// Seq is the copy's place in the hot lane.
+	Seq int64 `json:"seq"`
+}
+
+// ErrStillPending: a copy with the id waits in the hot lane, where ids are
+// unique (messages_id_idx). It will be delivered; resend with NewID to send
+// another one anyway.
+var ErrStillPending = errors.New("a message with this id is still pending in outbox.messages; it will be delivered (use a new id to send another)")
+
+// resendSource is resendSourceSQL's row.
+type resendSource struct {
+	From     string          `db:"origin"`
+	Topic    string          `db:"topic"`
+	Key      *string         `db:"key"`
+	Endpoint *string         `db:"endpoint"`
+	Payload  json.RawMessage `db:"payload"`
+	Headers  json.RawMessage `db:"headers"`
+}
+
+// ResendMessage puts a new copy of a dead or delivered message in the hot
+// lane, for the relays to deliver like any message, and wakes them. The
+// content comes from the most recent dead or logged copy of the id; an id
+// with neither is ErrNoMessage, an unknown Endpoint a *FilterError, and an
+// id still in the hot lane ErrStillPending. The dead rows stay in
+// outbox.dead (`herald dead replay` puts a dead pair back instead).
+func ResendMessage(ctx context.Context, db DB, req ResendRequest) (ResendResult, error) {
+	return resendMessage(ctx, db, req, false)
+}
+
+// ResendMessageDryRun returns what ResendMessage would do now, and changes
+// nothing: it resends in a transaction that it rolls back.
+func ResendMessageDryRun(ctx context.Context, db DB, req ResendRequest) (ResendResult, error) {
+	return resendMessage(ctx, db, req, true)
+}
+
+func resendMessage(ctx context.Context, db DB, req ResendRequest, dryRun bool) (ResendResult, error) {
+	var res ResendResult
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, resendSourceSQL, pgx.NamedArgs{"id": req.ID})
+		if err != nil {
+			return err
+		}
+		src, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[resendSource])
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("no dead or delivered copy in outbox.dead or outbox.message_log: %w", ErrNoMessage)
+		}
+		if err != nil {
+			return err
+		}
+		res = ResendResult{DryRun: dryRun, ID: req.ID, From: src.From, Topic: src.Topic}
+		if src.Endpoint != nil {
+			res.Endpoint = *src.Endpoint
+		}
+		if req.Endpoint != "" {
+			var exists bool
+			if err := tx.QueryRow(ctx, existsSQL, pgx.NamedArgs{"name": req.Endpoint}).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return &FilterError{Field: "endpoint", Value: req.Endpoint, Err: errors.New("no such endpoint in outbox.endpoints")}
+			}
+			res.Endpoint = req.Endpoint
+		}
+		if req.NewID {
+			res.ID = outbox.NewID()
+		}
+		err = tx.QueryRow(ctx, resendSQL, pgx.NamedArgs{"id": res.ID, "topic": src.Topic, "payload": src.Payload,
+			"key": src.Key, "endpoint": res.Endpoint, "headers": src.Headers}).Scan(&res.Seq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrStillPending
+		}
+		if err != nil {
+			return err
+		}
+		if dryRun {
+			return errDryRun
+		}
+		_, err = tx.Exec(ctx, wakeSQL, pgx.NamedArgs{"channel": outbox.NotifyChannel})
+		return err
+	})
+	if err != nil && !(dryRun && errors.Is(err, errDryRun)) {
+		return ResendResult{}, fmt.Errorf("resend %s: %w", req.ID, err)
+	}
+	return res, nil
 }

@@ -314,3 +314,21 @@ WHERE (@status::text = '' OR status = @status)
     AND (NOT @has_cursor::boolean OR (created_at, id, rank, endpoint) < (@c_at::timestamptz, @c_id::text, @c_rank::integer, @c_endpoint::text))
 ORDER BY created_at DESC, id DESC, rank DESC, endpoint DESC
 LIMIT @limit`
+
+// resendSourceSQL finds the content of the most recent dead or logged copy
+// of the message @id (through dead_id_idx and message_log_id_idx).
+const resendSourceSQL = `SELECT origin, topic, key, endpoint, payload, headers FROM (
+    SELECT 'dead' AS origin, topic, key, NULL::text AS endpoint, payload, headers, died_at AS at
+    FROM outbox.dead WHERE id = @id
+    UNION ALL
+    SELECT 'delivered', topic, key, endpoint, payload, headers, delivered_at
+    FROM outbox.message_log WHERE id = @id
+) copies ORDER BY at DESC LIMIT 1`
+
+// resendSQL writes a copy in the hot lane like a producer would (a key
+// takes the key's advisory lock in the messages_key_order trigger), and
+// writes nothing when a message with the id is already there.
+const resendSQL = `INSERT INTO outbox.messages (id, topic, payload, key, endpoint, headers)
+VALUES (@id, @topic, @payload, @key, nullif(@endpoint::text, ''), @headers)
+ON CONFLICT (id) DO NOTHING
+RETURNING seq`
