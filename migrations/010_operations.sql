@@ -12,8 +12,9 @@
 --    status` can say which endpoints are paused, by which relay, since
 --    when, and when the next probe is due. A relay that stops or dies
 --    leaves its rows behind: a row whose probe_at is long past is stale (a
---    live relay would have probed and written again), and the relay's
---    closed rows from a day before are pruned by the next transition.
+--    live relay with messages for the endpoint would have probed and
+--    written again), and rows untouched for a day are pruned by the next
+--    transition of any relay.
 CREATE INDEX deliveries_id_idx ON outbox.deliveries (id);
 CREATE INDEX dead_endpoint_idx ON outbox.dead (endpoint);
 
@@ -23,11 +24,12 @@ CREATE TABLE outbox.breakers (
     relay      text        NOT NULL,
     open       boolean     NOT NULL,
     -- Since when the breaker is in this state (the relay's clock).
-    changed_at timestamptz NOT NULL,
+    since      timestamptz NOT NULL,
     -- While open, when the relay probes the endpoint next.
     probe_at   timestamptz,
-    -- How many consecutive attempts failed when the breaker last changed.
-    failures   integer     NOT NULL DEFAULT 0,
+    -- The time of the transition written last: a write older than the
+    -- row's (two transitions written out of order) changes nothing.
+    updated_at timestamptz NOT NULL,
     PRIMARY KEY (endpoint, relay)
 );
 
