@@ -332,3 +332,43 @@ const resendSQL = `INSERT INTO outbox.messages (id, topic, payload, key, endpoin
 VALUES (@id, @topic, @payload, @key, nullif(@endpoint::text, ''), @headers)
 ON CONFLICT (id) DO NOTHING
 RETURNING seq`
+
+// statusSQL reads what `herald status` shows, in one statement (one
+// snapshot), each part a JSON array:
+//   - hot: the hot lane grouped by topic and named endpoint (routed to
+//     endpoints in Go, as the relays route): one scan of the hot lane,
+//   - retry: the retry lane per endpoint: one scan of the retry lane,
+//   - dead: outbox.dead per endpoint, an index-only scan of
+//     dead_endpoint_idx (migration 010),
+//   - attempts: per endpoint of @names and window (5 and 60 minutes), the
+//     @sample most recent attempts through attempts_endpoint_idx, so that
+//     its cost is bounded by endpoints x sample, not by the traffic,
+//   - breakers: per endpoint, the relays whose breaker is open and not
+//     stale (next probe less than @stale_ms ago).
+//
+// The two lane scans are what grows: cheap while the outbox keeps up, and
+// measured in docs/operations.md at 1M rows.
+const statusSQL = `SELECT
+    (SELECT coalesce(json_agg(h), '[]') FROM (
+        SELECT topic, coalesce(endpoint, '') AS endpoint, count(*) AS n,
+            extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+        FROM outbox.messages GROUP BY topic, endpoint) h) AS hot,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+        SELECT endpoint, count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+        FROM outbox.deliveries GROUP BY endpoint) r) AS retry,
+    (SELECT coalesce(json_agg(d), '[]') FROM (
+        SELECT coalesce(endpoint, '') AS endpoint, count(*) AS n FROM outbox.dead GROUP BY endpoint) d) AS dead,
+    (SELECT coalesce(json_agg(a), '[]') FROM (
+        SELECT e.name AS endpoint, w.minutes, count(*) AS n, count(*) FILTER (WHERE s.error_class IS NULL) AS ok
+        FROM unnest(@names::text[]) AS e(name)
+        CROSS JOIN (VALUES (5), (60)) AS w(minutes)
+        CROSS JOIN LATERAL (
+            SELECT error_class FROM outbox.attempts
+            WHERE endpoint = e.name AND at > now() - w.minutes * interval '1 minute'
+            ORDER BY at DESC LIMIT @sample) AS s
+        GROUP BY e.name, w.minutes) a) AS attempts,
+    (SELECT coalesce(json_agg(b), '[]') FROM (
+        SELECT endpoint, min(since) AS since, min(probe_at) AS probe_at, array_agg(relay ORDER BY relay) AS relays
+        FROM outbox.breakers
+        WHERE open AND (probe_at IS NULL OR probe_at > now() - @stale_ms * interval '1 millisecond')
+        GROUP BY endpoint) b) AS breakers`
