@@ -65,13 +65,13 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	switch {
 	case sub == "list" && *dryRun:
 		n, err := ops.CountDead(ctx, pool, f)
-		if err := filterUsage(sub, err); err != nil {
+		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
 		out = deadCount{Count: n}
 	case sub == "list":
 		list, err := ops.ListDead(ctx, pool, f)
-		if err := filterUsage(sub, err); err != nil {
+		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
 		out = deadList(list)
@@ -81,7 +81,7 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 			replay = ops.ReplayDeadDryRun
 		}
 		res, err := replay(ctx, pool, f)
-		if err := filterUsage(sub, err); err != nil {
+		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
 		out = replayOutput(res)
@@ -91,7 +91,7 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 			purge = ops.PurgeDeadDryRun
 		}
 		res, err := purge(ctx, pool, f)
-		if err := filterUsage(sub, err); err != nil {
+		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
 		out = purgeOutput(res)
@@ -110,17 +110,17 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // filterUsage makes a filter ops refuses a usage error (status 2), naming
-// the flag.
-func filterUsage(sub string, err error) error {
+// the command and the flag.
+func filterUsage(cmd string, err error) error {
 	var fe *ops.FilterError
 	if !errors.As(err, &fe) {
 		return err
 	}
 	flagName := strings.ReplaceAll(fe.Field, "_", "-")
 	if fe.Value == "" {
-		return fmt.Errorf("%w: dead %s: --%s %v", errUsage, sub, flagName, fe.Err)
+		return fmt.Errorf("%w: %s: --%s %v", errUsage, cmd, flagName, fe.Err)
 	}
-	return fmt.Errorf("%w: dead %s: --%s %v (got %q)", errUsage, sub, flagName, fe.Err, fe.Value)
+	return fmt.Errorf("%w: %s: --%s %v (got %q)", errUsage, cmd, flagName, fe.Err, fe.Value)
 }
 
 // deadOutput is a result of `herald dead`, printed as a table or as JSON.
