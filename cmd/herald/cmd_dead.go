@@ -79,6 +79,8 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 		replay := ops.ReplayDead
 		if *dryRun {
 			replay = ops.ReplayDeadDryRun
+		} else if err := countFirst(ctx, g, pool, sub, f, "replaying them in one transaction"); err != nil {
+			return err
 		}
 		res, err := replay(ctx, pool, f)
 		if err := filterUsage("dead "+sub, err); err != nil {
@@ -86,11 +88,18 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 		}
 		out = replayOutput(res)
 	case sub == "purge":
-		purge := ops.PurgeDead
+		var res ops.PurgeResult
+		var err error
 		if *dryRun {
-			purge = ops.PurgeDeadDryRun
+			res, err = ops.PurgeDeadDryRun(ctx, pool, f)
+		} else {
+			if err := countFirst(ctx, g, pool, sub, f, "purging them in chunks"); err != nil {
+				return err
+			}
+			res, err = ops.PurgeDeadWithProgress(ctx, pool, f, func(purged int64) {
+				fmt.Fprintf(g.stderr, "herald: purged %d so far\n", purged)
+			})
 		}
-		res, err := purge(ctx, pool, f)
 		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
@@ -100,6 +109,17 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 		return printJSON(g.stdout, out)
 	}
 	return out.print(g.stdout)
+}
+
+// countFirst tells the operator on stderr (stdout may be --json) how many
+// dead messages a replay or purge is about to act on, before it starts.
+func countFirst(ctx context.Context, g *globals, db ops.DB, sub string, f ops.DeadFilter, how string) error {
+	n, err := ops.CountDead(ctx, db, f)
+	if err := filterUsage("dead "+sub, err); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(g.stderr, "herald: %d dead messages selected; %s\n", n, how)
+	return err
 }
 
 // printJSON prints v as indented JSON, the --json output of every command.
