@@ -95,7 +95,7 @@ func cmdMessages(ctx context.Context, g *globals, args []string) error {
 	switch sub {
 	case "show":
 		m, err := ops.GetMessage(ctx, pool, pos[0])
-		if err != nil {
+		if err := filterUsage(cmd, err); err != nil {
 			return err
 		}
 		out, print = m, messageView(m).print

@@ -164,6 +164,9 @@ type messageRow struct {
 // in one place or the other, never in none), or an error wrapping
 // ErrNoMessage. Every lookup goes through an index on id.
 func GetMessage(ctx context.Context, db DB, id string) (Message, error) {
+	if err := checkID(id); err != nil {
+		return Message{}, fmt.Errorf("message: %w", err)
+	}
 	rows, err := db.Query(ctx, showMessageSQL, pgx.NamedArgs{"id": id, "attempts_limit": MessageAttemptsLimit})
 	if err != nil {
 		return Message{}, fmt.Errorf("message %s: %w", id, err)
@@ -205,6 +208,19 @@ func GetMessage(ctx context.Context, db DB, id string) (Message, error) {
 		m.Headers = maskHeaders(c.Headers)
 	}
 	return m, nil
+}
+
+// idMaxLen is the longest message id (messages_id_check).
+const idMaxLen = 255
+
+// checkID refuses an id no message can have (empty or longer than
+// messages_id_check allows) as a *FilterError, before any query: a face
+// passes ids from outside.
+func checkID(id string) error {
+	if id == "" || len(id) > idMaxLen {
+		return &FilterError{Field: "id", Err: fmt.Errorf("must be 1 to %d characters", idMaxLen)}
+	}
+	return nil
 }
 
 // sensitiveHeaderParts are the parts of a header name that mark its value
@@ -287,7 +303,8 @@ type MessageSummary struct {
 	Attempts   int        `json:"attempts"`
 	LastStatus *int       `json:"last_status"`
 	LastError  string     `json:"last_error,omitempty"`
-	// rank orders the states of one message within a page.
+	// Rank orders the states of one message within a page (the cursor's
+	// tie-break).
 	Rank int `json:"-"`
 }
 
@@ -311,8 +328,16 @@ func (c cursor) encode() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// cursorMaxLen bounds a cursor given by a caller: one that ListMessages
+// made is far shorter (a time, an id of at most 255 characters, an
+// endpoint name of at most 63).
+const cursorMaxLen = 1024
+
 func decodeCursor(s string) (cursor, error) {
 	var c cursor
+	if len(s) > cursorMaxLen {
+		return cursor{}, &FilterError{Field: "after", Err: fmt.Errorf("is longer than %d characters", cursorMaxLen)}
+	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
 		err = json.Unmarshal(b, &c)
@@ -457,6 +482,9 @@ func ResendMessageDryRun(ctx context.Context, db DB, req ResendRequest) (ResendR
 }
 
 func resendMessage(ctx context.Context, db DB, req ResendRequest, dryRun bool) (ResendResult, error) {
+	if err := checkID(req.ID); err != nil {
+		return ResendResult{}, fmt.Errorf("resend: %w", err)
+	}
 	var res ResendResult
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, resendSourceSQL, pgx.NamedArgs{"id": req.ID})

@@ -3,6 +3,7 @@ package ops_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +100,15 @@ func TestGetMessageFromOnePlace(t *testing.T) {
 	_, err = ops.GetMessage(b.ctx, b.pool, "msg_nowhere")
 	require.True(t, errors.Is(err, ops.ErrNoMessage), "%v", err)
 	require.Contains(t, err.Error(), "msg_nowhere")
+
+	for _, id := range []string{"", strings.Repeat("x", 256)} {
+		_, err = ops.GetMessage(b.ctx, b.pool, id)
+		var fe *ops.FilterError
+		require.True(t, errors.As(err, &fe), "%v", err)
+		require.Equal(t, "id", fe.Field)
+		_, err = ops.ResendMessage(b.ctx, b.pool, ops.ResendRequest{ID: id})
+		require.True(t, errors.As(err, &fe), "%v", err)
+	}
 }
 
 func TestSensitiveHeader(t *testing.T) {
