@@ -14,7 +14,10 @@
 --    leaves its rows behind: a row whose probe_at is long past is stale (a
 --    live relay with messages for the endpoint would have probed and
 --    written again), and rows untouched for a day are pruned by the next
---    transition of any relay.
+--    transition of any relay. Relays need INSERT, UPDATE and DELETE on
+--    it (GRANT ... ON outbox.breakers TO herald, next to the grants of
+--    migrations/002); without them a relay logs a warning per transition
+--    and delivers as before.
 CREATE INDEX deliveries_id_idx ON outbox.deliveries (id);
 CREATE INDEX dead_endpoint_idx ON outbox.dead (endpoint);
 
