@@ -92,3 +92,29 @@ func TestBreakerTransitionsAreRecorded(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, breakerRows(t, pool)[0].Open, "an older transition written late changes nothing")
 }
+
+// TestBreakerRecordFailureDoesNotStopDelivery: a relay that cannot write
+// outbox.breakers (no grant; here, no table) delivers as before.
+func TestBreakerRecordFailureDoesNotStopDelivery(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	heraldtest.Exec(t, pool, `DROP TABLE outbox.breakers`)
+	var healthy atomic.Bool
+	flaky := newReceiver(t, func(int, *http.Request) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	r := startRelay(t, pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "flaky", flaky.srv.URL, "orders.*")},
+		Breaker:   relay.BreakerConfig{FailureThreshold: 2, ProbeInterval: 100 * time.Millisecond, MaxProbeInterval: 100 * time.Millisecond},
+		Retry:     &relay.ExponentialRetry{InitialInterval: 20 * time.Millisecond, Multiplier: 1, MaxInterval: time.Second, MaxAttempts: 50, MaxElapsedTime: time.Hour},
+	})
+	enqueue(t, pool, messages(5, "orders.created")...)
+	opened := relay.Signals(r).BreakerRecorded.Wait(t)
+	require.True(t, opened.Open)
+	require.ErrorContains(t, opened.Err, "outbox.breakers")
+	healthy.Store(true)
+	eventually(t, 10*time.Second, func() bool { return flaky.uniqueIDs() == 5 }, "delivered all the same")
+}
