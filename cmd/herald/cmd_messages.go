@@ -253,6 +253,12 @@ func (r resendOutput) print(w io.Writer) error {
 	if r.Endpoint != "" {
 		to = "endpoint " + r.Endpoint
 	}
-	_, err := fmt.Fprintf(w, "%s the %s message as %s to %s\n", verb, r.From, r.ID, to)
-	return err
+	if _, err := fmt.Fprintf(w, "%s the %s message as %s to %s\n", verb, r.From, r.ID, to); err != nil {
+		return err
+	}
+	if len(r.StillRetrying) > 0 {
+		_, err := fmt.Fprintf(w, "note: %s still retrying for %s, which may get it twice\n", r.ID, strings.Join(r.StillRetrying, ", "))
+		return err
+	}
+	return nil
 }

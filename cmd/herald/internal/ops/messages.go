@@ -448,6 +448,10 @@ type ResendResult struct {
 	Endpoint string `json:"endpoint"`
 	// Seq is the copy's place in the hot lane.
 	Seq int64 `json:"seq"`
+	// StillRetrying names the endpoints for which the id still has a pair
+	// in the retry lane: they may get the message twice (with the same id,
+	// which they deduplicate).
+	StillRetrying []string `json:"still_retrying,omitempty"`
 }
 
 // ErrStillPending: a copy with the id waits in the hot lane, where ids are
@@ -511,6 +515,17 @@ func resendMessage(ctx context.Context, db DB, req ResendRequest, dryRun bool) (
 				return &FilterError{Field: "endpoint", Value: req.Endpoint, Err: errors.New("no such endpoint in outbox.endpoints")}
 			}
 			res.Endpoint = req.Endpoint
+		}
+		rows, err = tx.Query(ctx, retryingEndpointsSQL, pgx.NamedArgs{"id": req.ID})
+		if err != nil {
+			return err
+		}
+		retrying, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(retrying) > 0 {
+			res.StillRetrying = retrying
 		}
 		if req.NewID {
 			res.ID = outbox.NewID()

@@ -372,3 +372,7 @@ const statusSQL = `SELECT
         FROM outbox.breakers
         WHERE open AND (probe_at IS NULL OR probe_at > now() - @stale_ms * interval '1 millisecond')
         GROUP BY endpoint) b) AS breakers`
+
+// retryingEndpointsSQL names the endpoints for which the message @id has a
+// pair in the retry lane (through deliveries_id_idx).
+const retryingEndpointsSQL = `SELECT endpoint FROM outbox.deliveries WHERE id = @id ORDER BY endpoint`

@@ -113,8 +113,11 @@ func TestResendRefusals(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM outbox.messages`).Scan(&pending))
 	require.Zero(t, pending, "a dry run writes nothing")
 
-	_, err = ops.ResendMessage(b.ctx, b.pool, ops.ResendRequest{ID: "msg_dead"})
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, created_at, attempts,
+		first_attempt_at, last_attempt_at, next_attempt_at) VALUES (1, 'shipping', 'msg_dead', 'orders.paid', '{}', now(), 1, now(), now(), now())`)
+	res, err = ops.ResendMessage(b.ctx, b.pool, ops.ResendRequest{ID: "msg_dead"})
 	require.NoError(t, err)
+	require.Equal(t, []string{"shipping"}, res.StillRetrying, "said, not refused: the receiver deduplicates")
 	_, err = ops.ResendMessage(b.ctx, b.pool, ops.ResendRequest{ID: "msg_dead"})
 	require.True(t, errors.Is(err, ops.ErrStillPending), "the first copy is still pending: %v", err)
 	_, err = ops.ResendMessageDryRun(b.ctx, b.pool, ops.ResendRequest{ID: "msg_dead"})
