@@ -34,7 +34,7 @@ ANALYZE outbox.deliveries`)
 	defer func() { _ = tx.Rollback(ctx) }()
 	var plan json.RawMessage
 	require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+retryClaimSQL(len(served)),
-		64, 60000, 1, served, []string{}, []string{}).Scan(&plan))
+		64, 60000, 1, served, []string{}, []string{}, 1).Scan(&plan))
 	var out []struct {
 		Plan struct {
 			SharedHit  int `json:"Shared Hit Blocks"`

@@ -353,8 +353,9 @@ func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
 	require.Zero(t, rc.overlap.Load())
 }
 
-// childRelay is the relay process that TestKilledRelayLeavesMessageToTheNext
-// and TestOrderedEndpointKeepsEachKeyInCommitOrder start (this test binary,
+// childRelay is the relay process that TestKilledRelayLeavesMessageToTheNext,
+// TestKilledRelaysWorkIsTakenOverInSeconds and
+// TestOrderedEndpointKeepsEachKeyInCommitOrder start (this test binary,
 // run by TestMain when HERALD_CHILD_RELAY_DB is set) and kill.
 func childRelay() {
 	must := func(err error) {
@@ -365,14 +366,20 @@ func childRelay() {
 	pool, err := pgxpool.New(context.Background(), os.Getenv("HERALD_CHILD_RELAY_DB"))
 	must(err)
 	c := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true})
-	sender, err := c.Endpoint(webhook.EndpointConfig{Name: "ep", URL: os.Getenv("HERALD_CHILD_RELAY_URL"), Secrets: []string{testSecret}, Timeout: time.Second})
+	// HERALD_CHILD_RELAY_SLOW: the default lease, and a timeout that lets
+	// a request hang for most of it, as in production.
+	timeout, lease := time.Second, 6*time.Second
+	if os.Getenv("HERALD_CHILD_RELAY_SLOW") != "" {
+		timeout, lease = 50*time.Second, relay.LeaseDefault
+	}
+	sender, err := c.Endpoint(webhook.EndpointConfig{Name: "ep", URL: os.Getenv("HERALD_CHILD_RELAY_URL"), Secrets: []string{testSecret}, Timeout: timeout})
 	must(err)
 	r, err := relay.New(pool, relay.Config{
-		Endpoints: []relay.Endpoint{{Name: "ep", Topics: []string{"*"}, Sender: sender, Timeout: time.Second,
+		Endpoints: []relay.Endpoint{{Name: "ep", Topics: []string{"*"}, Sender: sender, Timeout: timeout,
 			Ordered: os.Getenv("HERALD_CHILD_RELAY_ORDERED") != ""}},
 		Breaker: relay.BreakerConfig{FailureThreshold: -1},
 		Retry:   fastRetry(),
-		Lease:   6 * time.Second, PollInterval: 20 * time.Millisecond,
+		Lease:   lease, PollInterval: 20 * time.Millisecond,
 		Logger: zerolog.New(os.Stderr),
 	})
 	must(err)

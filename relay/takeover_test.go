@@ -1,0 +1,161 @@
+package relay_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	neturl "net/url"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-relay/herald/internal/faultproxy"
+	"github.com/herald-relay/herald/internal/heraldtest"
+	"github.com/herald-relay/herald/outbox"
+	"github.com/herald-relay/herald/relay"
+	"github.com/herald-relay/herald/webhook"
+)
+
+// TestKilledRelaysWorkIsTakenOverInSeconds SIGKILLs a relay process (the
+// default 60 s lease, a 50 s endpoint timeout) while its requests hang at
+// the receiver, from the hot lane and from the retry lane. The next relay
+// must deliver them within seconds, not when the lease lapses.
+func TestKilledRelaysWorkIsTakenOverInSeconds(t *testing.T) {
+	t.Parallel()
+	for _, lane := range []string{"hot", "retry"} {
+		t.Run(lane, func(t *testing.T) {
+			t.Parallel()
+			const n = 20
+			// The attempt that hangs: the first (hot lane), or the second,
+			// after a first that failed (retry lane).
+			hangOn := 1
+			if lane == "retry" {
+				hangOn = 2
+			}
+			url := heraldtest.URL(t)
+			pool := heraldtest.PoolFor(t, url)
+			var hanging atomic.Int64
+			allHanging := make(chan struct{})
+			rc := newReceiver(t, func(k int, r *http.Request) int {
+				switch {
+				case k < hangOn:
+					return http.StatusInternalServerError
+				case k == hangOn:
+					if hanging.Add(1) == n {
+						close(allHanging)
+					}
+					<-r.Context().Done() // the killed relay never reads the answer
+				}
+				return http.StatusOK
+			})
+			msgs := make([]outbox.Message, n)
+			for i := range msgs {
+				msgs[i] = outbox.Message{ID: fmt.Sprintf("msg_%s_%d", lane, i), Topic: "t", Payload: json.RawMessage(`{}`)}
+			}
+			enqueue(t, pool, msgs...)
+
+			child := exec.Command(os.Args[0]) // runs childRelay (see TestMain)
+			child.Env = append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+rc.srv.URL,
+				"HERALD_CHILD_RELAY_SLOW=1")
+			var childOut bytes.Buffer
+			child.Stdout, child.Stderr = &childOut, &childOut
+			require.NoError(t, child.Start())
+			select {
+			case <-allHanging:
+			case <-time.After(20 * time.Second):
+				_ = child.Process.Kill()
+				_ = child.Wait()
+				t.Fatalf("the child relay never had all %d requests in flight; its output:\n%s", n, childOut.String())
+			}
+			killedAt := time.Now()
+			require.NoError(t, child.Process.Kill())
+			_ = child.Wait()
+
+			next := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "ep", rc.srv.URL, "*")},
+				Lease: relay.LeaseDefault})
+			eventually(t, 15*time.Second, func() bool {
+				return count(t, pool, `SELECT count(*) FROM outbox.messages`)+count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0
+			}, "the killed relay's messages delivered by the next one")
+			took := time.Since(killedAt)
+			t.Logf("%s lane: every message delivered %s after the SIGKILL (relay.lease %s)", lane, took, relay.LeaseDefault)
+			require.Less(t, took, 8*time.Second, "taken over within heartbeat_timeout and a claim, not the lease")
+			require.Equal(t, n, rc.uniqueIDs())
+			require.Zero(t, rc.overlap.Load())
+			require.EqualValues(t, n, next.Stats().TakenOver, "counted as taken over (herald_rows_taken_over_total)")
+		})
+	}
+}
+
+// TestPartitionedRelayStopsBeforeItsWorkIsTakenOver cuts a relay off from
+// PostgreSQL (a black hole in a TCP proxy: no error, no answer) while its
+// requests hang at a receiver it can still reach. Another relay takes its
+// messages over within seconds; the receiver must never have two requests
+// for one message open at once, so the partitioned relay must have
+// cancelled its own before the other relay could claim them.
+func TestPartitionedRelayStopsBeforeItsWorkIsTakenOver(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	dbURL := heraldtest.URL(t)
+	pool := heraldtest.PoolFor(t, dbURL)
+	u, err := neturl.Parse(dbURL)
+	require.NoError(t, err)
+	p, err := faultproxy.Start(u.Host)
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	u.Host = p.Addr()
+	cutPool := heraldtest.PoolFor(t, u.String())
+
+	var hanging atomic.Int64
+	allHanging := make(chan struct{})
+	rc := newReceiver(t, func(k int, r *http.Request) int {
+		if k == 1 {
+			if hanging.Add(1) == n {
+				close(allHanging)
+			}
+			<-r.Context().Done() // open until the relay that sent it gives up
+			return http.StatusOK
+		}
+		time.Sleep(20 * time.Millisecond) // a receiver's work, not a wait for the test
+		return http.StatusOK
+	})
+	msgs := make([]outbox.Message, n)
+	for i := range msgs {
+		msgs[i] = outbox.Message{ID: fmt.Sprintf("msg_cut_%d", i), Topic: "t", Payload: json.RawMessage(`{}`)}
+	}
+	enqueue(t, pool, msgs...)
+	// The request would hang for most of the lease.
+	sender, err := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true}).Endpoint(webhook.EndpointConfig{
+		Name: "ep", URL: rc.srv.URL, Secrets: []string{testSecret}, Timeout: 30 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(sender.Close)
+	slow := relay.Endpoint{Name: "ep", Topics: []string{"*"}, Sender: sender, Timeout: 30 * time.Second}
+	cfg := relay.Config{Endpoints: []relay.Endpoint{slow}, Lease: relay.LeaseDefault,
+		HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 1500 * time.Millisecond}
+	cutCfg := cfg
+	cutCfg.ShutdownTimeout = time.Second // a failed test does not wait for its hanging requests
+	cut := startRelay(t, cutPool, cutCfg)
+	t.Cleanup(func() { p.SetBlackHole(false) }) // runs before its Stop, which writes its outcomes
+	select {
+	case <-allHanging:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("only %d of %d requests in flight", hanging.Load(), n)
+	}
+	p.SetBlackHole(true)
+	cutAt := time.Now()
+	next := startRelay(t, pool, cfg)
+	eventually(t, 15*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.messages`)+count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0
+	}, "the partitioned relay's messages delivered by the other one")
+	t.Logf("every message delivered %s after the partition (heartbeat_timeout %s, lease %s)",
+		time.Since(cutAt), cfg.HeartbeatTimeout, cfg.Lease)
+	require.Equal(t, n, rc.uniqueIDs())
+	require.Len(t, rc.requests(), 2*n, "each message once by each relay")
+	require.Zero(t, rc.overlap.Load(), "no message had two requests open at once")
+	require.EqualValues(t, n, next.Stats().TakenOver)
+	require.Zero(t, cut.Stats().Delivered, "the partitioned relay delivered nothing: it cancelled its requests")
+}
