@@ -324,21 +324,9 @@ func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
 	})
 	enqueue(t, pool, outbox.Message{ID: "msg_survivor", Topic: "t", Payload: json.RawMessage(`{}`)})
 
-	child := exec.Command(os.Args[0]) // runs childRelay (see TestMain)
-	child.Env = append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+rc.srv.URL)
-	var childOut bytes.Buffer
-	child.Stdout, child.Stderr = &childOut, &childOut
-	require.NoError(t, child.Start())
-	select {
-	case <-first:
-	case <-time.After(15 * time.Second):
-		_ = child.Process.Kill()
-		_ = child.Wait()
-		t.Fatalf("the child relay never delivered; its output:\n%s", childOut.String())
-	}
+	child := startChild(t, url, rc.srv.URL)
+	child.awaitThenKill(t, first, 15*time.Second, "the child relay never delivered")
 	killedAt := time.Now()
-	require.NoError(t, child.Process.Kill())
-	_ = child.Wait()
 
 	var lease *int64
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT lease FROM outbox.messages WHERE id = 'msg_survivor'`).Scan(&lease))
@@ -351,6 +339,44 @@ func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
 	require.Equal(t, "msg_survivor", reqs[1].id)
 	require.Greater(t, reqs[1].at.Sub(killedAt), 3*time.Second, "not before the first lease lapsed")
 	require.Zero(t, rc.overlap.Load())
+}
+
+// child is childRelay running in a child process, for a test to SIGKILL.
+type child struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startChild starts childRelay on the database at url, delivering to
+// receiverURL, with env's extra HERALD_CHILD_RELAY_* settings. It is
+// killed at cleanup if the test has not killed it.
+func startChild(t *testing.T, url, receiverURL string, env ...string) *child {
+	t.Helper()
+	c := &child{cmd: exec.Command(os.Args[0])} // runs childRelay (see TestMain)
+	c.cmd.Env = append(append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+receiverURL), env...)
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+	require.NoError(t, c.cmd.Start())
+	t.Cleanup(c.kill)
+	return c
+}
+
+// kill SIGKILLs the child and reaps it; once is enough, more is harmless.
+func (c *child) kill() {
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
+
+// awaitThenKill waits until ready is closed, or fails t with the child's
+// output after d, then SIGKILLs the child.
+func (c *child) awaitThenKill(t *testing.T, ready <-chan struct{}, d time.Duration, failure string) {
+	t.Helper()
+	select {
+	case <-ready:
+	case <-time.After(d):
+		c.kill()
+		t.Fatalf("%s within %s; its output:\n%s", failure, d, c.out.String())
+	}
+	c.kill()
 }
 
 // childRelay is the relay process that TestKilledRelayLeavesMessageToTheNext,

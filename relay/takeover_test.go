@@ -1,13 +1,10 @@
 package relay_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	neturl "net/url"
-	"os"
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,22 +56,9 @@ func TestKilledRelaysWorkIsTakenOverInSeconds(t *testing.T) {
 			}
 			enqueue(t, pool, msgs...)
 
-			child := exec.Command(os.Args[0]) // runs childRelay (see TestMain)
-			child.Env = append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+rc.srv.URL,
-				"HERALD_CHILD_RELAY_SLOW=1")
-			var childOut bytes.Buffer
-			child.Stdout, child.Stderr = &childOut, &childOut
-			require.NoError(t, child.Start())
-			select {
-			case <-allHanging:
-			case <-time.After(20 * time.Second):
-				_ = child.Process.Kill()
-				_ = child.Wait()
-				t.Fatalf("the child relay never had all %d requests in flight; its output:\n%s", n, childOut.String())
-			}
+			child := startChild(t, url, rc.srv.URL, "HERALD_CHILD_RELAY_SLOW=1")
+			child.awaitThenKill(t, allHanging, 20*time.Second, fmt.Sprintf("the child relay did not have all %d requests in flight", n))
 			killedAt := time.Now()
-			require.NoError(t, child.Process.Kill())
-			_ = child.Wait()
 
 			next := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "ep", rc.srv.URL, "*")},
 				Lease: relay.LeaseDefault})
