@@ -26,11 +26,14 @@ package relay
 // It also takes the rows still leased to a relay declared dead ($6 is the
 // claiming relay's id, its holder from now on): they are among the rows the
 // scan walks past anyway, and the dead relays are read once per statement
-// from the small outbox.relays, so the plan stays the primary key walk. The
-// last column counts the rows so taken over (the same on every row).
+// from the small outbox.relays, so the plan stays the primary key walk. A
+// relay never takes its own rows so: if it was declared dead, its requests
+// for them may still be open until its heartbeat learns it and cancels them
+// (which the argument in docs/guarantees.md rules out, unless clocks fail).
+// The first column counts the rows taken over (the same on every row).
 const claimHotSQL = `WITH c AS (
     SELECT seq, octet_length(payload::text) AS size, visible_at > now() AS taken FROM outbox.messages
-    WHERE visible_at <= now() OR holder = ANY(ARRAY(SELECT id FROM outbox.relays WHERE dead_at IS NOT NULL))
+    WHERE visible_at <= now() OR (holder = ANY(ARRAY(SELECT id FROM outbox.relays WHERE dead_at IS NOT NULL)) AND holder <> $6)
     ORDER BY seq
     LIMIT $1
     FOR UPDATE SKIP LOCKED
