@@ -106,6 +106,13 @@ func TestMessageRoutes(t *testing.T) {
 	require.Equal(t, map[string]string{"X-Api-Key": "[redacted]", "X-Tenant": "acme"}, m.Headers)
 	b.ok(t, "GET", "/v1/messages/msg_r", "", 200, &m)
 	require.Equal(t, "billing", m.Retrying[0].Endpoint)
+	// An id may hold "/" (messages_id_check), escaped in the path.
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason)
+		VALUES (5, 'billing', 'orders/42', 'orders.paid', '{}', now() - interval '1 hour', 'gone')`)
+	b.ok(t, "GET", "/v1/messages/orders%2F42", "", 200, &m)
+	require.Equal(t, "orders/42", m.ID)
+	require.Len(t, m.Dead, 1)
+	b.fails(t, "GET", "/v1/messages/orders/42", "", 404, "")
 	b.fails(t, "GET", "/v1/messages/msg_nowhere", "", 404, "")
 	b.fails(t, "GET", "/v1/messages/"+strings.Repeat("x", 256), "", 400, "id")
 	b.fails(t, "GET", "/v1/messages/msg_d?attempts=1", "", 400, "attempts")
@@ -126,6 +133,8 @@ func TestMessageRoutes(t *testing.T) {
 	b.fails(t, "POST", "/v1/messages/msg_d/resend", `{}`, 409, "")
 	b.ok(t, "POST", "/v1/messages/msg_d/resend", `{"new_id": true}`, 200, &res)
 	require.NotEqual(t, "msg_d", res.ID)
+	b.ok(t, "POST", "/v1/messages/orders%2F42/resend", `{"endpoint": "billing"}`, 200, &res)
+	require.Equal(t, ops.ResendResult{ID: "orders/42", From: "dead", Topic: "orders.paid", Endpoint: "billing", Seq: res.Seq}, res)
 
 	b.fails(t, "POST", "/v1/messages/msg_p/resend", `{}`, 404, "")
 	b.fails(t, "POST", "/v1/messages/msg_l/resend", `{"endpoint": "nope"}`, 400, "endpoint")
