@@ -2,8 +2,10 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,9 +39,11 @@ func (r *Relay) runClaimer(ctx context.Context) {
 	for ctx.Err() == nil {
 		free, ok := r.awaitRoom(ctx, idle)
 		if !ok {
+			r.health.alive() // a full window is not a stalled claimer
 			continue
 		}
 		more, err := r.claimOnce(ctx, free, &st)
+		r.health.claimed(err)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -59,6 +63,45 @@ func (r *Relay) runClaimer(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// claimHealth is what Claiming reads: the claimer's last sign of life and
+// its latest claim's error, written without a lock on every turn of its loop.
+type claimHealth struct {
+	at  atomic.Int64          // unix nanoseconds of the last claim that succeeded, or of a turn with no room to claim
+	err atomic.Pointer[error] // the latest claim's error; nil once one succeeds
+}
+
+func (h *claimHealth) alive() { h.at.Store(time.Now().UnixNano()) }
+
+func (h *claimHealth) claimed(err error) {
+	if err != nil {
+		h.err.Store(&err)
+		return
+	}
+	h.err.Store(nil)
+	h.alive()
+}
+
+// Claiming reports whether the relay is claiming, for readiness probes: nil
+// while its latest claim succeeded and the claimer has shown life within
+// claimTimeout plus two poll intervals (a relay whose window is full counts
+// as claiming); otherwise why not. It costs two atomic loads.
+func (r *Relay) Claiming() error {
+	if r.stopping.Load() {
+		return errors.New("the relay is stopping")
+	}
+	at := r.health.at.Load()
+	if at == 0 {
+		return errors.New("the relay has not claimed yet")
+	}
+	if err := r.health.err.Load(); err != nil {
+		return fmt.Errorf("the latest claim failed: %w", *err)
+	}
+	if age := time.Since(time.Unix(0, at)); age > claimTimeout+2*r.cfg.PollInterval {
+		return fmt.Errorf("no claim for %s: the claimer is stuck", age.Round(time.Second))
+	}
+	return nil
 }
 
 // claimerState is what the claimer carries from one claim to the next.

@@ -30,6 +30,7 @@ type Relay struct {
 	retryDue      atomic.Bool  // set when pairs were made due: claim the retry lane now
 	stopping      atomic.Bool  // set by Stop: workers start nothing new
 	stats         stats
+	health        claimHealth // what Claiming reports
 
 	swapMu              sync.Mutex           // serialises SetEndpoints
 	unusableSince       map[string]time.Time // guarded by swapMu: since when each unusable endpoint has been

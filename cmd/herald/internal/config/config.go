@@ -85,6 +85,10 @@ const (
 	OnDeadSkip    = "skip"
 	OnDeadDefault = OnDeadBlock
 
+	MetricsQueueIntervalDefault = 10 * time.Second
+	MetricsQueueIntervalMin     = time.Second
+	MetricsQueueIntervalMax     = time.Hour
+
 	MaintenanceScheduleDefault      = "@every 1h"
 	MaintenanceDeadRetentionDefault = 720 * time.Hour
 
@@ -424,6 +428,11 @@ type Metrics struct {
 	// Listen is the host:port serving /metrics; empty turns metrics off.
 	// Defaults to "".
 	Listen string `yaml:"listen"`
+	// QueueInterval is how often the queue gauges (herald_pending_messages
+	// and the others read from the tables) are refreshed; scrapes read the
+	// last figures, because counting the lanes is a full scan of each.
+	// Defaults to MetricsQueueIntervalDefault (10s).
+	QueueInterval time.Duration `yaml:"queue_interval"`
 }
 
 // Maintenance configures the periodic clean-up.
@@ -491,6 +500,7 @@ func Default() *Config {
 			MaxProbeInterval: BreakerMaxProbeIntervalDefault,
 			DisableAfter:     BreakerDisableAfterDefault,
 		},
+		Metrics: Metrics{QueueInterval: MetricsQueueIntervalDefault},
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
 			DeadRetention: MaintenanceDeadRetentionDefault,

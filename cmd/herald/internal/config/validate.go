@@ -200,6 +200,8 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 		}
 	}
 
+	durRange("metrics.queue_interval", c.Metrics.QueueInterval, MetricsQueueIntervalMin, MetricsQueueIntervalMax)
+
 	// maintenance
 	if _, err := parseCron(c.Maintenance.Schedule); err != nil {
 		report("maintenance.schedule", c.Maintenance.Schedule, fmt.Errorf(`must be a cron spec like "0 3 * * *", "@daily" or "@every 1h": %w`, err))
