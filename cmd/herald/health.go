@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/herald-relay/herald/migrations"
@@ -15,6 +16,14 @@ import (
 
 // readyTimeout bounds the database round trips of one readiness check.
 const readyTimeout = 2 * time.Second
+
+// newRegistry returns herald run's metrics registry, with the Go runtime's
+// and the process's metrics; each source adds its own (startSource).
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
 
 // newMetricsMux serves herald run's metrics and probes:
 //
