@@ -39,7 +39,6 @@ func (r *Relay) runClaimer(ctx context.Context) {
 	for ctx.Err() == nil {
 		free, ok := r.awaitRoom(ctx, idle)
 		if !ok {
-			r.health.alive() // a full window is not a stalled claimer
 			continue
 		}
 		more, err := r.claimOnce(ctx, free, &st)
@@ -65,14 +64,15 @@ func (r *Relay) runClaimer(ctx context.Context) {
 	}
 }
 
-// claimHealth is what Claiming reads: the claimer's last sign of life and
-// its latest claim's error, written without a lock on every turn of its loop.
+// claimHealth is what Claiming reads: when the last claim succeeded and
+// the latest claim's error, written once per claim without a lock. Turns
+// of the loop that find no room write nothing: they can come once per
+// finished request, and a clock read each time would cost more than the
+// rest of the turn.
 type claimHealth struct {
-	at  atomic.Int64          // unix nanoseconds of the last claim that succeeded, or of a turn with no room to claim
+	at  atomic.Int64          // unix nanoseconds of the last claim that succeeded
 	err atomic.Pointer[error] // the latest claim's error; nil once one succeeds
 }
-
-func (h *claimHealth) alive() { h.at.Store(time.Now().UnixNano()) }
 
 func (h *claimHealth) claimed(err error) {
 	if err != nil {
@@ -80,13 +80,13 @@ func (h *claimHealth) claimed(err error) {
 		return
 	}
 	h.err.Store(nil)
-	h.alive()
+	h.at.Store(time.Now().UnixNano())
 }
 
 // Claiming reports whether the relay is claiming, for readiness probes: nil
-// while its latest claim succeeded and the claimer has shown life within
-// claimTimeout plus two poll intervals (a relay whose window is full counts
-// as claiming); otherwise why not. It costs two atomic loads.
+// while its latest claim succeeded, and either a claim succeeded within
+// claimTimeout plus two poll intervals or requests are in flight (a relay
+// whose window is full claims only as it frees up); otherwise why not.
 func (r *Relay) Claiming() error {
 	if r.stopping.Load() {
 		return errors.New("the relay is stopping")
@@ -98,8 +98,9 @@ func (r *Relay) Claiming() error {
 	if err := r.health.err.Load(); err != nil {
 		return fmt.Errorf("the latest claim failed: %w", *err)
 	}
-	if age := time.Since(time.Unix(0, at)); age > claimTimeout+2*r.cfg.PollInterval {
-		return fmt.Errorf("no claim for %s: the claimer is stuck", age.Round(time.Second))
+	age := time.Since(time.Unix(0, at))
+	if age > claimTimeout+2*r.cfg.PollInterval && r.inFlight.Load() == 0 {
+		return fmt.Errorf("no claim for %s with nothing in flight: the claimer is stuck", age.Round(time.Second))
 	}
 	return nil
 }
