@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,9 +42,17 @@ func newMetricsMux(reg prometheus.Gatherer, running []*runningSource) *http.Serv
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, req *http.Request) {
+		// Sources are checked at once: one whose database does not answer
+		// takes readyTimeout, and the probe's own timeout is short.
+		bySource := make([][]readyCheck, len(running))
+		var wg sync.WaitGroup
+		for i, rs := range running {
+			wg.Go(func() { bySource[i] = rs.checkReady(req.Context()) })
+		}
+		wg.Wait()
 		rep := readiness{Ready: true, Checks: []readyCheck{}}
-		for _, rs := range running {
-			for _, c := range rs.checkReady(req.Context()) {
+		for _, checks := range bySource {
+			for _, c := range checks {
 				rep.Ready = rep.Ready && c.OK
 				rep.Checks = append(rep.Checks, c)
 			}
