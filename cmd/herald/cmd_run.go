@@ -129,6 +129,12 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /healthz and /readyz")
 	}
 
+	adminSrv, err := startAdmin(cfg, srcs, pools, log)
+	if err != nil {
+		_ = stopAll()
+		return err
+	}
+
 	for alive := true; alive; {
 		select {
 		case <-ctx.Done():
@@ -138,7 +144,9 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	log.Info().Msg("signal received: stopping (a second signal exits at once)")
-	err = stopAll()
+	// The admin API first: its requests in flight finish while the pools
+	// are open.
+	err = errors.Join(stopAdmin(adminSrv), stopAll())
 	if metricsSrv != nil {
 		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -308,8 +316,8 @@ func reload(ctx context.Context, g *globals, cfg *config.Config, running []*runn
 	}
 	ev.Msg("configuration reloaded: endpoints, delivery and retry settings applied")
 	// Settings that need a restart stay as they were until then.
-	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.Log, next.Sources =
-		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.Log, cfg.Sources
+	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.Log, next.Sources, next.Admin =
+		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.Log, cfg.Sources, cfg.Admin
 	return next
 }
 

@@ -339,6 +339,9 @@ func restartOnly(old, next *config.Config) []string {
 	if old.Log != next.Log {
 		keys = append(keys, "log")
 	}
+	if old.Admin.Listen != next.Admin.Listen || !slices.Equal(old.Admin.Tokens, next.Admin.Tokens) {
+		keys = append(keys, "admin")
+	}
 	slices.Sort(keys)
 	return keys
 }

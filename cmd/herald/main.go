@@ -34,6 +34,7 @@ Commands:
                       (dead takes --dry-run, to count what it would act on, and --json)
                       (dead and endpoints take --source NAME when sources: lists several databases)
   endpoints ...       manage endpoints in outbox.endpoints: add, list, show, update, disable, enable, remove
+  admin serve         serve the admin HTTP API (admin.listen) without relaying; herald run serves it too
   config check        validate the configuration and print warnings
   version             print the version
 
@@ -120,6 +121,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDead(ctx, g, rest)
 	case "endpoints":
 		err = cmdEndpoints(ctx, g, rest)
+	case "admin":
+		err = cmdAdmin(ctx, g, rest)
 	case "config":
 		err = cmdConfig(g, rest)
 	case "version":

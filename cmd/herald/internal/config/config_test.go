@@ -94,17 +94,19 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	example := string(data)
 	// secrets is documented in a comment; uncomment to find it as a key.
 	uncommented := regexp.MustCompile(`(?m)^(\s*)# (secrets:)`).ReplaceAllString(example, "$1$2")
-	// So is the sources block, to the end of its comment.
-	if before, block, ok := strings.Cut(uncommented, "\n# sources:\n"); ok {
-		lines := strings.Split(block, "\n")
-		for i, l := range lines {
-			rest, ok := strings.CutPrefix(l, "# ")
-			if !ok {
-				break
+	// So are the admin and sources blocks, each to the end of its comment.
+	for _, key := range []string{"admin", "sources"} {
+		if before, block, ok := strings.Cut(uncommented, "\n# "+key+":\n"); ok {
+			lines := strings.Split(block, "\n")
+			for i, l := range lines {
+				rest, ok := strings.CutPrefix(l, "# ")
+				if !ok {
+					break
+				}
+				lines[i] = rest
 			}
-			lines[i] = rest
+			uncommented = before + "\n" + key + ":\n" + strings.Join(lines, "\n")
 		}
-		uncommented = before + "\nsources:\n" + strings.Join(lines, "\n")
 	}
 
 	var paths []string

@@ -4,7 +4,8 @@
 // CLI is one face over it; an HTTP admin API and a dashboard are meant to be
 // others, so every result is a struct with json tags and every error a
 // caller must branch on is typed (ErrNotFound, ErrExists,
-// ErrSourceConflict, ErrPurgeBusy, *FilterError, RowError). Each action on
+// ErrSourceConflict, ErrPurgeBusy, *FilterError, RowError,
+// *InvalidEndpointError). Each action on
 // dead messages has a dry run that changes nothing. The SQL of the package is in
 // queries.go; the relay's own SQL stays in relay/queries.go.
 //

@@ -37,7 +37,7 @@ type Source string
 const (
 	SourceConfig Source = "config" // copied from the configuration file by SyncFromConfig
 	SourceSQL    Source = "sql"    // written with SQL (the column's default)
-	SourceCLI    Source = "cli"    // written by `herald endpoints`
+	SourceCLI    Source = "cli"    // written by `herald endpoints` or the admin API
 )
 
 // DisabledInConfigReason is the disabled_reason of an endpoint created
