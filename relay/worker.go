@@ -124,7 +124,7 @@ func (r *Relay) endpointDone(p *pair) {
 	change, interval := p.ep.done(r.cfg.Breaker, unhealthy, p.probe, now)
 	switch change {
 	case breakerOpened:
-		r.m.paused.WithLabelValues(p.ep.Name).Set(1)
+		r.m.setFlag(r.m.paused, p.ep.Name, true)
 		r.log.Warn().Str("endpoint", p.ep.Name).Int("failures", r.cfg.Breaker.FailureThreshold).
 			Dur("probe_in", interval).Msg("endpoint paused: circuit breaker open; its messages wait, unattempted")
 	case breakerStillOpen:
@@ -140,7 +140,7 @@ func (r *Relay) endpointDone(p *pair) {
 			}()
 		}
 	case breakerClosed:
-		r.m.paused.WithLabelValues(p.ep.Name).Set(0)
+		r.m.setFlag(r.m.paused, p.ep.Name, false)
 		r.log.Info().Str("endpoint", p.ep.Name).Dur("paused_for", interval).Msg("probe succeeded: endpoint resumed")
 		r.shiftClocks(p.ep.Name, interval)
 	}

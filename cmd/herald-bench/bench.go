@@ -68,6 +68,8 @@ type Results struct {
 	Profiles        []string        `json:"cpu_profiles,omitempty"`
 	Errors          []string        `json:"errors,omitempty"`
 	PeerSummary     *PeerComparison `json:"peer_comparison,omitempty"`
+
+	Endpoints *EndpointsResult `json:"endpoints,omitempty"` // the endpoints phase
 }
 
 func (b *bench) say(format string, a ...any) {
@@ -148,6 +150,7 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	phase("claims", "claim latency by backlog", func() error { return b.claimBacklogs(ctx) })
 	phase("relays", "several relays on one database", func() error { return b.manyRelays(ctx) })
 	phase("slow", "slow receivers, many endpoints", func() error { return b.slowReceivers(ctx) })
+	phase("endpoints", "thousands of endpoints", func() error { return b.manyEndpoints(ctx) })
 	b.res.Profiles = b.profiles
 	b.res.Finished = time.Now().UTC().Format(time.RFC3339)
 	b.buildTable()

@@ -75,6 +75,7 @@ type options struct {
 	slowN        int
 	slowEPs      int
 	slowDelay    time.Duration
+	endpointsN   int
 	cpuprofile   string
 	only         []string
 	keepDB       bool
@@ -109,20 +110,21 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.slowN, "slow-n", 50000, "messages per slow-receiver drain")
 	fs.IntVar(&o.slowEPs, "slow-endpoints", 200, "endpoints of the slow-receiver phase, one topic each")
 	fs.DurationVar(&o.slowDelay, "slow-delay", 200*time.Millisecond, "how long the slow receivers take to answer")
+	fs.IntVar(&o.endpointsN, "endpoints", 5000, "endpoints of the endpoints phase, one topic and 10 messages each")
 	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")
-	only := fs.String("only", "", "run only these phases (comma separated: drain, latency, producers, claims, relays, slow)")
+	only := fs.String("only", "", "run only these phases (comma separated: drain, latency, producers, claims, relays, slow, endpoints)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	for _, p := range strings.Split(*only, ",") {
 		switch p = strings.TrimSpace(p); p {
 		case "":
-		case "drain", "latency", "producers", "claims", "relays", "slow":
+		case "drain", "latency", "producers", "claims", "relays", "slow", "endpoints":
 			o.only = append(o.only, p)
 		default:
-			return o, fmt.Errorf("-only: unknown phase %q (drain, latency, producers, claims, relays, slow)", p)
+			return o, fmt.Errorf("-only: unknown phase %q (drain, latency, producers, claims, relays, slow, endpoints)", p)
 		}
 	}
 	if fs.NArg() > 0 {
@@ -163,6 +165,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-n, -rounds, -slice, -latency-rate, -latency-producers, -enqueue-n, -sql-producers and -slow-n must be positive")
 	case o.slowEPs < 1 || o.slowEPs > 1000:
 		return o, fmt.Errorf("-slow-endpoints must be between 1 and 1000 (got %d)", o.slowEPs)
+	case o.endpointsN < 1 || o.endpointsN > 100000:
+		return o, fmt.Errorf("-endpoints must be between 1 and 100000 (got %d)", o.endpointsN)
 	case o.slowDelay < 0 || o.slowDelay > maxSlowDelay:
 		return o, fmt.Errorf("-slow-delay must be between 0 and %s (got %s)", maxSlowDelay, o.slowDelay)
 	case o.n > 5000000 || o.peerN > 5000000 || o.slowN > 5000000:

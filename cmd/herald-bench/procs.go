@@ -162,6 +162,9 @@ type relayOpts struct {
 	// hook answering after slowDelay.
 	slowEndpoints int
 	slowDelay     time.Duration
+	// inTable: the slowEndpoints are rows of outbox.endpoints already (the
+	// endpoints phase), not entries of the relay's file (binary mode).
+	inTable bool
 }
 
 // slowTopic is the topic of the slow phase's endpoint i.
@@ -197,7 +200,9 @@ func (b *bench) startRelay(idx int, hook string, o relayOpts) (*relayProc, error
     topics: ["*"]
     rate_limit: %d
 `, hook, benchSecret, o.rateLimit)
-		if o.slowEndpoints > 0 {
+		if o.inTable {
+			eps = "  []\n"
+		} else if o.slowEndpoints > 0 {
 			var sb strings.Builder
 			for i := range o.slowEndpoints {
 				fmt.Fprintf(&sb, "  - name: slow-%03d\n    url: %q\n    secret: %q\n    topics: [%q]\n",

@@ -224,7 +224,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 		return nil, fail(fmt.Errorf("load endpoints: %w", err))
 	}
 	rcfg := cfg.RelayConfig()
-	rcfg.Endpoints, rcfg.Logger, rcfg.Metrics = built, log, relay.NewMetrics(reg)
+	rcfg.Endpoints, rcfg.Logger, rcfg.Metrics = built, log, relay.NewMetricsWith(reg, relay.MetricsConfig{MaxEndpointSeries: cfg.Metrics.MaxEndpointSeries})
 	rcfg.OnDisable = persistDisable(pool, log)
 	r, err := relay.New(pool, rcfg)
 	if err != nil {

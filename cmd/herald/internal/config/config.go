@@ -102,6 +102,10 @@ const (
 	// AdminTokenMinLength is the shortest bearer token accepted: 16
 	// characters of the RFC 6750 alphabet (openssl rand -hex 16 gives 32).
 	AdminTokenMinLength = 16
+	// MetricsMaxEndpointSeriesDefault bounds the endpoints with metric
+	// series of their own; NoBound (-1) lifts the bound.
+	MetricsMaxEndpointSeriesDefault = relay.MaxEndpointSeriesDefault
+	NoBound                         = -1
 
 	MaintenanceScheduleDefault      = "@every 1h"
 	MaintenanceDeadRetentionDefault = 720 * time.Hour
@@ -449,6 +453,12 @@ type Metrics struct {
 	// last figures, because counting the lanes is a full scan of each.
 	// Defaults to MetricsQueueIntervalDefault (10s).
 	QueueInterval time.Duration `yaml:"queue_interval"`
+	// MaxEndpointSeries bounds how many endpoints get series of their own
+	// (about 26 each); the others share endpoint="other", and are named in
+	// herald_endpoint_paused and herald_endpoint_unusable only while paused
+	// or unusable. -1 means no bound.
+	// Defaults to MetricsMaxEndpointSeriesDefault (1000).
+	MaxEndpointSeries int `yaml:"max_endpoint_series"`
 }
 
 // Admin configures the admin HTTP API, which serves the operations of the
@@ -560,7 +570,7 @@ func Default() *Config {
 			MaxProbeInterval: BreakerMaxProbeIntervalDefault,
 			DisableAfter:     BreakerDisableAfterDefault,
 		},
-		Metrics: Metrics{QueueInterval: MetricsQueueIntervalDefault},
+		Metrics: Metrics{QueueInterval: MetricsQueueIntervalDefault, MaxEndpointSeries: MetricsMaxEndpointSeriesDefault},
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
 			DeadRetention: MaintenanceDeadRetentionDefault,

@@ -607,6 +607,11 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`herald.yaml:4: relay.max_in_flight_bytes: must be between 1048576 (1 MiB) and 4294967296 (4 GiB) (got "1000")`},
 		},
 		{
+			name: "MaxEndpointSeriesZero",
+			yaml: base + "metrics:\n  max_endpoint_series: 0\n",
+			want: []string{`herald.yaml:4: metrics.max_endpoint_series: must be at least 1, or -1 for no bound (got "0")`},
+		},
+		{
 			// 0 used to pass and then become the relay's 30s default.
 			name: "ShutdownTimeoutZero",
 			yaml: base + "relay:\n  shutdown_timeout: 0s\n",

@@ -21,9 +21,12 @@
 //
 // Every change to a row sends NOTIFY on EndpointsChannel with the
 // endpoint's name as payload ("" after a TRUNCATE: re-read everything) when
-// its transaction commits, and bumps a counter that EndpointsVersion reads,
-// so that a relay can LISTEN and also poll cheaply in case it missed a
-// notification.
+// its transaction commits, and bumps a counter that EndpointsVersion reads.
+// Each row also carries the version of its last change, and each deletion
+// leaves its name and version in outbox.endpoints_deleted (migrations/008),
+// so that a relay reads the whole table once (ListEndpointsAt) and then only
+// what changed since (EndpointChangesSince), on each notification and on a
+// timer in case it missed one.
 //
 // # Secrets
 //

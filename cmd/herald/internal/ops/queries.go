@@ -28,6 +28,27 @@ const lockSQL = `SELECT version FROM outbox.endpoints_version FOR UPDATE`
 
 const versionSQL = `SELECT version FROM outbox.endpoints_version`
 
+// Changes since a version (migrations/008): each row carries the version of
+// its last change and each deletion leaves its name and version in
+// outbox.endpoints_deleted, both through their version indexes. Read in one
+// snapshot, markSQL is the highest version it shows, and every lower one is
+// in it (writers take versions in turns and commit in that order).
+const markSQL = `SELECT greatest(
+    (SELECT coalesce(max(version), 0) FROM outbox.endpoints),
+    (SELECT coalesce(max(version), 0) FROM outbox.endpoints_deleted))`
+
+const changedSinceSQL = `SELECT ` + columns + ` FROM outbox.endpoints WHERE version > @mark ORDER BY name`
+
+// deletedSinceSQL names the endpoints deleted since @mark and not inserted
+// again; the empty name stands for a TRUNCATE.
+const deletedSinceSQL = `SELECT d.name FROM outbox.endpoints_deleted d
+WHERE d.version > @mark AND NOT EXISTS (SELECT 1 FROM outbox.endpoints e WHERE e.name = d.name)
+ORDER BY d.name`
+
+// snapshotSQL makes a transaction's reads one snapshot (when the DB cannot
+// begin it so).
+const snapshotSQL = `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
+
 const sourceSQL = `SELECT source FROM outbox.endpoints WHERE name = @name`
 
 // settings are the columns an endpoint's configuration sets, as named
@@ -147,7 +168,7 @@ const countDeadSQL = `SELECT count(*) FROM (
 // A row that died for an endpoint goes to the retry lane for that endpoint
 // only, with its original seq, due now, with a fresh retry budget and no
 // trace of the earlier attempts: the ordered retry claim (relay/queries.go
-// claimRetrySQL) finds a key's head by seq, so a replayed message goes
+// retryClaimHead) finds a key's head by seq, so a replayed message goes
 // before the later messages of its key, as it should. A row without an
 // endpoint (no endpoint subscribed to its topic) goes back to the hot lane
 // to be routed again; it gets a new seq there. Earlier relays wrote a
