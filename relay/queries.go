@@ -257,3 +257,20 @@ WHERE schemaname = 'outbox' AND relname IN ('messages', 'deliveries')`
 
 // vacuumLock makes one relay at a time vacuum.
 const vacuumLock int64 = 0x4865726176616375
+
+// recordBreakerSQL writes a transition of one relay's breaker for one
+// endpoint ($1 endpoint, $2 relay, $3 open, $4 since, $5 probe_at, $6 the
+// transition's time): a write of an earlier transition than the row's
+// changes nothing. It also prunes rows untouched for a day (a relay that
+// stopped or died; closed breakers), other than the one it writes: the
+// table stays as small as the endpoints times the live relays.
+const recordBreakerSQL = `WITH pruned AS (
+    DELETE FROM outbox.breakers
+    WHERE updated_at < now() - interval '1 day' AND coalesce(probe_at, updated_at) < now() - interval '1 day'
+      AND NOT (endpoint = $1 AND relay = $2)
+)
+INSERT INTO outbox.breakers AS b (endpoint, relay, open, since, probe_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (endpoint, relay) DO UPDATE
+SET open = excluded.open, since = excluded.since, probe_at = excluded.probe_at, updated_at = excluded.updated_at
+WHERE b.updated_at <= excluded.updated_at`

@@ -235,9 +235,12 @@ func (r *router) matching(topic string) []*endpointState {
 	return out
 }
 
-// matchTopic reports whether topic matches the glob pattern, in which '*'
-// matches any run of characters (dots included) and everything else matches
-// itself.
+// MatchTopic reports whether topic matches the glob pattern of an
+// endpoint's topics, in which '*' matches any run of characters (dots
+// included) and everything else matches itself: the relay's routing, for
+// tools that must say where a message would go.
+func MatchTopic(pattern, topic string) bool { return matchTopic(pattern, topic) }
+
 func matchTopic(pattern, topic string) bool {
 	star := strings.IndexByte(pattern, '*')
 	if star < 0 {

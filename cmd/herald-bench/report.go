@@ -168,6 +168,7 @@ func (b *bench) buildTable() {
 		b.row("  relay peak RSS MiB (max)", mr, "%.1f", "< 300", yesNo(mr < 300))
 		b.row("  pairs deferred to the retry lane (herald_deferred_total, max)", slicesMax(deferred), "%.0f", "", "")
 	}
+	b.faultRows()
 }
 
 // relayGroup is the median of the many-relays runs of one configuration.
