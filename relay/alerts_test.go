@@ -339,3 +339,24 @@ func TestRolledBackDeathEmitsNothing(t *testing.T) {
 	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.messages`))
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM outbox.dead`))
 }
+
+// TestAlertTopicsGoOnlyToPatternsThatNameThem: Herald's events match only
+// patterns that start with "herald.", so endpoints on a catch-all keep
+// receiving what they received before alerts existed.
+func TestAlertTopicsGoOnlyToPatternsThatNameThem(t *testing.T) {
+	for _, c := range []struct {
+		pattern, topic string
+		want           bool
+	}{
+		{"herald.*", relay.AlertMessageDead, true},
+		{"herald.endpoint.*", relay.AlertBreakerOpened, true},
+		{"herald.endpoint.*", relay.AlertMessageDead, false},
+		{relay.AlertMessageDead, relay.AlertMessageDead, true},
+		{"*", relay.AlertMessageDead, false},
+		{"*.dead", relay.AlertMessageDead, false},
+		{"herald*", relay.AlertMessageDead, false},
+		{"*", "orders.created", true},
+	} {
+		require.Equal(t, c.want, relay.MatchTopic(c.pattern, c.topic), "%q ~ %q", c.pattern, c.topic)
+	}
+}
