@@ -256,7 +256,7 @@ func (e *Endpoint) useH1(dial func(ctx context.Context, network, addr string) (n
 	if port == "" {
 		port = "80"
 	}
-	e.h1 = &h1Pool{addr: net.JoinHostPort(e.url.Hostname(), port), dial: dial, maxIdle: maxConns}
+	e.h1 = &h1Pool{addr: net.JoinHostPort(e.url.Hostname(), port), dial: dial, maxIdle: maxConns, patience: h1DialPatience}
 	var head []byte
 	head = append(head, "POST "...)
 	head = append(head, e.url.RequestURI()...)

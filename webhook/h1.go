@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -27,10 +28,21 @@ type h1Pool struct {
 	addr    string // host:port dialled
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle int
+	// patience is h1DialPatience; tests change it.
+	patience time.Duration
 
 	mu   sync.Mutex
 	idle []*h1Conn // most recently used last
+	// dialing is the number of dials in progress, and waiting the requests
+	// that found no idle connection while one was (oldest first). See get.
+	dialing int
+	waiting []*h1Waiter
 }
+
+// h1Waiter is a request waiting in get. Its channel (buffered, written
+// once, under the pool's lock, by whoever removes it from waiting) brings
+// a connection, or nil: dial one yourself (the pool counted the dial).
+type h1Waiter struct{ ch chan *h1Conn }
 
 // h1Conn is one connection with its buffers, reused with it.
 type h1Conn struct {
@@ -73,13 +85,29 @@ const (
 	h1InlineBody = 16 << 10
 	// h1ReadBuffer is the size of each connection's read buffer.
 	h1ReadBuffer = 4 << 10
+	// h1DialPatience is how long a request that found no idle connection
+	// waits for one (or for the dial in progress) before it dials its own.
+	// A fast receiver hands a connection back well within it, so a burst
+	// to a cold endpoint shares the first few connections instead of
+	// opening one per request; a slow one does not, and its waiting
+	// requests then dial together, so its connections grow within a few
+	// milliseconds to what it needs.
+	h1DialPatience = 20 * time.Millisecond
 )
 
 // aLongTimeAgo is a deadline in the past: it interrupts a blocked read or
 // write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// get returns an idle connection (reused = true) or dials a new one.
+// get returns an idle connection (reused = true) or a new one.
+//
+// A new connection is dialled only when none is idle and no dial is in
+// progress, or when the request has waited h1DialPatience: until then it
+// waits for a connection to come back (put hands it over) or for its turn
+// to dial, which a finished dial passes on while requests wait. So a cold
+// endpoint given many requests at once opens connections one at a time,
+// as fast as they can be dialled, while requests queue, rather than one
+// per request (each a dial here and an accept at the receiver).
 func (p *h1Pool) get(ctx context.Context, now time.Time) (c *h1Conn, reused bool, err error) {
 	p.mu.Lock()
 	for len(p.idle) > 0 {
@@ -92,9 +120,80 @@ func (p *h1Pool) get(ctx context.Context, now time.Time) (c *h1Conn, reused bool
 		}
 		c.nc.Close()
 	}
+	if p.dialing == 0 {
+		p.dialing++
+		p.mu.Unlock()
+		c, err = p.dialCounted(ctx)
+		return c, false, err
+	}
+	w := &h1Waiter{ch: make(chan *h1Conn, 1)}
+	p.waiting = append(p.waiting, w)
 	p.mu.Unlock()
-	c, err = p.dialConn(ctx)
+
+	patience := time.NewTimer(p.patience)
+	defer patience.Stop()
+	select {
+	case c = <-w.ch:
+		return p.granted(ctx, c)
+	case <-patience.C:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	if i := slices.Index(p.waiting, w); i >= 0 {
+		p.waiting = slices.Delete(p.waiting, i, i+1)
+		if err := ctx.Err(); err != nil {
+			p.mu.Unlock()
+			return nil, false, err
+		}
+		p.dialing++
+		p.mu.Unlock()
+		c, err = p.dialCounted(ctx)
+		return c, false, err
+	}
+	p.mu.Unlock()
+	// Handed something just before it left the queue.
+	return p.granted(ctx, <-w.ch)
+}
+
+// granted takes what a waiter was handed: a connection, or nil, the turn
+// to dial. A request whose context has ended passes either on.
+func (p *h1Pool) granted(ctx context.Context, c *h1Conn) (*h1Conn, bool, error) {
+	if err := ctx.Err(); err != nil {
+		if c != nil {
+			p.put(c, c.lastUsed)
+		} else {
+			p.dialDone()
+		}
+		return nil, false, err
+	}
+	if c != nil {
+		return c, true, nil
+	}
+	c, err := p.dialCounted(ctx)
 	return c, false, err
+}
+
+// dialCounted dials a connection the pool has counted in dialing.
+func (p *h1Pool) dialCounted(ctx context.Context) (*h1Conn, error) {
+	c, err := p.dialConn(ctx)
+	p.dialDone()
+	return c, err
+}
+
+// dialDone ends a counted dial, successful or not: if requests still wait,
+// the oldest dials next. A failed dial passes the turn on too, so each
+// waiting request makes its own attempt (and gets its own error), one
+// after another or at the end of its patience.
+func (p *h1Pool) dialDone() {
+	p.mu.Lock()
+	p.dialing--
+	if len(p.waiting) > 0 {
+		w := p.waiting[0]
+		p.waiting = slices.Delete(p.waiting, 0, 1)
+		p.dialing++
+		w.ch <- nil
+	}
+	p.mu.Unlock()
 }
 
 func (p *h1Pool) dialConn(ctx context.Context) (*h1Conn, error) {
@@ -111,7 +210,13 @@ func (p *h1Pool) dialConn(ctx context.Context) (*h1Conn, error) {
 func (p *h1Pool) put(c *h1Conn, now time.Time) {
 	c.lastUsed = now
 	p.mu.Lock()
-	if len(p.idle) < p.maxIdle {
+	if len(p.waiting) > 0 {
+		// The oldest waiting request takes it.
+		w := p.waiting[0]
+		p.waiting = slices.Delete(p.waiting, 0, 1)
+		w.ch <- c
+		c = nil
+	} else if len(p.idle) < p.maxIdle {
 		p.idle = append(p.idle, c)
 		c = nil
 	}

@@ -234,3 +234,108 @@ func TestH1_ConcurrentDeliveries(t *testing.T) {
 		}
 	}
 }
+
+// A cold endpoint given ten requests at once by a fast receiver: while the
+// first connection is being dialled the others wait for it or for a
+// connection to come back, instead of each dialling its own (the
+// 5,000-endpoint drain paid a dial and an accept per message). Dials are
+// slowed to what a nearby host takes, so that all ten are waiting before
+// the first connection is up, and the requests' patience is made longer
+// than the test: on a loaded machine a connection can take longer than
+// h1DialPatience to come back, and the waiting requests then rightly dial
+// (TestH1_StuckDialDoesNotHoldUpOtherRequests covers that).
+func TestH1_ColdEndpointBurstOpensFewConnections(t *testing.T) {
+	t.Parallel()
+	srv, conns := newCountingServer(t, answerNoContent)
+	ep := newEndpoint(t, EndpointConfig{URL: srv.URL})
+	ep.h1.patience = time.Minute
+	dial := ep.h1.dial
+	ep.h1.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		time.Sleep(10 * time.Millisecond) // latency, not synchronisation
+		return dial(ctx, network, addr)
+	}
+
+	const n = 10
+	deliverAtOnce(t, ep, n)
+	require.LessOrEqual(t, conns.Load(), int64(4), "connections opened for %d requests at once", n)
+}
+
+// A slow receiver answers none of ten requests until all ten have arrived:
+// waiting requests must still get connections of their own, quickly.
+func TestH1_SlowReceiverGetsAConnectionPerWaitingRequest(t *testing.T) {
+	t.Parallel()
+	const n = 10
+	var arrived atomic.Int64
+	all := make(chan struct{})
+	srv, conns := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if arrived.Add(1) == n {
+			close(all)
+		}
+		select {
+		case <-all:
+			w.WriteHeader(http.StatusNoContent)
+		case <-time.After(5 * time.Second):
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	ep := newEndpoint(t, EndpointConfig{URL: srv.URL})
+
+	began := time.Now()
+	deliverAtOnce(t, ep, n)
+	require.EqualValues(t, n, conns.Load())
+	require.Less(t, time.Since(began), 2*time.Second, "the connections were opened while requests waited")
+}
+
+// A dial that hangs (a lost SYN, a slow resolver) holds up the requests
+// waiting behind it only for their patience: then they dial their own.
+func TestH1_StuckDialDoesNotHoldUpOtherRequests(t *testing.T) {
+	t.Parallel()
+	srv, conns := newCountingServer(t, answerNoContent)
+	ep := newEndpoint(t, EndpointConfig{URL: srv.URL})
+	ep.h1.patience = 50 * time.Millisecond
+	dial := ep.h1.dial
+	stuck, release := make(chan struct{}), make(chan struct{})
+	var dials atomic.Int64
+	ep.h1.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dials.Add(1) == 1 {
+			close(stuck)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return dial(ctx, network, addr)
+	}
+
+	first := make(chan error, 1)
+	go func() { first <- ep.Deliver(context.Background(), &Message{ID: "msg_first", Body: []byte(`{}`)}) }()
+	<-stuck
+	deliverAtOnce(t, ep, 5) // with the first dial still stuck
+	close(release)
+	require.NoError(t, <-first)
+	require.GreaterOrEqual(t, conns.Load(), int64(2))
+}
+
+// deliverAtOnce delivers n messages to ep from n goroutines released
+// together, and waits for them.
+func deliverAtOnce(t *testing.T, ep *Endpoint, n int) {
+	t.Helper()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			require.NoError(t, ep.Deliver(context.Background(), &Message{ID: "msg_" + strconv.Itoa(i), Body: []byte(`{}`)}))
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+// answerNoContent reads the request's body and answers 204 at once.
+func answerNoContent(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.WriteHeader(http.StatusNoContent)
+}
