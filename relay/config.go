@@ -57,6 +57,21 @@ const (
 	retryPollInterval = 50 * time.Millisecond
 	// progressInterval is how often a busy relay logs its progress.
 	progressInterval = 10 * time.Second
+	// HistoryAttemptsDefault logs every attempt: with the log written in
+	// the outcome flush, all costs little enough next to off (docs/performance.md,
+	// History) that the answer to "what did you send, and what did they
+	// say?" is there by default.
+	HistoryAttemptsDefault = AttemptLogAll
+	// HistoryRetentionDefault keeps a week of history: the questions a
+	// support desk gets are about the last days, and a week of attempts at
+	// a sustained 1,000/s is about 600M rows, which a week of daily
+	// partitions holds without ever deleting a row.
+	HistoryRetentionDefault = 7 * 24 * time.Hour
+	// historyDaysAhead is how many days of partitions exist ahead of today:
+	// history is written even if maintenance does not run for a week.
+	historyDaysAhead = 7
+	// historyMaintenanceTimeout bounds one run of MaintainHistory.
+	historyMaintenanceTimeout = time.Minute
 )
 
 // Config configures a Relay. The zero value of every field but Endpoints
@@ -128,6 +143,28 @@ type Config struct {
 	// at the head of the claim's index scan make every claim slower.
 	// Defaults to 20000; negative never vacuums.
 	VacuumThreshold int
+	// History configures what the relay records of its deliveries in
+	// outbox.attempts and outbox.message_log; see HistoryConfig.
+	History HistoryConfig
+}
+
+// HistoryConfig configures the delivery history. Both tables are
+// partitioned by day: MaintainHistory (at Start, then on the caller's
+// schedule) creates the partitions ahead and drops those past Retention.
+type HistoryConfig struct {
+	// Attempts says which delivery attempts are logged in outbox.attempts:
+	// AttemptLogAll, AttemptLogFailures (not the 2xx) or AttemptLogOff.
+	// Defaults to HistoryAttemptsDefault (all).
+	Attempts AttemptLog
+	// Messages copies each message delivered to all its endpoints into
+	// outbox.message_log, with its payload and headers, in the statement
+	// that deletes it. Defaults to false.
+	Messages bool
+	// Retention is how long history is kept: MaintainHistory drops a day's
+	// partitions once the whole day is older than this, so rows live
+	// between Retention and Retention plus a day. Negative keeps every
+	// day. Defaults to HistoryRetentionDefault (7 days).
+	Retention time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -142,6 +179,8 @@ func (c Config) withDefaults() Config {
 	c.Breaker.ProbeInterval = cmp.Or(c.Breaker.ProbeInterval, BreakerProbeIntervalDefault)
 	c.Breaker.MaxProbeInterval = max(cmp.Or(c.Breaker.MaxProbeInterval, BreakerMaxProbeIntervalDefault), c.Breaker.ProbeInterval)
 	c.VacuumThreshold = cmp.Or(c.VacuumThreshold, VacuumThresholdDefault)
+	c.History.Attempts = cmp.Or(c.History.Attempts, HistoryAttemptsDefault)
+	c.History.Retention = cmp.Or(c.History.Retention, HistoryRetentionDefault)
 	if c.Retry == nil {
 		c.Retry = DefaultRetryPolicy()
 	}
@@ -158,6 +197,11 @@ func (c Config) validate() error {
 	}
 	if c.AckBatch < 1 {
 		errs = append(errs, fmt.Errorf("AckBatch must be at least 1 (got %d)", c.AckBatch))
+	}
+	switch c.History.Attempts {
+	case AttemptLogAll, AttemptLogFailures, AttemptLogOff:
+	default:
+		errs = append(errs, fmt.Errorf("History.Attempts must be all, failures or off (got %q)", c.History.Attempts))
 	}
 	seen := make(map[string]bool, len(c.Endpoints))
 	for i, ep := range c.Endpoints {

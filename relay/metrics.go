@@ -21,6 +21,7 @@ type Metrics struct {
 	paused         *prometheus.GaugeVec
 	unusable       *prometheus.GaugeVec
 	deferred       *prometheus.CounterVec
+	historyErrors  *prometheus.CounterVec
 }
 
 // roundTripBuckets are the buckets of the database round-trip histograms:
@@ -95,10 +96,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "herald_deferred_total",
 			Help: "Deliveries not attempted because their endpoint was paused, at max_in_flight or rate-limited; they wait in the retry lane.",
 		}, []string{"endpoint"}),
+		historyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_history_write_errors_total",
+			Help: "Flushes whose history (table: attempts, message_log) could not be written; their delivery outcomes were.",
+		}, []string{"table"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.attemptSeconds, m.delivered, m.dead, m.claimed, m.claimSeconds,
-			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.unwritten, m.dbErrors, m.paused, m.unusable, m.deferred)
+			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.unwritten, m.dbErrors, m.paused, m.unusable, m.deferred,
+			m.historyErrors)
 	}
 	return m
 }

@@ -48,7 +48,8 @@ type Relay struct {
 	background          sync.WaitGroup // listener, progress logger, sweeper
 	callbacks           sync.WaitGroup // OnDisable calls
 	stopErr             error
-	signals             testSignals // off unless a test turns them on
+	signals             testSignals   // off unless a test turns them on
+	historyBackoff      *errorBackoff // paces the logs of failed history writes; the completer's
 }
 
 // stats are counters for progress logs and tests.
@@ -117,6 +118,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 	rt.setQueueHorizon(cfg.Lease - attemptMargin)
 	r.router.Store(rt)
 	r.unusableSince = map[string]time.Time{}
+	r.historyBackoff = newErrorBackoff()
 	r.noteEndpoints(nil, rt)
 	r.retry.Store(&retryHolder{cfg.Retry})
 	return r, nil
@@ -260,6 +262,15 @@ func (r *Relay) start(ctx context.Context) error {
 	}
 	if !ok {
 		return errors.New("relay: outbox schema not found: run `herald migrate` first")
+	}
+	// Today's partitions must exist before the first flush writes history;
+	// a relay that cannot make them still delivers (its history writes
+	// fail, counted, until maintenance succeeds).
+	mctx, cancel := context.WithTimeout(ctx, historyMaintenanceTimeout)
+	_, err := r.MaintainHistory(mctx)
+	cancel()
+	if err != nil {
+		r.log.Error().Err(err).Msg("history partitions not maintained at start")
 	}
 	claimCtx, stopClaiming := context.WithCancel(context.WithoutCancel(ctx))
 	r.workCtx, r.cancelWork = context.WithCancel(context.WithoutCancel(ctx))

@@ -62,7 +62,9 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 	}
 	actx, cancel := context.WithDeadline(ctx, end)
 	err := ep.Sender.Deliver(actx, &p.job.msg)
+	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 	cancel()
+	p.started = start
 	p.took = time.Since(start)
 	ep.metrics.attemptSeconds.Observe(p.took.Seconds())
 	p.attempted = true
@@ -71,6 +73,7 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 		return
 	}
 	p.result = resultRetry
+	p.errClass = errorClass(err, timedOut, ctx.Err() != nil)
 	var de *webhook.DeliveryError
 	if errors.As(err, &de) {
 		p.status = de.Status
