@@ -120,7 +120,11 @@ $$;
 -- into outbox.message_log in the same statement, so that a message is
 -- either still pending or deleted and logged. If the copy fails, the
 -- messages are deleted without it: the delivery outcome wins over the
--- audit. It returns the error of the copy, or NULL.
+-- audit. It returns the error of the copy, or NULL. Only the lock on
+-- outbox.message_log (which DDL such as a partition's DROP takes) is
+-- bounded by the 200ms: the delete waits for the rows of outbox.messages
+-- as an ack without history does (behind a VACUUM truncating the table,
+-- say).
 CREATE FUNCTION outbox.ack_logged(seqs bigint[])
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -128,13 +132,14 @@ DECLARE
 BEGIN
     BEGIN
         PERFORM set_config('lock_timeout', '200ms', true);
+        LOCK TABLE outbox.message_log IN ROW EXCLUSIVE MODE;
+        PERFORM set_config('lock_timeout', saved, true);
         WITH d AS (
             DELETE FROM outbox.messages WHERE seq = ANY(seqs)
             RETURNING seq, id, topic, key, endpoint, payload, headers, created_at
         )
         INSERT INTO outbox.message_log (delivered_at, seq, id, topic, key, endpoint, payload, headers, created_at)
         SELECT now(), seq, id, topic, key, endpoint, payload, headers, created_at FROM d;
-        PERFORM set_config('lock_timeout', saved, true);
     EXCEPTION WHEN OTHERS THEN
         DELETE FROM outbox.messages WHERE seq = ANY(seqs);
         RETURN SQLSTATE || ': ' || SQLERRM;

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -48,6 +49,15 @@ FROM outbox.attempts WHERE id = $1 ORDER BY at, attempt`, id)
 	}
 	require.NoError(t, rows.Err())
 	return out
+}
+
+func ids(t *testing.T, pool *pgxpool.Pool, sql string) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), sql)
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return got
 }
 
 // settled waits until no message or retry pair is left.
@@ -260,25 +270,24 @@ func TestHistoryWriteFailureDoesNotStopDelivery(t *testing.T) {
 	settled(t, pool)
 	require.Equal(t, 2.0, metricValue(t, reg, "herald_history_write_errors_total"), "one attempts, one message_log failure")
 
-	// A lock on the attempt log: the flush waits 200ms for it, then goes
-	// on without the history.
+	// Locks on both tables: the flush waits 200ms for each, then goes on
+	// without the history.
 	_, err = pool.Exec(ctx, `SELECT outbox.history_partitions((now() AT TIME ZONE 'UTC')::date, 1, '-infinity')`)
 	require.NoError(t, err)
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = tx.Exec(ctx, `LOCK TABLE outbox.attempts IN ACCESS EXCLUSIVE MODE`)
+	_, err = tx.Exec(ctx, `LOCK TABLE outbox.attempts, outbox.message_log IN ACCESS EXCLUSIVE MODE`)
 	require.NoError(t, err)
 	enqueue(t, pool, outbox.Message{ID: "msg_locked", Topic: "t", Payload: json.RawMessage(`{}`)})
 	settled(t, pool)
-	require.Equal(t, 3.0, metricValue(t, reg, "herald_history_write_errors_total"))
+	require.Equal(t, 4.0, metricValue(t, reg, "herald_history_write_errors_total"))
 	require.NoError(t, tx.Rollback(ctx))
 
 	enqueue(t, pool, outbox.Message{ID: "msg_after", Topic: "t", Payload: json.RawMessage(`{}`)})
 	settled(t, pool)
 	require.Len(t, attemptsOf(t, pool, "msg_after"), 1, "logged again once the table is free")
-	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM outbox.message_log WHERE id IN ('msg_locked', 'msg_after')`),
-		"the message log was not locked: both are in it")
+	require.Equal(t, []string{"msg_after"}, ids(t, pool, `SELECT id FROM outbox.message_log`))
 	require.Equal(t, 3, len(rc.requests()), "each message delivered once")
 }
 
@@ -346,4 +355,43 @@ WHERE i.inhparent = $1::regclass ORDER BY 1`, "outbox."+table)
 	res, err = r.MaintainHistory(ctx)
 	require.NoError(t, err)
 	require.Equal(t, relay.HistoryMaintenance{}, res, "a second run has nothing to do")
+}
+
+// TestMessageLogWaitsForABusyMessageRow: the delete of a delivered message
+// waits behind a lock on its row (a VACUUM truncating outbox.messages, an
+// operator's query) longer than history's lock timeout. The copy into
+// outbox.message_log must wait with it, not be given up: the timeout is for
+// the history tables' own locks.
+func TestMessageLogWaitsForABusyMessageRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	hold := make(chan struct{})
+	rc.mu.Lock()
+	rc.hold = hold
+	rc.mu.Unlock()
+	reg := prometheus.NewRegistry()
+	startRelay(t, pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")},
+		History:   relay.HistoryConfig{Messages: true},
+		Metrics:   relay.NewMetrics(reg),
+	})
+	enqueue(t, pool, outbox.Message{ID: "msg_busy", Topic: "t", Payload: json.RawMessage(`{}`)})
+	eventually(t, 10*time.Second, func() bool { return rc.uniqueIDs() == 1 }, "in flight")
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT 1 FROM outbox.messages WHERE id = 'msg_busy' FOR UPDATE`)
+	require.NoError(t, err)
+	close(hold)
+	eventually(t, 10*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM pg_locks WHERE NOT granted`) > 0
+	}, "the relay's delete waits for the row")
+	// Held past history's 200ms lock timeout.
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, tx.Rollback(ctx))
+	settled(t, pool)
+	require.Zero(t, metricValue(t, reg, "herald_history_write_errors_total"))
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM outbox.message_log WHERE id = 'msg_busy'`))
 }
