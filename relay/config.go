@@ -63,9 +63,10 @@ const (
 	// say?" is there by default.
 	HistoryAttemptsDefault = AttemptLogAll
 	// HistoryRetentionDefault keeps a week of history: the questions a
-	// support desk gets are about the last days, and a week of attempts at
-	// a sustained 1,000/s is about 600M rows, which a week of daily
-	// partitions holds without ever deleting a row.
+	// support desk gets are about the last days ("what did you send us
+	// yesterday?"), and a week is what a busy relay can afford to keep (an
+	// attempt takes about 220 bytes: 19 GB a day at a sustained 1,000/s;
+	// docs/performance.md, History).
 	HistoryRetentionDefault = 7 * 24 * time.Hour
 	// historyDaysAhead is how many days of partitions exist ahead of today:
 	// history is written even if maintenance does not run for a week.
