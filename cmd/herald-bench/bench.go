@@ -64,6 +64,7 @@ type Results struct {
 	PacedClaims     []DrainResult   `json:"paced_claim_backlogs,omitempty"`
 	ManyRelays      []DrainResult   `json:"many_relays"`
 	Slow            []DrainResult   `json:"slow_receivers,omitempty"`
+	History         *HistoryResult  `json:"history,omitempty"`
 	Table           []Row           `json:"table"`
 	Profiles        []string        `json:"cpu_profiles,omitempty"`
 	Errors          []string        `json:"errors,omitempty"`
@@ -148,6 +149,7 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	phase("claims", "claim latency by backlog", func() error { return b.claimBacklogs(ctx) })
 	phase("relays", "several relays on one database", func() error { return b.manyRelays(ctx) })
 	phase("slow", "slow receivers, many endpoints", func() error { return b.slowReceivers(ctx) })
+	phase("history", "delivery history: cost and flat tables", func() error { return b.history(ctx) })
 	b.res.Profiles = b.profiles
 	b.res.Finished = time.Now().UTC().Format(time.RFC3339)
 	b.buildTable()

@@ -54,7 +54,7 @@ func TestPipeline(t *testing.T) {
 		"-latency-rate", "200", "-latency-duration", "1s", "-latency-producers", "4",
 		"-enqueue-n", "1000", "-sql-duration", "300ms", "-sql-producers", "2",
 		"-backlogs", "500", "-slice", "300", "-relays", "1,2",
-		"-slow-n", "300", "-slow-endpoints", "5", "-slow-delay", "20ms",
+		"-slow-n", "300", "-slow-endpoints", "5", "-slow-delay", "20ms", "-history-n", "300",
 		"-json", filepath.Join(dir, "results.json"),
 	}, &out)
 	if err != nil {
@@ -90,6 +90,10 @@ func TestPipeline(t *testing.T) {
 	}
 	if len(res.Slow) != 1 || res.Slow[0].Unique != 300 || res.Slow[0].Endpoints != 5 || res.Slow[0].SteadyRate <= 0 {
 		t.Errorf("slow = %+v", res.Slow)
+	}
+	if h := res.History; h == nil || len(h.Drains) != 4 || h.Medians["all"] <= 0 || h.Flat == nil || h.Flat.Dropped == 0 ||
+		len(h.Flat.Sizes) != 3 || h.Flat.Sizes[2].Attempts >= h.Flat.Sizes[1].Attempts {
+		t.Errorf("history = %+v", h)
 	}
 	if !strings.Contains(out.String(), "| metric | value | target | met? |") {
 		t.Errorf("no table in output:\n%s", out.String())

@@ -75,6 +75,7 @@ type options struct {
 	slowN        int
 	slowEPs      int
 	slowDelay    time.Duration
+	historyN     int
 	cpuprofile   string
 	only         []string
 	keepDB       bool
@@ -109,20 +110,21 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.slowN, "slow-n", 50000, "messages per slow-receiver drain")
 	fs.IntVar(&o.slowEPs, "slow-endpoints", 200, "endpoints of the slow-receiver phase, one topic each")
 	fs.DurationVar(&o.slowDelay, "slow-delay", 200*time.Millisecond, "how long the slow receivers take to answer")
+	fs.IntVar(&o.historyN, "history-n", 1000000, "messages delivered with history on before retention runs, in the history phase's flat-tables demonstration (0: skip it)")
 	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")
-	only := fs.String("only", "", "run only these phases (comma separated: drain, latency, producers, claims, relays, slow)")
+	only := fs.String("only", "", "run only these phases (comma separated: drain, latency, producers, claims, relays, slow, history)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	for _, p := range strings.Split(*only, ",") {
 		switch p = strings.TrimSpace(p); p {
 		case "":
-		case "drain", "latency", "producers", "claims", "relays", "slow":
+		case "drain", "latency", "producers", "claims", "relays", "slow", "history":
 			o.only = append(o.only, p)
 		default:
-			return o, fmt.Errorf("-only: unknown phase %q (drain, latency, producers, claims, relays, slow)", p)
+			return o, fmt.Errorf("-only: unknown phase %q (drain, latency, producers, claims, relays, slow, history)", p)
 		}
 	}
 	if fs.NArg() > 0 {
@@ -144,6 +146,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		def("backlogs", func() { *backlogs = "10000,50000" })
 		def("slice", func() { o.slice = 20000 })
 		def("slow-n", func() { o.slowN = 20000 })
+		def("history-n", func() { o.historyN = 100000 })
 	}
 	var err error
 	if o.backlogs, err = intList(*backlogs); err != nil {
@@ -165,6 +168,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-slow-endpoints must be between 1 and 1000 (got %d)", o.slowEPs)
 	case o.slowDelay < 0 || o.slowDelay > maxSlowDelay:
 		return o, fmt.Errorf("-slow-delay must be between 0 and %s (got %s)", maxSlowDelay, o.slowDelay)
+	case o.historyN < 0 || o.historyN > 5000000:
+		return o, fmt.Errorf("-history-n must be between 0 and 5,000,000 (got %d)", o.historyN)
 	case o.n > 5000000 || o.peerN > 5000000 || o.slowN > 5000000:
 		return o, fmt.Errorf("-n is capped at 5,000,000")
 	case o.relayMode != "auto" && o.relayMode != "binary" && o.relayMode != "inproc":

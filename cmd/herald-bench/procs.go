@@ -162,6 +162,10 @@ type relayOpts struct {
 	// hook answering after slowDelay.
 	slowEndpoints int
 	slowDelay     time.Duration
+	// historyAttempts and historyMessages set history.attempts and
+	// history.messages; "": herald's default.
+	historyAttempts string
+	historyMessages bool
 }
 
 // slowTopic is the topic of the slow phase's endpoint i.
@@ -216,6 +220,9 @@ endpoints:
 %smetrics:
   listen: %q
 `, b.dsn, eps, metricsAddr)
+		if o.historyAttempts != "" {
+			yaml += fmt.Sprintf("history:\n  attempts: %s\n  messages: %t\n", o.historyAttempts, o.historyMessages)
+		}
 		if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 			return nil, err
 		}
@@ -226,7 +233,8 @@ endpoints:
 		cmd = exec.Command(b.heraldBin, args...)
 	default:
 		args := []string{"-dsn", b.dsn, "-url", hook, "-secret", benchSecret, "-metrics", metricsAddr, "-rate-limit", strconv.Itoa(o.rateLimit),
-			"-slow-endpoints", strconv.Itoa(o.slowEndpoints), "-slow-delay", o.slowDelay.String()}
+			"-slow-endpoints", strconv.Itoa(o.slowEndpoints), "-slow-delay", o.slowDelay.String(),
+			"-history-attempts", o.historyAttempts, "-history-messages=" + strconv.FormatBool(o.historyMessages)}
 		if profile != "" {
 			args = append(args, "-cpuprofile", profile)
 		}

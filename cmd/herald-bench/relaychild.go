@@ -40,6 +40,8 @@ func relayChildMain(args []string) error {
 	slowEPs := fs.Int("slow-endpoints", 0, "instead of one endpoint on \"*\", this many on the receiver's slow hook, one topic each")
 	slowDelay := fs.Duration("slow-delay", 0, "how long the slow hook takes to answer")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
+	historyAttempts := fs.String("history-attempts", "", "history.attempts (all, failures, off; \"\": the default)")
+	historyMessages := fs.Bool("history-messages", false, "history.messages")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,6 +100,7 @@ func relayChildMain(args []string) error {
 		Listen:      true,
 		Logger:      zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger(),
 		Metrics:     relay.NewMetrics(reg),
+		History:     relay.HistoryConfig{Attempts: relay.AttemptLog(*historyAttempts), Messages: *historyMessages},
 	})
 	if err != nil {
 		return err
