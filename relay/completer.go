@@ -526,7 +526,7 @@ func (r *Relay) sendOutcomes(o *outcomes) error {
 			if failed != nil {
 				r.historyFailed(table, *failed)
 			} else {
-				r.historyBackoff.recovered(r.log, "history."+table)
+				r.historyWritten(table)
 			}
 			return nil
 		}

@@ -85,12 +85,46 @@ func (r *Relay) logAttempts(o *outcomes, j *job) {
 	}
 }
 
-// historyFailed counts and logs a history write that failed (what with:
+// historyLog paces the log lines of failed history writes. A flush that
+// fails is not retried (its outcomes were written), so the failures come
+// at the pace of the flushes, up to hundreds a second: the log says so
+// once, then once per interval (doubling from errorBackoffMin to
+// errorBackoffMax) with the count since, and once when a write works
+// again. The completer's goroutine owns it.
+type historyLog struct {
+	failures, unlogged int
+	step               time.Duration
+	next               time.Time
+}
+
+// historyFailed counts and logs a history write that failed (table:
 // "attempts" or "message_log"); the outcomes of its flush were written.
-// It runs on the completer's goroutine, which owns historyBackoff.
 func (r *Relay) historyFailed(table, pgError string) {
 	r.m.historyErrors.WithLabelValues(table).Inc()
-	r.historyBackoff.failed(r.log, errors.New(pgError), "history."+table)
+	h := &r.historyLog
+	h.failures++
+	h.unlogged++
+	now := time.Now()
+	if now.Before(h.next) {
+		return
+	}
+	h.step = min(max(2*h.step, errorBackoffMin), errorBackoffMax)
+	h.next = now.Add(h.step)
+	r.log.Error().Str("op", "history."+table).Str("error", pgError).Int("failures", h.failures).
+		Int("since_last_line", h.unlogged).Dur("next_line_in", h.step).
+		Msg("history not written; the delivery outcomes of its flush were")
+	h.unlogged = 0
+}
+
+// historyWritten notes a history write that worked, and logs the end of
+// a run of failures.
+func (r *Relay) historyWritten(table string) {
+	h := &r.historyLog
+	if h.failures == 0 {
+		return
+	}
+	r.log.Info().Str("op", "history."+table).Int("failures", h.failures).Msg("history written again")
+	*h = historyLog{}
 }
 
 // The error classes of outbox.attempts.error_class (docs/operations.md).

@@ -48,8 +48,8 @@ type Relay struct {
 	background          sync.WaitGroup // listener, progress logger, sweeper
 	callbacks           sync.WaitGroup // OnDisable calls
 	stopErr             error
-	signals             testSignals   // off unless a test turns them on
-	historyBackoff      *errorBackoff // paces the logs of failed history writes; the completer's
+	signals             testSignals // off unless a test turns them on
+	historyLog          historyLog  // the completer's
 }
 
 // stats are counters for progress logs and tests.
@@ -118,7 +118,6 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 	rt.setQueueHorizon(cfg.Lease - attemptMargin)
 	r.router.Store(rt)
 	r.unusableSince = map[string]time.Time{}
-	r.historyBackoff = newErrorBackoff()
 	r.noteEndpoints(nil, rt)
 	r.retry.Store(&retryHolder{cfg.Retry})
 	return r, nil
