@@ -68,8 +68,8 @@ func TestPipeline(t *testing.T) {
 	if len(res.Drains) != 1 || res.Drains[0].Unique != 500 || res.Drains[0].Rate <= 0 {
 		t.Errorf("drains = %+v", res.Drains)
 	}
-	if w := res.Drains[0].Writes; w == nil || w.InsPerMsg < 1 {
-		t.Errorf("writes = %+v, want at least the producer's insert per message", w)
+	if w := res.Drains[0].Writes; w == nil || w.InsPerMsg < 1 || w.HistoryInsPerMsg < 1 {
+		t.Errorf("writes = %+v, want at least the producer's insert per message, and an attempt logged for each", w)
 	}
 	if res.Latency == nil || res.Latency.Messages != 200 || res.Latency.P99Ms <= 0 || !res.Latency.Notify {
 		t.Errorf("latency = %+v", res.Latency)
