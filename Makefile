@@ -25,6 +25,8 @@ test/short: ## tests without the race detector
 FUZZ_TARGETS := \
 	./cmd/herald/internal/config:FuzzParse \
 	./cmd/herald/internal/ops:FuzzRowEndpoint \
+	./cmd/herald/internal/admin:FuzzEndpointBody \
+	./cmd/herald/internal/ops:FuzzMessageInputs \
 	./webhook:FuzzParseRetryAfter \
 	./webhook:FuzzVerifySignatureHeader \
 	./webhook:FuzzH1Response \

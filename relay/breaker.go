@@ -1,6 +1,13 @@
 package relay
 
-import "time"
+import (
+	"cmp"
+	"context"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
 
 func (st *endpointState) unprobe(probe bool) {
 	if probe {
@@ -86,4 +93,40 @@ func (st *endpointState) paused() (bool, time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return !st.openedAt.IsZero(), st.openedAt
+}
+
+// relayName names this process in outbox.breakers: its host name and
+// process id.
+var relayName = sync.OnceValue(func() string {
+	host, _ := os.Hostname()
+	return cmp.Or(host, "unknown-host") + ":" + strconv.Itoa(os.Getpid())
+})
+
+// breakerWriteTimeout bounds the write of one breaker transition.
+const breakerWriteTimeout = 10 * time.Second
+
+// recordBreaker writes a transition of the endpoint's breaker (open since
+// since, next probe at probeAt; or closed) to outbox.breakers, on its own
+// goroutine, so that `herald status` can show what lives only in this
+// relay's memory. One write per transition, never per delivery: opened,
+// each failed probe (which moves probe_at), closed. Writes may land out of
+// order; recordBreakerSQL keeps the one of the latest transition, at. A
+// write that fails is logged and not retried: the state is advisory, and
+// the next transition writes it again.
+func (r *Relay) recordBreaker(endpoint string, open bool, since, probeAt, at time.Time) {
+	var probe *time.Time
+	if open {
+		probe = &probeAt
+	}
+	r.callbacks.Add(1)
+	go func() {
+		defer r.callbacks.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), breakerWriteTimeout)
+		defer cancel()
+		_, err := r.pool.Exec(ctx, recordBreakerSQL, endpoint, relayName(), open, since, probe, at)
+		if err != nil {
+			r.log.Warn().Err(err).Str("endpoint", endpoint).Msg("could not record the circuit breaker's state in outbox.breakers")
+		}
+		r.signals.BreakerRecorded.signal(breakerSignal{Endpoint: endpoint, Open: open, Err: err})
+	}()
 }

@@ -391,7 +391,7 @@ func (r *Relay) died(j *job, endpoint, reason, errText string) {
 	if endpoint != "" && reason != "unroutable" {
 		// Not for an unroutable message: its endpoint name comes from a
 		// producer's row, and would make a metric series of every typo.
-		r.m.attempts.WithLabelValues(endpoint, "dead").Inc()
+		r.m.attempts.WithLabelValues(r.m.endpointLabel(endpoint), "dead").Inc()
 	}
 	lvl := zerolog.ErrorLevel
 	if reason == "unroutable" {

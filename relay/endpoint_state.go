@@ -54,13 +54,14 @@ type endpointMetrics struct {
 }
 
 func newEndpointState(ep *Endpoint, m *Metrics) *endpointState {
+	label := m.endpointLabel(ep.Name)
 	st := &endpointState{Endpoint: ep, metrics: endpointMetrics{
-		attemptSeconds: m.attemptSeconds.WithLabelValues(ep.Name),
-		ok:             m.attempts.WithLabelValues(ep.Name, "ok"),
-		retry:          m.attempts.WithLabelValues(ep.Name, "retry"),
-		released:       m.attempts.WithLabelValues(ep.Name, "released"),
-		deferred:       m.deferred.WithLabelValues(ep.Name),
-		landed:         m.delivered.WithLabelValues(ep.Name),
+		attemptSeconds: m.attemptSeconds.WithLabelValues(label),
+		ok:             m.attempts.WithLabelValues(label, "ok"),
+		retry:          m.attempts.WithLabelValues(label, "retry"),
+		released:       m.attempts.WithLabelValues(label, "released"),
+		deferred:       m.deferred.WithLabelValues(label),
+		landed:         m.delivered.WithLabelValues(label),
 	}, unusable: errorText(ep.Unusable)}
 	if ep.RateLimit > 0 {
 		st.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), max(1, ep.RateBurst))

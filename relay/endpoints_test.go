@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -195,4 +196,70 @@ func TestRemovedEndpointsMetricSeriesAreDeleted(t *testing.T) {
 	require.NoError(t, r.SetEndpoints([]relay.Endpoint{keep}))
 	require.Empty(t, seriesOf(t, reg, "gone"))
 	require.Contains(t, seriesOf(t, reg, "keep"), "herald_delivered_total", "the other endpoint's series stay")
+}
+
+// deliveredTo reads herald_delivered_total{endpoint=label} from reg.
+func deliveredTo(t *testing.T, reg *prometheus.Registry, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "herald_delivered_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// Thousands of endpoints would export about 26 series each: past
+// MaxEndpointSeries they share endpoint="other", and an unusable one is
+// still named in herald_endpoint_unusable.
+func TestEndpointSeriesAreBounded(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	a, b, c := endpoint(t, "a", rc.srv.URL, "a.*"), endpoint(t, "b", rc.srv.URL, "b.*"), endpoint(t, "c", rc.srv.URL, "c.*")
+	broken := relay.Endpoint{Name: "broken", Topics: []string{"broken.*"}, Unusable: errors.New("its TLS key does not load")}
+	reg := prometheus.NewRegistry()
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{a, b, c, broken},
+		Metrics: relay.NewMetricsWith(reg, relay.MetricsConfig{MaxEndpointSeries: 1})})
+	enqueue(t, pool, outbox.Message{Topic: "a.x", Payload: json.RawMessage(`{}`)},
+		outbox.Message{Topic: "b.x", Payload: json.RawMessage(`{}`)}, outbox.Message{Topic: "c.x", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 3 }, "all delivered")
+
+	require.Equal(t, 1.0, deliveredTo(t, reg, "a"), "the first endpoint has series of its own")
+	require.Equal(t, 2.0, deliveredTo(t, reg, relay.OtherEndpoints), "the others share endpoint=other")
+	require.Empty(t, seriesOf(t, reg, "b"))
+	require.Equal(t, []string{"herald_endpoint_unusable"}, seriesOf(t, reg, "broken"), "an unusable endpoint is named while unusable")
+
+	// Mended, it leaves the gauge; removed, the first frees its place.
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{a, b, c, endpoint(t, "broken", rc.srv.URL, "broken.*")}))
+	require.Empty(t, seriesOf(t, reg, "broken"))
+	require.NoError(t, r.SetEndpoints([]relay.Endpoint{b, c}))
+	require.Empty(t, seriesOf(t, reg, "a"))
+	enqueue(t, pool, outbox.Message{Topic: "b.y", Payload: json.RawMessage(`{}`)})
+	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 4 }, "delivered")
+	require.Equal(t, 3.0, deliveredTo(t, reg, relay.OtherEndpoints), "b's state was kept, and with it its label")
+}
+
+// An idle endpoint costs the relay no goroutine: workers start per
+// request, and breakers and rate limiters are state, not loops. Not
+// parallel: it counts the process's goroutines.
+func TestIdleEndpointsCostNoGoroutine(t *testing.T) {
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "first", rc.srv.URL, "first")}})
+	before := runtime.NumGoroutine()
+	eps := make([]relay.Endpoint, 2000)
+	for i := range eps {
+		name := "customer-" + strconv.Itoa(i)
+		eps[i] = endpoint(t, name, rc.srv.URL, "customer."+strconv.Itoa(i)+".*")
+	}
+	require.NoError(t, r.SetEndpoints(eps))
+	require.Less(t, runtime.NumGoroutine()-before, 20, "goroutines added by 2,000 idle endpoints")
 }

@@ -8,6 +8,9 @@ import (
 // Claim is what one claim took, by lane, as relay_test sees it.
 type Claim = claimSignal
 
+// BreakerRecord is a breaker transition written, as relay_test sees it.
+type BreakerRecord = breakerSignal
+
 // signalTimeout bounds every wait on a test signal: generous, for a machine
 // shared with other test runs under the race detector.
 const signalTimeout = 10 * time.Second
@@ -17,6 +20,7 @@ const signalTimeout = 10 * time.Second
 func InitTestSignals(r *Relay) *testSignals {
 	r.signals.Claimed.turnOn()
 	r.signals.ClaimingStopped.turnOn()
+	r.signals.BreakerRecorded.turnOn()
 	return &r.signals
 }
 
@@ -70,3 +74,6 @@ func (s *testSignal[T]) await(t testing.TB, n int, match func(T) bool) []T {
 	}
 	return got
 }
+
+// RecordBreakerSQL is the statement a breaker transition is written with.
+const RecordBreakerSQL = recordBreakerSQL

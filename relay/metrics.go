@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,16 +24,52 @@ type Metrics struct {
 	unusable       *prometheus.GaugeVec
 	deferred       *prometheus.CounterVec
 	historyErrors  *prometheus.CounterVec
+
+	// series bounds the endpoints with series of their own (see
+	// MetricsConfig.MaxEndpointSeries); own holds those that have one.
+	series int
+	ownMu  sync.Mutex
+	own    map[string]bool
 }
+
+// MetricsConfig configures NewMetricsWith.
+type MetricsConfig struct {
+	// MaxEndpointSeries bounds how many endpoints get metric series of
+	// their own: the first that many a relay serves, in the order it is
+	// given them (and, as endpoints are removed, the next ones). The others
+	// share the label endpoint="other", except in herald_endpoint_paused and
+	// herald_endpoint_unusable, which name such an endpoint only while it is
+	// paused or unusable. Every endpoint costs about 26 series (a histogram
+	// and four counters), so 5,000 endpoints would make a scrape of 130,000
+	// series. Negative means no bound. Defaults to MaxEndpointSeriesDefault.
+	MaxEndpointSeries int
+}
+
+// MaxEndpointSeriesDefault is MetricsConfig.MaxEndpointSeries' default.
+const MaxEndpointSeriesDefault = 1000
+
+// OtherEndpoints is the endpoint label shared by the endpoints past
+// MetricsConfig.MaxEndpointSeries.
+const OtherEndpoints = "other"
 
 // roundTripBuckets are the buckets of the database round-trip histograms:
 // fine between 1 and 5 ms, where a healthy claim or ack lands, so that a p99
 // can be read against a few-millisecond objective.
 var roundTripBuckets = []float64{.00025, .0005, .001, .002, .003, .004, .005, .0075, .01, .025, .05, .1, .25, 1}
 
-// NewMetrics creates the relay's metrics and registers them with reg.
+// NewMetrics creates the relay's metrics and registers them with reg,
+// with MetricsConfig's defaults.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+	return NewMetricsWith(reg, MetricsConfig{})
+}
+
+// NewMetricsWith creates the relay's metrics as cfg says and registers
+// them with reg.
+func NewMetricsWith(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
+	if cfg.MaxEndpointSeries == 0 {
+		cfg.MaxEndpointSeries = MaxEndpointSeriesDefault
+	}
+	m := &Metrics{series: cfg.MaxEndpointSeries, own: map[string]bool{},
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_delivery_attempts_total",
 			Help: "Delivery attempts by endpoint and result (ok, retry, dead, released).",
@@ -109,9 +147,46 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// forget deletes the series of an endpoint that is no longer configured.
-// Requests of it still in flight finish on children no longer exported.
+// endpointLabel is the endpoint label of endpoint's series: its name while
+// fewer than MaxEndpointSeries endpoints have series of their own (it then
+// has one until forget), else OtherEndpoints.
+func (m *Metrics) endpointLabel(endpoint string) string {
+	if m.series < 0 {
+		return endpoint
+	}
+	m.ownMu.Lock()
+	defer m.ownMu.Unlock()
+	if !m.own[endpoint] {
+		if len(m.own) >= m.series {
+			return OtherEndpoints
+		}
+		m.own[endpoint] = true
+	}
+	return endpoint
+}
+
+// setFlag sets the 0/1 gauge g of endpoint (paused, unusable). An endpoint
+// without series of its own is exported only while on, so that the
+// endpoints that need attention are always named, and only they.
+func (m *Metrics) setFlag(g *prometheus.GaugeVec, endpoint string, on bool) {
+	if on {
+		g.WithLabelValues(endpoint).Set(1)
+		return
+	}
+	if m.endpointLabel(endpoint) == endpoint {
+		g.WithLabelValues(endpoint).Set(0)
+	} else {
+		g.DeleteLabelValues(endpoint)
+	}
+}
+
+// forget deletes the series of an endpoint that is no longer configured,
+// and frees its place among those with series of their own. Requests of it
+// still in flight finish on children no longer exported.
 func (m *Metrics) forget(endpoint string) {
+	m.ownMu.Lock()
+	delete(m.own, endpoint)
+	m.ownMu.Unlock()
 	byEndpoint := prometheus.Labels{"endpoint": endpoint}
 	m.attempts.DeletePartialMatch(byEndpoint)
 	m.attemptSeconds.DeletePartialMatch(byEndpoint)

@@ -114,8 +114,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		workersDone:   make(chan struct{}),
 		completerDone: make(chan struct{}),
 	}
-	rt := newRouter(cfg.Endpoints, nil, m)
-	rt.setQueueHorizon(cfg.Lease - attemptMargin)
+	rt := newRouter(cfg.Endpoints, nil, m, cfg.Lease-attemptMargin)
 	r.router.Store(rt)
 	r.unusableSince = map[string]time.Time{}
 	r.noteEndpoints(nil, rt)
@@ -147,8 +146,7 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	r.swapMu.Lock()
 	defer r.swapMu.Unlock()
 	old := r.router.Load()
-	next := newRouter(eps, old, r.m)
-	next.setQueueHorizon(r.cfg.Lease - attemptMargin)
+	next := newRouter(eps, old, r.m, r.cfg.Lease-attemptMargin)
 	r.router.Store(next)
 	retire(old, next)
 	added, removed, changed := old.diff(next)
@@ -160,7 +158,7 @@ func (r *Relay) SetEndpoints(eps []Endpoint) error {
 	}
 	for _, name := range changed {
 		if isPaused, _ := old.byName[name].paused(); isPaused {
-			r.m.paused.WithLabelValues(name).Set(0) // its replacement starts with its breaker closed
+			r.m.setFlag(r.m.paused, name, false) // its replacement starts with its breaker closed
 		}
 	}
 	r.noteEndpoints(old, next)
@@ -197,14 +195,14 @@ func (r *Relay) noteEndpoints(old, next *router) {
 	now := time.Now()
 	for _, st := range next.endpoints {
 		was := ""
-		if prev := old.lookup(st.Name); prev != nil {
+		prev := old.lookup(st.Name)
+		if prev == st {
+			continue // kept as it was: so is its gauge
+		}
+		if prev != nil {
 			was = prev.unusable
 		}
-		unusable := 0.0
-		if st.unusable != "" {
-			unusable = 1
-		}
-		r.m.unusable.WithLabelValues(st.Name).Set(unusable)
+		r.m.setFlag(r.m.unusable, st.Name, st.unusable != "")
 		switch {
 		case st.unusable != "" && st.unusable != was:
 			if _, ok := r.unusableSince[st.Name]; !ok {

@@ -24,12 +24,17 @@ type router struct {
 	retired []*endpointState
 
 	// exact indexes the endpoints by the topics they name without a '*';
-	// globbed are the endpoints with a '*' in some pattern, matched one by
-	// one. A service with thousands of endpoints, each on its own topics,
-	// routes in a map lookup instead of a match per endpoint.
-	exact   map[string][]*endpointState
-	globbed []*endpointState
-	order   map[*endpointState]int // position in endpoints, to merge the two
+	// globs indexes those with a '*' in some pattern by each such pattern's
+	// literal prefix (what comes before its first '*'), and globLens lists
+	// the lengths of those prefixes, shortest first. A topic is looked up
+	// once per prefix length, and only the endpoints under a prefix it
+	// starts with are matched: a service with thousands of endpoints, each
+	// on its own topics ("customer.42.*"), routes in a few map lookups
+	// instead of a glob match per endpoint.
+	exact    map[string][]*endpointState
+	globs    map[string][]*endpointState
+	globLens []int
+	order    map[*endpointState]int // position in endpoints, to merge the two
 
 	mu    sync.RWMutex
 	cache map[string][]*endpointState
@@ -39,10 +44,14 @@ type router struct {
 const maxCachedTopics = 4096
 
 // newRouter builds a router for eps, keeping old's state for every endpoint
-// whose settings are unchanged.
-func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
+// whose settings are unchanged. horizon is how long the new endpoints'
+// queued pairs may wait (see endpointState.queueCap); kept ones know it
+// already, and the claimer reads their state meanwhile: only new states,
+// not yet published, are written.
+func newRouter(eps []Endpoint, old *router, m *Metrics, horizon time.Duration) *router {
 	r := &router{byName: make(map[string]*endpointState, len(eps)), cache: make(map[string][]*endpointState),
-		exact: make(map[string][]*endpointState), order: make(map[*endpointState]int, len(eps))}
+		exact: make(map[string][]*endpointState), globs: make(map[string][]*endpointState),
+		order: make(map[*endpointState]int, len(eps))}
 	kept := map[*endpointState]bool{}
 	for i := range eps {
 		ep := eps[i]
@@ -56,12 +65,21 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 		}
 		if st == nil {
 			st = newEndpointState(&ep, m)
+			st.queueHorizon = horizon
 		}
 		r.byName[st.Name] = st
 		r.order[st] = len(r.endpoints)
 		r.endpoints = append(r.endpoints, st)
 		if slices.ContainsFunc(st.Topics, func(p string) bool { return strings.IndexByte(p, '*') >= 0 }) {
-			r.globbed = append(r.globbed, st)
+			for _, p := range st.Topics {
+				prefix, _, _ := strings.Cut(p, "*") // a pattern without '*' is its own prefix
+				if list := r.globs[prefix]; len(list) == 0 || list[len(list)-1] != st {
+					r.globs[prefix] = append(list, st)
+				}
+				if !slices.Contains(r.globLens, len(prefix)) {
+					r.globLens = append(r.globLens, len(prefix))
+				}
+			}
 		} else {
 			for _, topic := range st.Topics {
 				if list := r.exact[topic]; len(list) == 0 || list[len(list)-1] != st {
@@ -76,6 +94,7 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 			}
 		}
 	}
+	slices.Sort(r.globLens)
 	if old != nil {
 		for _, st := range slices.Concat(old.endpoints, old.retired) {
 			if !kept[st] && st.busy() {
@@ -84,14 +103,6 @@ func newRouter(eps []Endpoint, old *router, m *Metrics) *router {
 		}
 	}
 	return r
-}
-
-// setQueueHorizon tells the router's new endpoints how long their queued
-// pairs may wait (see endpointState.queueCap); kept ones know it already.
-func (r *router) setQueueHorizon(d time.Duration) {
-	for _, st := range r.endpoints {
-		st.queueHorizon = d
-	}
 }
 
 // sameSender reports whether a and b are the same Sender. == on two
@@ -194,10 +205,18 @@ func (r *router) route(topic, endpoint string) []*endpointState {
 func (r *router) matching(topic string) []*endpointState {
 	exact := r.exact[topic]
 	var globbed []*endpointState
-	for _, ep := range r.globbed {
-		if slices.ContainsFunc(ep.Topics, func(p string) bool { return matchTopic(p, topic) }) {
-			globbed = append(globbed, ep)
+	for _, n := range r.globLens {
+		if n > len(topic) {
+			break
 		}
+		for _, ep := range r.globs[topic[:n]] {
+			if !slices.Contains(globbed, ep) && slices.ContainsFunc(ep.Topics, func(p string) bool { return matchTopic(p, topic) }) {
+				globbed = append(globbed, ep)
+			}
+		}
+	}
+	if len(globbed) > 1 { // found prefix by prefix: put them back in order
+		slices.SortFunc(globbed, func(a, b *endpointState) int { return r.order[a] - r.order[b] })
 	}
 	if len(globbed) == 0 {
 		return exact
@@ -216,9 +235,12 @@ func (r *router) matching(topic string) []*endpointState {
 	return out
 }
 
-// matchTopic reports whether topic matches the glob pattern, in which '*'
-// matches any run of characters (dots included) and everything else matches
-// itself.
+// MatchTopic reports whether topic matches the glob pattern of an
+// endpoint's topics, in which '*' matches any run of characters (dots
+// included) and everything else matches itself: the relay's routing, for
+// tools that must say where a message would go.
+func MatchTopic(pattern, topic string) bool { return matchTopic(pattern, topic) }
+
 func matchTopic(pattern, topic string) bool {
 	star := strings.IndexByte(pattern, '*')
 	if star < 0 {

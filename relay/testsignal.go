@@ -40,6 +40,16 @@ type testSignals struct {
 	// ClaimingStopped: Stop has stopped the claimer and waits for the
 	// requests in flight.
 	ClaimingStopped testSignal[struct{}]
+	// BreakerRecorded: a breaker transition was written to outbox.breakers
+	// (or failed to be).
+	BreakerRecorded testSignal[breakerSignal]
+}
+
+// breakerSignal is a breaker transition written.
+type breakerSignal struct {
+	Endpoint string
+	Open     bool
+	Err      error
 }
 
 // claimSignal is what one claim took, by lane.

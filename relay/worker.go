@@ -127,10 +127,13 @@ func (r *Relay) endpointDone(p *pair) {
 	change, interval := p.ep.done(r.cfg.Breaker, unhealthy, p.probe, now)
 	switch change {
 	case breakerOpened:
-		r.m.paused.WithLabelValues(p.ep.Name).Set(1)
+		r.recordBreaker(p.ep.Name, true, now, now.Add(interval), now)
+		r.m.setFlag(r.m.paused, p.ep.Name, true)
 		r.log.Warn().Str("endpoint", p.ep.Name).Int("failures", r.cfg.Breaker.FailureThreshold).
 			Dur("probe_in", interval).Msg("endpoint paused: circuit breaker open; its messages wait, unattempted")
 	case breakerStillOpen:
+		_, since := p.ep.paused()
+		r.recordBreaker(p.ep.Name, true, since, now.Add(interval), now)
 		r.log.Info().Str("endpoint", p.ep.Name).Dur("probe_in", interval).Msg("probe failed: endpoint stays paused")
 		if ok, failingFor := p.ep.shouldDisable(r.cfg.DisableAfter, now); ok && r.cfg.OnDisable != nil {
 			reason := fmt.Sprintf("failing for %s (breaker.disable_after %s)", failingFor.Round(time.Second), r.cfg.DisableAfter)
@@ -143,7 +146,8 @@ func (r *Relay) endpointDone(p *pair) {
 			}()
 		}
 	case breakerClosed:
-		r.m.paused.WithLabelValues(p.ep.Name).Set(0)
+		r.recordBreaker(p.ep.Name, false, now, time.Time{}, now)
+		r.m.setFlag(r.m.paused, p.ep.Name, false)
 		r.log.Info().Str("endpoint", p.ep.Name).Dur("paused_for", interval).Msg("probe succeeded: endpoint resumed")
 		r.shiftClocks(p.ep.Name, interval)
 	}

@@ -66,10 +66,15 @@ type Results struct {
 	ManyRelays      []DrainResult   `json:"many_relays"`
 	Slow            []DrainResult   `json:"slow_receivers,omitempty"`
 	History         *HistoryResult  `json:"history,omitempty"`
+	Kill            []KillResult    `json:"relay_killed,omitempty"`
+	Restart         []RestartResult `json:"postgres_restarted,omitempty"`
+	Stale           []DrainResult   `json:"stale_statistics,omitempty"`
 	Table           []Row           `json:"table"`
 	Profiles        []string        `json:"cpu_profiles,omitempty"`
 	Errors          []string        `json:"errors,omitempty"`
 	PeerSummary     *PeerComparison `json:"peer_comparison,omitempty"`
+
+	Endpoints *EndpointsResult `json:"endpoints,omitempty"` // the endpoints phase
 }
 
 func (b *bench) say(format string, a ...any) {
@@ -100,7 +105,7 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	if b.tmp, err = os.MkdirTemp("", "herald-bench-"); err != nil {
 		return nil, err
 	}
-	b.say("work dir (binaries, configs, logs): %s", b.tmp)
+	b.say("work dir (binaries, configs, logs; removed if nothing fails): %s", b.tmp)
 	if b.root, err = repoRoot(); err != nil {
 		return nil, err
 	}
@@ -151,6 +156,10 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	phase("relays", "several relays on one database", func() error { return b.manyRelays(ctx) })
 	phase("slow", "slow receivers, many endpoints", func() error { return b.slowReceivers(ctx) })
 	phase("history", "delivery history: cost and flat tables", func() error { return b.history(ctx) })
+	phase("endpoints", "thousands of endpoints", func() error { return b.manyEndpoints(ctx) })
+	phase("kill", "a relay killed mid-run", func() error { return b.killRelay(ctx) })
+	phase("pgrestart", "PostgreSQL restarted mid-run", func() error { return b.pgRestart(ctx) })
+	phase("stale", "a backlog PostgreSQL has no statistics of", func() error { return b.staleStats(ctx) })
 	b.res.Profiles = b.profiles
 	b.res.Finished = time.Now().UTC().Format(time.RFC3339)
 	b.buildTable()
@@ -170,6 +179,11 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	}
 	if len(b.res.Errors) > 0 {
 		return b.res, fmt.Errorf("%d phase(s) failed: %s", len(b.res.Errors), strings.Join(b.res.Errors, "; "))
+	}
+	// Nothing failed: the work dir's binaries (tens of MB) and logs are
+	// not wanted; after a failure they are kept for the error's log paths.
+	if err := os.RemoveAll(b.tmp); err != nil {
+		return b.res, fmt.Errorf("remove the work dir: %w", err)
 	}
 	return b.res, nil
 }
@@ -366,8 +380,8 @@ func (b *bench) checkpoint(ctx context.Context) error {
 	return err
 }
 
-// preload commits n messages, 1000 per transaction, without NOTIFY, then
-// ANALYZEs the table. It returns the insert rate. With topics > 0, message
+// preload commits n messages, 1000 per transaction, without NOTIFY, and
+// returns the insert rate. With topics > 0, message
 // i has topic slowTopic(i % topics): the endpoints' traffic interleaved, as
 // a service's events for its many subscribers are.
 func (b *bench) preload(ctx context.Context, n, topics int) (float64, error) {
@@ -389,9 +403,15 @@ func (b *bench) preload(ctx context.Context, n, topics int) (float64, error) {
 			return 0, err
 		}
 	}
-	rate := float64(n) / time.Since(start).Seconds()
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// analyze refreshes the planner's statistics of a preloaded backlog, as
+// autovacuum does soon after a bulk insert; the stale phase measures what
+// it costs not to.
+func (b *bench) analyze(ctx context.Context) error {
 	_, err := b.pool.Exec(ctx, "ANALYZE outbox.messages")
-	return rate, err
+	return err
 }
 
 // vacuumBacklog does to a preloaded backlog what autovacuum does to a table
@@ -547,6 +567,11 @@ type drainSpec struct {
 	stopAtSlice bool // stop the relays once the slice is delivered (claim phase)
 	vacuum      bool // VACUUM the backlog before the relays start
 	writes      bool // measure pg_stat_user_tables deltas
+	// prep is what the backlog gets before the relays start: "" ANALYZE;
+	// the stale phase's variants: "none", "count" (a full read that sets
+	// its hint bits, no ANALYZE), "nobitmap" (no ANALYZE, bitmap scans
+	// disabled for the database).
+	prep string
 }
 
 // drain commits a backlog with no relay running, then starts the relays and
@@ -566,6 +591,9 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 	}
 	if r.PreloadRate, err = b.preload(ctx, s.n, s.slowEndpoints); err != nil {
 		return r, fmt.Errorf("preload: %w", err)
+	}
+	if err := b.prepare(ctx, s.prep); err != nil {
+		return r, err
 	}
 	if s.vacuum {
 		d, err := b.vacuumBacklog(ctx)
@@ -978,7 +1006,7 @@ func (b *bench) latencyRun(ctx context.Context, notify bool) (*LatencyResult, er
 	}
 	_, relayCPU1, _ := procCPU(p.pid)
 	rss := peakRSSMiB(p.pid)
-	times, err := b.recv.times(prefix)
+	times, err := b.recv.times(prefix, false)
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +39,7 @@ func adminDSN() string {
 // so that CI notices when the bench rots. It checks that figures came out,
 // not what they are.
 func TestPipeline(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, adminDSN())
 	if err != nil {
@@ -47,6 +49,16 @@ func TestPipeline(t *testing.T) {
 	conn.Close(ctx)
 
 	dir := t.TempDir()
+	// The bench's work dir goes under tmp, which must be empty afterwards.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	// As root, the pgrestart phase's initdb runs as the postgres OS user,
+	// in a dir under tmp: it must be able to get there.
+	for _, d := range []string{tmp, filepath.Dir(tmp)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	db := fmt.Sprintf("herald_bench_test_%d_%x", os.Getpid(), rand.Uint32())
 	var out bytes.Buffer
 	opt, err := parseFlags([]string{
@@ -55,6 +67,8 @@ func TestPipeline(t *testing.T) {
 		"-enqueue-n", "1000", "-sql-duration", "300ms", "-sql-producers", "2",
 		"-backlogs", "500", "-slice", "300", "-relays", "1,2",
 		"-slow-n", "300", "-slow-endpoints", "5", "-slow-delay", "20ms", "-history-n", "300",
+		"-kill-n", "2000", "-kill-lease", "7s", "-restart-rate", "200", "-restart-before", "1s", "-restart-after", "1s",
+		"-stale-n", "300",
 		"-json", filepath.Join(dir, "results.json"),
 	}, &out)
 	if err != nil {
@@ -95,8 +109,25 @@ func TestPipeline(t *testing.T) {
 		len(h.Flat.Sizes) != 3 || h.Flat.Sizes[2].Attempts >= h.Flat.Sizes[1].Attempts {
 		t.Errorf("history = %+v", h)
 	}
+	// The kill phase's lease is 7 s: the dead relay's rows wait for it
+	// (or less, with a faster takeover), never for herald's default 60 s.
+	if len(res.Kill) != 1 || !res.Kill[0].AllDelivered || res.Kill[0].TakenOver == 0 ||
+		res.Kill[0].TakeoverSeconds <= 0 || res.Kill[0].TakeoverSeconds > 20 {
+		t.Errorf("kill = %+v", res.Kill)
+	}
+	if len(res.Restart) != 1 || !res.Restart[0].AllDelivered || res.Restart[0].Committed == 0 || res.Restart[0].RateBefore <= 0 {
+		t.Errorf("pgrestart = %+v", res.Restart)
+	}
+	if len(res.Stale) != len(staleVariants) || res.Stale[0].Unique != 300 || res.Stale[len(staleVariants)-1].Unique != 300 {
+		t.Errorf("stale = %+v", res.Stale)
+	}
 	if !strings.Contains(out.String(), "| metric | value | target | met? |") {
 		t.Errorf("no table in output:\n%s", out.String())
+	}
+	// A successful run leaves nothing behind: its work dir holds a herald
+	// binary (26 MB) and the logs, wanted only when a phase failed.
+	if left, err := os.ReadDir(tmp); err != nil || len(left) > 0 {
+		t.Errorf("left in TMPDIR after a successful run: %v (%v)", left, err)
 	}
 	js, err := os.ReadFile(filepath.Join(dir, "results.json"))
 	if err != nil {
@@ -151,5 +182,28 @@ func TestSetupDBErrorHidesPassword(t *testing.T) {
 		if err := b.setupDB(ctx); err == nil || strings.Contains(err.Error(), "hunter2") {
 			t.Fatalf("%s: %v", dsn, err)
 		}
+	}
+}
+
+// Each bad flag value is refused with an error that names the flag.
+func TestParseFlagsNamesTheBadFlag(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ args []string }{
+		{[]string{"-only", "drain,nope"}},
+		{[]string{"-kill-n", "5"}},
+		{[]string{"-stale-n", "0"}},
+		{[]string{"-kill-lease", "2s"}},
+		{[]string{"-restart-rate", "5"}},
+		{[]string{"-restart-after", "100ms"}},
+	} {
+		_, err := parseFlags(c.args, io.Discard)
+		name := strings.TrimPrefix(c.args[0], "-")
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: err = %v, want one naming %s", c.args, err, name)
+		}
+	}
+	o, err := parseFlags([]string{"-only", "kill, pgrestart,stale"}, io.Discard)
+	if err != nil || !slices.Equal(o.only, []string{"kill", "pgrestart", "stale"}) {
+		t.Errorf("-only kill,pgrestart,stale: %v, %v", o.only, err)
 	}
 }

@@ -22,10 +22,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/herald-relay/herald/relay"
 )
 
 func main() {
@@ -47,6 +50,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// phases are the phases -only can name, in the order they run.
+var phases = []string{"drain", "latency", "producers", "claims", "relays", "slow", "endpoints", "kill", "pgrestart", "stale", "history"}
 
 // options are the command-line flags.
 type options struct {
@@ -76,6 +82,13 @@ type options struct {
 	slowEPs      int
 	slowDelay    time.Duration
 	historyN     int
+	endpointsN   int
+	killN        int
+	lease        time.Duration
+	restartRate  int
+	restartPre   time.Duration
+	restartPost  time.Duration
+	staleN       int
 	cpuprofile   string
 	only         []string
 	keepDB       bool
@@ -110,21 +123,28 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.slowN, "slow-n", 50000, "messages per slow-receiver drain")
 	fs.IntVar(&o.slowEPs, "slow-endpoints", 200, "endpoints of the slow-receiver phase, one topic each")
 	fs.DurationVar(&o.slowDelay, "slow-delay", 200*time.Millisecond, "how long the slow receivers take to answer")
+	fs.IntVar(&o.endpointsN, "endpoints", 5000, "endpoints of the endpoints phase, one topic and 10 messages each")
+	fs.IntVar(&o.killN, "kill-n", 20000, "messages of the kill phase (two relays, one SIGKILLed once a quarter has arrived)")
+	fs.DurationVar(&o.lease, "kill-lease", 0, "relay.lease of the kill phase's relays, every attempt bounded by it less 5s (0: herald's defaults)")
+	fs.IntVar(&o.restartRate, "restart-rate", 1000, "offered load of the pgrestart phase, messages/s")
+	fs.DurationVar(&o.restartPre, "restart-before", 3*time.Second, "pgrestart: steady load measured before the restart")
+	fs.DurationVar(&o.restartPost, "restart-after", 8*time.Second, "pgrestart: load kept on after the restart")
+	fs.IntVar(&o.staleN, "stale-n", 20000, "messages per drain of the stale phase")
 	fs.IntVar(&o.historyN, "history-n", 1000000, "messages delivered with history on before retention runs, in the history phase's flat-tables demonstration (0: skip it)")
 	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")
-	only := fs.String("only", "", "run only these phases (comma separated: drain, latency, producers, claims, relays, slow, history)")
+	only := fs.String("only", "", "run only these phases (comma separated: "+strings.Join(phases, ", ")+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	for _, p := range strings.Split(*only, ",") {
-		switch p = strings.TrimSpace(p); p {
-		case "":
-		case "drain", "latency", "producers", "claims", "relays", "slow", "history":
+		switch p = strings.TrimSpace(p); {
+		case p == "":
+		case slices.Contains(phases, p):
 			o.only = append(o.only, p)
 		default:
-			return o, fmt.Errorf("-only: unknown phase %q (drain, latency, producers, claims, relays, slow, history)", p)
+			return o, fmt.Errorf("-only: unknown phase %q (%s)", p, strings.Join(phases, ", "))
 		}
 	}
 	if fs.NArg() > 0 {
@@ -147,6 +167,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		def("slice", func() { o.slice = 20000 })
 		def("slow-n", func() { o.slowN = 20000 })
 		def("history-n", func() { o.historyN = 100000 })
+		def("restart-before", func() { o.restartPre = 2 * time.Second })
+		def("restart-after", func() { o.restartPost = 5 * time.Second })
 	}
 	var err error
 	if o.backlogs, err = intList(*backlogs); err != nil {
@@ -162,10 +184,22 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		o.peerN = o.n
 	}
 	switch {
+	case o.killN < 100 || o.killN > 1000000:
+		return o, fmt.Errorf("-kill-n must be between 100 and 1000000 (got %d)", o.killN)
+	case o.staleN < 1 || o.staleN > 1000000:
+		return o, fmt.Errorf("-stale-n must be between 1 and 1000000 (got %d)", o.staleN)
+	case o.lease != 0 && (o.lease < relay.LeaseMargin+time.Second || o.lease > time.Hour):
+		return o, fmt.Errorf("-kill-lease must be 0 or between %s and 1h (got %s)", relay.LeaseMargin+time.Second, o.lease)
+	case o.restartRate < 100 || o.restartRate > 20000:
+		return o, fmt.Errorf("-restart-rate must be between 100 and 20000 (got %d)", o.restartRate)
+	case o.restartPre < time.Second || o.restartPre > time.Minute || o.restartPost < time.Second || o.restartPost > time.Minute:
+		return o, fmt.Errorf("-restart-before and -restart-after must be between 1s and 1m (got %s and %s)", o.restartPre, o.restartPost)
 	case o.n < 1 || o.rounds < 1 || o.slice < 1 || o.latRate < 1 || o.latProducers < 1 || o.enqN < 1 || o.sqlProducers < 1 || o.slowN < 1:
 		return o, fmt.Errorf("-n, -rounds, -slice, -latency-rate, -latency-producers, -enqueue-n, -sql-producers and -slow-n must be positive")
 	case o.slowEPs < 1 || o.slowEPs > 1000:
 		return o, fmt.Errorf("-slow-endpoints must be between 1 and 1000 (got %d)", o.slowEPs)
+	case o.endpointsN < 1 || o.endpointsN > 100000:
+		return o, fmt.Errorf("-endpoints must be between 1 and 100000 (got %d)", o.endpointsN)
 	case o.slowDelay < 0 || o.slowDelay > maxSlowDelay:
 		return o, fmt.Errorf("-slow-delay must be between 0 and %s (got %s)", maxSlowDelay, o.slowDelay)
 	case o.historyN < 0 || o.historyN > 5000000:

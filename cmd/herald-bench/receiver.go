@@ -20,8 +20,9 @@ import (
 // The receiver runs as its own process (herald-bench re-executes itself with
 // HERALD_BENCH_CHILD=receiver) so that its CPU is measured apart from the
 // bench and the relay. POST /hook answers 200 at once, counting requests and
-// unique webhook-ids and recording when each id first arrived; GET /stats,
-// POST /reset and GET /times (id -> first receipt, Unix ns) serve the bench.
+// unique webhook-ids and recording when each id first and last arrived; GET
+// /stats, POST /reset and GET /times (id -> first receipt, or with
+// last=1 last receipt, Unix ns) serve the bench.
 // It does not verify signatures: that is the receiving service's cost, not
 // the relay's, and the peers' receiver does not either.
 
@@ -29,8 +30,12 @@ const recvShards = 64
 
 type recvShard struct {
 	mu sync.Mutex
-	m  map[string]int64
+	m  map[string]receipts
 }
+
+// receipts are when an id first and last arrived: a message delivered again
+// after its relay died arrives last when it was taken over.
+type receipts struct{ first, last int64 }
 
 type receiver struct {
 	total, unique atomic.Int64
@@ -48,7 +53,7 @@ func newReceiver() *receiver {
 func (r *receiver) reset() {
 	for i := range r.shards {
 		r.shards[i].mu.Lock()
-		r.shards[i].m = make(map[string]int64, 1024)
+		r.shards[i].m = make(map[string]receipts, 1024)
 		r.shards[i].mu.Unlock()
 	}
 	r.total.Store(0)
@@ -70,8 +75,11 @@ func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
 	if id != "" {
 		s := &r.shards[maphash.String(r.seed, id)%recvShards]
 		s.mu.Lock()
-		if _, dup := s.m[id]; !dup {
-			s.m[id] = now
+		if rc, dup := s.m[id]; dup {
+			rc.last = now
+			s.m[id] = rc
+		} else {
+			s.m[id] = receipts{first: now, last: now}
 			r.unique.Add(1)
 		}
 		s.mu.Unlock()
@@ -117,13 +125,17 @@ func (r *receiver) routes() http.Handler {
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) { r.reset() })
 	mux.HandleFunc("GET /times", func(w http.ResponseWriter, req *http.Request) {
 		prefix := req.URL.Query().Get("prefix")
+		last := req.URL.Query().Get("last") == "1"
 		out := make(map[string]int64)
 		for i := range r.shards {
 			s := &r.shards[i]
 			s.mu.Lock()
-			for id, t := range s.m {
+			for id, rc := range s.m {
 				if strings.HasPrefix(id, prefix) {
-					out[id] = t
+					out[id] = rc.first
+					if last {
+						out[id] = rc.last
+					}
 				}
 			}
 			s.mu.Unlock()

@@ -39,6 +39,7 @@ func relayChildMain(args []string) error {
 	rateLimit := fs.Float64("rate-limit", 0, "the endpoint's rate_limit (0: none)")
 	slowEPs := fs.Int("slow-endpoints", 0, "instead of one endpoint on \"*\", this many on the receiver's slow hook, one topic each")
 	slowDelay := fs.Duration("slow-delay", 0, "how long the slow hook takes to answer")
+	lease := fs.Duration("lease", 0, "relay.lease, with every attempt's timeout lease - relay.LeaseMargin (0: the defaults)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
 	historyAttempts := fs.String("history-attempts", "", "history.attempts (all, failures, off; \"\": the default)")
 	historyMessages := fs.Bool("history-messages", false, "history.messages")
@@ -54,6 +55,10 @@ func relayChildMain(args []string) error {
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	timeout := 15 * time.Second
+	if *lease > 0 {
+		timeout = *lease - relay.LeaseMargin
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
@@ -71,32 +76,33 @@ func relayChildMain(args []string) error {
 
 	client := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true})
 	ep, err := client.Endpoint(webhook.EndpointConfig{
-		Name: "bench", URL: *hook, Secrets: []string{*secret}, Timeout: 15 * time.Second, MaxConns: *epConns,
+		Name: "bench", URL: *hook, Secrets: []string{*secret}, Timeout: timeout, MaxConns: *epConns,
 	})
 	if err != nil {
 		return err
 	}
 	defer ep.Close()
-	eps := []relay.Endpoint{{Name: "bench", Topics: []string{"*"}, Sender: ep, Timeout: 15 * time.Second,
+	eps := []relay.Endpoint{{Name: "bench", Topics: []string{"*"}, Sender: ep, Timeout: timeout,
 		RateLimit: *rateLimit, RateBurst: max(1, int(*rateLimit))}}
 	if *slowEPs > 0 {
 		eps = eps[:0]
 		for i := range *slowEPs {
 			name := fmt.Sprintf("slow-%03d", i)
 			sep, err := client.Endpoint(webhook.EndpointConfig{
-				Name: name, URL: slowHookURL(*hook, *slowDelay, i), Secrets: []string{*secret}, Timeout: 15 * time.Second, MaxConns: *epConns,
+				Name: name, URL: slowHookURL(*hook, *slowDelay, i), Secrets: []string{*secret}, Timeout: timeout, MaxConns: *epConns,
 			})
 			if err != nil {
 				return err
 			}
 			defer sep.Close()
-			eps = append(eps, relay.Endpoint{Name: name, Topics: []string{slowTopic(i)}, Sender: sep, Timeout: 15 * time.Second, MaxInFlight: *epConns})
+			eps = append(eps, relay.Endpoint{Name: name, Topics: []string{slowTopic(i)}, Sender: sep, Timeout: timeout, MaxInFlight: *epConns})
 		}
 	}
 	reg := prometheus.NewRegistry()
 	r, err := relay.New(pool, relay.Config{
 		Endpoints:   eps,
 		MaxInFlight: *inflight,
+		Lease:       *lease,
 		Listen:      true,
 		Logger:      zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger(),
 		Metrics:     relay.NewMetrics(reg),

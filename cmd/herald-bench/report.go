@@ -172,6 +172,7 @@ func (b *bench) buildTable() {
 	if h := res.History; h != nil && h.AllOnOff > 0 {
 		b.row("history.attempts all ÷ off: drain deliveries/s, ratio of medians (same run)", h.AllOnOff, "%.2f", "≥ 0.8", yesNo(h.AllOnOff >= 0.8))
 	}
+	b.faultRows()
 }
 
 // relayGroup is the median of the many-relays runs of one configuration.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/herald-relay/herald/internal/pgcluster"
 )
 
 // msg is one message a scenario commits.
@@ -25,7 +27,7 @@ type env struct {
 	name string
 	opt  options
 	bin  string
-	cl   *cluster
+	cl   *pgcluster.Cluster
 	dir  string
 	db   string
 	// dbURL is the direct DSN (the producer and the checks use it);
@@ -63,17 +65,17 @@ type env struct {
 	start   time.Time
 }
 
-func newEnv(ctx context.Context, name string, opt options, bin string, cl *cluster, root string) (*env, error) {
+func newEnv(ctx context.Context, name string, opt options, bin string, cl *pgcluster.Cluster, root string) (*env, error) {
 	e := &env{name: name, opt: opt, start: time.Now(), bin: bin, cl: cl, dir: filepath.Join(root, name), db: "chaos_" + sanitize(name),
 		rec: newRecorder(), recv: map[string]*receiver{}, want: map[pair]string{}, msgs: map[string]msg{}, committedAt: map[string]time.Time{},
 		ordered: map[string]bool{}, mayVanish: map[string]bool{}}
 	if err := os.MkdirAll(e.dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := cl.createDB(ctx, e.db); err != nil {
+	if err := cl.CreateDB(ctx, e.db); err != nil {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
-	e.dbURL = cl.url(e.db)
+	e.dbURL = cl.URL(e.db)
 	e.relayURL = e.dbURL
 	e.cfg = filepath.Join(e.dir, "herald.yaml")
 	pc, err := pgxpool.ParseConfig(e.dbURL)

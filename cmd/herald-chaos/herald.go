@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,15 +25,6 @@ func buildHerald(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/herald: %v: %s", err, out)
 	}
 	return bin, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // chaosSecret is a fixed Standard Webhooks secret (32 bytes, base64); the

@@ -30,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/herald-relay/herald/internal/pgcluster"
 )
 
 func main() {
@@ -131,11 +133,11 @@ func run(ctx context.Context, opt options) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := startCluster(ctx)
+	cl, err := pgcluster.Start(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("start PostgreSQL: %w", err)
 	}
-	defer cl.stop()
+	defer cl.Stop()
 
 	var rs []result
 	for _, s := range scenarios {
@@ -158,7 +160,7 @@ func run(ctx context.Context, opt options) ([]result, error) {
 	return rs, nil
 }
 
-func runScenario(ctx context.Context, s scenario, opt options, bin string, cl *cluster, root string) result {
+func runScenario(ctx context.Context, s scenario, opt options, bin string, cl *pgcluster.Cluster, root string) result {
 	start := time.Now()
 	runCtx, cancelRun := context.WithTimeout(ctx, s.limit(opt.short))
 	defer cancelRun()

@@ -178,7 +178,7 @@ func pgScenario(ctx context.Context, e *env, marks []float64, fault func(context
 func runPGRestart(ctx context.Context, e *env, mode string) error {
 	return pgScenario(ctx, e, []float64{0.3}, func(ctx context.Context) error {
 		t := time.Now()
-		if err := e.cl.restart(ctx, mode); err != nil {
+		if err := e.cl.Restart(ctx, mode); err != nil {
 			return err
 		}
 		e.note("pg_ctl restart -m %s took %s", mode, time.Since(t).Round(time.Millisecond))
@@ -272,7 +272,7 @@ func runProxy(ctx context.Context, e *env, db bool) error {
 	}
 	target, latency := r.ln.Addr().String(), 50*time.Millisecond
 	if db {
-		target, latency = e.cl.addr(), 20*time.Millisecond
+		target, latency = e.cl.Addr(), 20*time.Millisecond
 	}
 	p, err := e.proxy(target)
 	if err != nil {

@@ -65,13 +65,13 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	switch {
 	case sub == "list" && *dryRun:
 		n, err := ops.CountDead(ctx, pool, f)
-		if err := filterUsage(sub, err); err != nil {
+		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
 		out = deadCount{Count: n}
 	case sub == "list":
 		list, err := ops.ListDead(ctx, pool, f)
-		if err := filterUsage(sub, err); err != nil {
+		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
 		out = deadList(list)
@@ -79,19 +79,28 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 		replay := ops.ReplayDead
 		if *dryRun {
 			replay = ops.ReplayDeadDryRun
+		} else if err := countFirst(ctx, g, pool, sub, f, "replaying them in one transaction"); err != nil {
+			return err
 		}
 		res, err := replay(ctx, pool, f)
-		if err := filterUsage(sub, err); err != nil {
+		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
 		out = replayOutput(res)
 	case sub == "purge":
-		purge := ops.PurgeDead
+		var res ops.PurgeResult
+		var err error
 		if *dryRun {
-			purge = ops.PurgeDeadDryRun
+			res, err = ops.PurgeDeadDryRun(ctx, pool, f)
+		} else {
+			if err := countFirst(ctx, g, pool, sub, f, "purging them in chunks"); err != nil {
+				return err
+			}
+			res, err = ops.PurgeDeadWithProgress(ctx, pool, f, func(purged int64) {
+				fmt.Fprintf(g.stderr, "herald: purged %d so far\n", purged)
+			})
 		}
-		res, err := purge(ctx, pool, f)
-		if err := filterUsage(sub, err); err != nil {
+		if err := filterUsage("dead "+sub, err); err != nil {
 			return err
 		}
 		out = purgeOutput(res)
@@ -102,6 +111,17 @@ func cmdDead(ctx context.Context, g *globals, args []string) error {
 	return out.print(g.stdout)
 }
 
+// countFirst tells the operator on stderr (stdout may be --json) how many
+// dead messages a replay or purge is about to act on, before it starts.
+func countFirst(ctx context.Context, g *globals, db ops.DB, sub string, f ops.DeadFilter, how string) error {
+	n, err := ops.CountDead(ctx, db, f)
+	if err := filterUsage("dead "+sub, err); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(g.stderr, "herald: %d dead messages selected; %s\n", n, how)
+	return err
+}
+
 // printJSON prints v as indented JSON, the --json output of every command.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -110,17 +130,17 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // filterUsage makes a filter ops refuses a usage error (status 2), naming
-// the flag.
-func filterUsage(sub string, err error) error {
+// the command and the flag.
+func filterUsage(cmd string, err error) error {
 	var fe *ops.FilterError
 	if !errors.As(err, &fe) {
 		return err
 	}
 	flagName := strings.ReplaceAll(fe.Field, "_", "-")
 	if fe.Value == "" {
-		return fmt.Errorf("%w: dead %s: --%s %v", errUsage, sub, flagName, fe.Err)
+		return fmt.Errorf("%w: %s: --%s %v", errUsage, cmd, flagName, fe.Err)
 	}
-	return fmt.Errorf("%w: dead %s: --%s %v (got %q)", errUsage, sub, flagName, fe.Err, fe.Value)
+	return fmt.Errorf("%w: %s: --%s %v (got %q)", errUsage, cmd, flagName, fe.Err, fe.Value)
 }
 
 // deadOutput is a result of `herald dead`, printed as a table or as JSON.

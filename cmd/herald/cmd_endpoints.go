@@ -132,7 +132,7 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 		return printEndpoint(g.stdout, cfg, ep)
 	case "add":
 		ep := ops.Endpoint{Endpoint: config.Endpoint{Name: name}, Source: ops.SourceCLI}
-		ef.apply(&ep)
+		ef.change().Apply(&ep)
 		if err := checkEndpoint(g, cfg, ep); err != nil {
 			return err
 		}
@@ -142,7 +142,7 @@ func cmdEndpoints(ctx context.Context, g *globals, args []string) error {
 		fmt.Fprintf(g.stdout, "added endpoint %s\n", name)
 	case "update":
 		_, err := ops.UpdateEndpoint(ctx, pool, name, func(ep *ops.Endpoint) error {
-			ef.apply(ep)
+			ef.change().Apply(ep)
 			return checkEndpoint(g, cfg, *ep)
 		})
 		if err != nil {
@@ -185,24 +185,15 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// checkEndpoint validates ep as a relay with cfg would, naming each field
-// and never a secret. A timeout that does not fit cfg's relay.lease is only
-// a warning: the relays may run with another configuration than this
-// command.
+// checkEndpoint validates ep as a relay with cfg would (ops.CheckEndpoint),
+// printing a problem only cfg has as a warning.
 func checkEndpoint(g *globals, cfg *config.Config, ep ops.Endpoint) error {
-	if err := config.ValidateEndpoint(ep.Endpoint, cfg.Delivery); err != nil {
-		var cerr *config.Error
-		if !errors.As(err, &cerr) || len(cerr.Problems) == 1 {
-			return fmt.Errorf("endpoint %s: %w", ep.Name, err)
-		}
-		lines := make([]string, len(cerr.Problems))
-		for i, p := range cerr.Problems {
-			lines[i] = "  " + p.Error()
-		}
-		return fmt.Errorf("endpoint %s has %d problems:\n%s", ep.Name, len(lines), strings.Join(lines, "\n"))
+	warning, err := ops.CheckEndpoint(cfg, ep)
+	if err != nil {
+		return err
 	}
-	if err := cfg.ValidateEndpoint(ep.Endpoint); err != nil {
-		fmt.Fprintf(g.stderr, "warning: endpoint %s: %v (with this configuration)\n", ep.Name, err)
+	if warning != nil {
+		fmt.Fprintf(g.stderr, "warning: %v\n", warning)
 	}
 	return nil
 }
@@ -285,65 +276,69 @@ func newEndpointFlags(fs *flag.FlagSet, update bool) *endpointFlags {
 	return f
 }
 
-// apply sets on ep the settings of the flags that were given.
-func (f *endpointFlags) apply(ep *ops.Endpoint) {
-	abs := func(p string) string {
+// change returns the settings of the flags that were given. Relative TLS
+// file paths are made absolute: the relays may run elsewhere.
+func (f *endpointFlags) change() ops.EndpointChange {
+	abs := func(p string) *string {
 		if p == "" {
-			return ""
+			return &p
 		}
 		if a, err := filepath.Abs(p); err == nil {
-			return a
+			return &a
 		}
-		return p
+		return &p
 	}
+	var c ops.EndpointChange
 	f.fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
 		case "url":
-			ep.URL = f.url
+			c.URL = &f.url
 		case "secret", "secret-env":
-			ep.Secret, ep.Secrets = "", slices.Clone(f.secrets)
+			c.Secrets = &f.secrets
 		case "topic":
-			ep.Topics = slices.Clone(f.topics)
+			c.Topics = &f.topics
 		case "header":
-			ep.Headers = f.headers
+			c.Headers = &f.headers
 		case "timeout":
-			ep.Timeout = f.timeout
+			ms := f.timeout.Milliseconds()
+			c.TimeoutMS = &ms
 		case "max-in-flight":
-			ep.MaxInFlight = f.maxInFlight
+			c.MaxInFlight = &f.maxInFlight
 		case "rate-limit":
-			ep.RateLimit = f.rateLimit
+			c.RateLimit = &f.rateLimit
 		case "rate-burst":
-			ep.RateBurst = f.rateBurst
+			c.RateBurst = &f.rateBurst
 		case "ordered":
-			ep.Ordered = f.ordered
+			c.Ordered = &f.ordered
 		case "on-dead":
-			ep.OnDead = f.onDead
+			c.OnDead = &f.onDead
 		case "permanent-status":
-			ep.PermanentStatuses = slices.Clone(f.statuses)
+			c.PermanentStatuses = &f.statuses
 		case "follow-redirects":
-			ep.FollowRedirects = f.followRedirects
+			c.FollowRedirects = &f.followRedirects
 		case "tls-ca-file":
-			ep.TLS.CAFile = abs(f.tls.CAFile)
+			c.TLSCAFile = abs(f.tls.CAFile)
 		case "tls-cert-file":
-			ep.TLS.CertFile = abs(f.tls.CertFile)
+			c.TLSCertFile = abs(f.tls.CertFile)
 		case "tls-key-file":
-			ep.TLS.KeyFile = abs(f.tls.KeyFile)
+			c.TLSKeyFile = abs(f.tls.KeyFile)
 		case "tls-min-version":
-			ep.TLS.MinVersion = f.tls.MinVersion
+			c.TLSMinVersion = &f.tls.MinVersion
 		case "no-topics":
 			if f.noTopics {
-				ep.Topics = nil
+				c.Topics = &[]string{}
 			}
 		case "no-headers":
 			if f.noHeaders {
-				ep.Headers = nil
+				c.Headers = &map[string]config.Secret{}
 			}
 		case "no-permanent-statuses":
 			if f.noStatuses {
-				ep.PermanentStatuses = []int{}
+				c.PermanentStatuses = &[]int{}
 			}
 		}
 	})
+	return c
 }
 
 func plural(n int, one, many string) string {

@@ -148,6 +148,12 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
 	}
 
+	adminSrv, err := startAdmin(cfg, srcs, pools, log)
+	if err != nil {
+		_ = stopAll()
+		return err
+	}
+
 	for alive := true; alive; {
 		select {
 		case <-ctx.Done():
@@ -157,7 +163,9 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	log.Info().Msg("signal received: stopping (a second signal exits at once)")
-	err = stopAll()
+	// The admin API first: its requests in flight finish while the pools
+	// are open.
+	err = errors.Join(stopAdmin(adminSrv), stopAll())
 	if metricsSrv != nil {
 		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -235,7 +243,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 	}
 	reg.MustRegister(newQueueCollector(pool))
 	rcfg := cfg.RelayConfig()
-	rcfg.Endpoints, rcfg.Logger, rcfg.Metrics = built, log, relay.NewMetrics(reg)
+	rcfg.Endpoints, rcfg.Logger, rcfg.Metrics = built, log, relay.NewMetricsWith(reg, relay.MetricsConfig{MaxEndpointSeries: cfg.Metrics.MaxEndpointSeries})
 	rcfg.OnDisable = persistDisable(pool, log)
 	r, err := relay.New(pool, rcfg)
 	if err != nil {
@@ -319,8 +327,8 @@ func reload(ctx context.Context, g *globals, cfg *config.Config, running []*runn
 	}
 	ev.Msg("configuration reloaded: endpoints, delivery and retry settings applied")
 	// Settings that need a restart stay as they were until then.
-	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.History, next.Log, next.Sources =
-		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.History, cfg.Log, cfg.Sources
+	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.History, next.Log, next.Sources, next.Admin =
+		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.History, cfg.Log, cfg.Sources, cfg.Admin
 	return next
 }
 

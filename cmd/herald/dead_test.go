@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,4 +247,23 @@ func TestDeadReplayKeepsKeyOrder(t *testing.T) {
 		}
 	}
 	stopWithSIGTERM(t, cmd, logs)
+}
+
+// TestDeadPurgeAndReplayShowCountAndProgress: a purge or replay says how
+// many rows it is about to act on, and a purge reports each chunk, on
+// stderr, so that --json keeps stdout for the result alone.
+func TestDeadPurgeAndReplayShowCountAndProgress(t *testing.T) {
+	t.Parallel()
+	b := setupDead(t)
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason, died_at)
+		SELECT i, 'acme', 'msg_' || i, 't', '{}', now(), 'exhausted', now() - interval '2 hours' FROM generate_series(1, 6001) AS i`)
+	code, out, errOut := herald(t, "--config", b.cfg, "dead", "replay", "--id", "msg_1", "--json")
+	require.Zero(t, code, errOut)
+	require.Contains(t, errOut, "1 dead messages selected")
+	require.Equal(t, `{"replayed":1}`, strings.Join(strings.Fields(out), ""))
+
+	code, out, errOut = herald(t, "--config", b.cfg, "dead", "purge", "--older-than", "1h", "--json")
+	require.Zero(t, code, errOut)
+	require.Equal(t, `{"purged":6000}`, strings.Join(strings.Fields(out), ""), "stdout holds the JSON only")
+	require.Equal(t, "herald: 6000 dead messages selected; purging them in chunks\nherald: purged 5000 so far\nherald: purged 6000 so far\n", errOut)
 }

@@ -33,6 +33,9 @@ type endpointSet struct {
 	delivery  config.Delivery
 	lease     time.Duration
 	built     map[string]builtEndpoint
+	// unreadable are the endpoints whose rows cannot be read: Unusable, so
+	// that their messages wait.
+	unreadable map[string]relay.Endpoint
 }
 
 // builtEndpoint is what was built for a row, and what it was built from:
@@ -49,7 +52,7 @@ type builtEndpoint struct {
 func newEndpointSet(cfg *config.Config) *endpointSet {
 	cc := webhookClientConfig(cfg)
 	return &endpointSet{client: webhook.NewClient(cc), clientCfg: cc, delivery: cfg.Delivery, lease: cfg.Relay.Lease,
-		built: map[string]builtEndpoint{}}
+		built: map[string]builtEndpoint{}, unreadable: map[string]relay.Endpoint{}}
 }
 
 // reconfigure applies new delivery settings (a reloaded file) at the next
@@ -78,23 +81,78 @@ func (s *endpointSet) build(rows []ops.Endpoint) []relay.Endpoint {
 	next := make(map[string]builtEndpoint, len(rows))
 	out := make([]relay.Endpoint, 0, len(rows))
 	for _, row := range rows {
-		ep := row.Endpoint.WithDefaults(s.delivery)
-		// Disabled is the row's state, not a setting of the sender.
-		disabled := !row.DisabledAt.IsZero()
-		ep.Disabled = false
-		files := tlsFiles(ep.TLS)
-		if b, ok := s.built[row.Name]; ok && b.client == s.client && b.files == files && reflect.DeepEqual(b.settings, ep) {
-			b.ep.Disabled = disabled
-			next[row.Name] = b
-			out = append(out, b.ep)
-			continue
-		}
-		re, sender := s.buildOne(ep)
-		re.Disabled = disabled
-		next[row.Name] = builtEndpoint{settings: ep, client: s.client, files: files, ep: re, sender: sender}
-		out = append(out, re)
+		b := s.buildRow(row)
+		next[row.Name] = b
+		out = append(out, b.ep)
 	}
 	s.built = next
+	return out
+}
+
+// buildRow builds row, or keeps what was built for it when its settings,
+// state and TLS files are unchanged. Callers hold mu.
+func (s *endpointSet) buildRow(row ops.Endpoint) builtEndpoint {
+	ep := row.Endpoint.WithDefaults(s.delivery)
+	// Disabled is the row's state, not a setting of the sender.
+	disabled := !row.DisabledAt.IsZero()
+	ep.Disabled = false
+	files := tlsFiles(ep.TLS)
+	if b, ok := s.built[row.Name]; ok && b.client == s.client && b.files == files && reflect.DeepEqual(b.settings, ep) {
+		b.ep.Disabled = disabled
+		return b
+	}
+	re, sender := s.buildOne(ep)
+	re.Disabled = disabled
+	return builtEndpoint{settings: ep, client: s.client, files: files, ep: re, sender: sender}
+}
+
+// unreadableEndpoint is the relay endpoint of a row that cannot be read:
+// Unusable, not left out, so that its messages wait for the row to be
+// mended (the relay logs why, once).
+func unreadableEndpoint(re ops.RowError) relay.Endpoint {
+	return relay.Endpoint{Name: re.Name, Topics: re.Topics, Ordered: re.Ordered, OnDeadSkip: re.OnDeadSkip,
+		Unusable: fmt.Errorf("its row in outbox.endpoints cannot be read: %w", re.Err)}
+}
+
+// apply brings the set up to date with changes (see
+// ops.EndpointChangesSince): only the rows that changed are built again.
+func (s *endpointSet) apply(c ops.EndpointChanges) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range c.Deleted {
+		delete(s.built, name)
+		delete(s.unreadable, name)
+	}
+	for _, row := range c.Changed {
+		s.built[row.Name] = s.buildRow(row)
+		delete(s.unreadable, row.Name)
+	}
+	for _, re := range c.Skipped {
+		delete(s.built, re.Name)
+		s.unreadable[re.Name] = unreadableEndpoint(re)
+	}
+}
+
+// endpoints returns the relay endpoints of the set, by name.
+func (s *endpointSet) endpoints() []relay.Endpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.built)+len(s.unreadable))
+	for name := range s.built {
+		names = append(names, name)
+	}
+	for name := range s.unreadable {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make([]relay.Endpoint, len(names))
+	for i, name := range names {
+		if b, ok := s.built[name]; ok {
+			out[i] = b.ep
+		} else {
+			out[i] = s.unreadable[name]
+		}
+	}
 	return out
 }
 
@@ -205,32 +263,50 @@ func (s *endpointSet) closeAll() {
 	}
 }
 
-// load reads outbox.endpoints and builds the relay's endpoints. A row that
-// cannot be read, like one that cannot be built, becomes an Unusable
-// endpoint that holds its messages; the others go on.
-func (s *endpointSet) load(ctx context.Context, pool *pgxpool.Pool) ([]relay.Endpoint, int64, error) {
-	version, err := ops.EndpointsVersion(ctx, pool)
+// load reads outbox.endpoints and builds the relay's endpoints; mark is the
+// version they are complete up to (ops.ListEndpointsAt). A row that cannot
+// be read, like one that cannot be built, becomes an Unusable endpoint that
+// holds its messages; the others go on.
+func (s *endpointSet) load(ctx context.Context, pool *pgxpool.Pool) (eps []relay.Endpoint, mark int64, err error) {
+	rows, skipped, mark, err := ops.ListEndpointsAt(ctx, pool)
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, skipped, err := ops.ListEndpoints(ctx, pool)
-	if err != nil {
-		return nil, 0, err
-	}
-	eps := s.build(rows)
+	s.build(rows)
+	s.mu.Lock()
+	s.unreadable = make(map[string]relay.Endpoint, len(skipped))
 	for _, re := range skipped {
-		// Unusable, not left out: its messages wait for the row to be
-		// mended (the relay logs why, once).
-		eps = append(eps, relay.Endpoint{Name: re.Name, Topics: re.Topics, Ordered: re.Ordered, OnDeadSkip: re.OnDeadSkip,
-			Unusable: fmt.Errorf("its row in outbox.endpoints cannot be read: %w", re.Err)})
+		s.unreadable[re.Name] = unreadableEndpoint(re)
 	}
-	return eps, version, nil
+	s.mu.Unlock()
+	return s.endpoints(), mark, nil
 }
 
-// watchEndpoints keeps the relay's endpoints in step with outbox.endpoints:
-// it re-reads them on NOTIFY herald_endpoints, every refresh interval when
-// the table's version moved, and when refresh is signalled (a reload).
-func watchEndpoints(ctx context.Context, pool *pgxpool.Pool, set *endpointSet, r *relay.Relay, version int64,
+// loadSince reads what changed in outbox.endpoints after mark and applies
+// it: eps are the relay's endpoints when changed, next the new mark. A
+// TRUNCATE needs a full load.
+func (s *endpointSet) loadSince(ctx context.Context, pool *pgxpool.Pool, mark int64) (eps []relay.Endpoint, next int64, changed, full bool, err error) {
+	c, err := ops.EndpointChangesSince(ctx, pool, mark)
+	if err != nil || c.Truncated {
+		return nil, mark, false, c.Truncated, err
+	}
+	if len(c.Changed)+len(c.Skipped)+len(c.Deleted) == 0 {
+		return nil, max(mark, c.Mark), false, false, nil
+	}
+	s.apply(c)
+	return s.endpoints(), c.Mark, true, false, nil
+}
+
+// watchEndpoints keeps the relay's endpoints in step with outbox.endpoints,
+// whose rows carry the version of their last change (migrations/008). mark
+// is the version the relay's endpoints are complete up to. On NOTIFY
+// herald_endpoints and every refresh interval, it reads only what changed
+// since mark, in the snapshot that gives the next mark: a notification
+// is only a wake-up, so one that comes late, or twice, or never, costs an
+// empty read or a refresh interval's delay, never a change. It re-reads
+// the whole table when refresh is signalled (a reload), when a TLS file
+// changed, and after a TRUNCATE.
+func watchEndpoints(ctx context.Context, pool *pgxpool.Pool, set *endpointSet, r *relay.Relay, mark int64,
 	every time.Duration, refresh <-chan struct{}, log zerolog.Logger) {
 	notified := make(chan struct{}, 1)
 	var wg sync.WaitGroup
@@ -243,39 +319,38 @@ func watchEndpoints(ctx context.Context, pool *pgxpool.Pool, set *endpointSet, r
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		force := false
+		full := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			force = set.filesChanged()
+			full = set.filesChanged()
 		case <-notified:
-			force = true
 		case <-refresh:
-			force = true
+			full = true
 		}
-		v, err := ops.EndpointsVersion(ctx, pool)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Error().Err(err).Msg("read endpoints version")
-			}
-			continue
+		var eps []relay.Endpoint
+		next, changed := mark, true
+		var err error
+		if !full {
+			eps, next, changed, full, err = set.loadSince(ctx, pool, mark)
 		}
-		if v == version && !force {
-			continue
+		if full && err == nil {
+			eps, next, err = set.load(ctx, pool)
 		}
-		eps, v, err := set.load(ctx, pool)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Error().Err(err).Msg("read endpoints")
 			}
 			continue
 		}
-		if err := r.SetEndpoints(eps); err != nil {
-			log.Error().Err(err).Msg("endpoints not applied")
-			continue
+		if changed {
+			if err := r.SetEndpoints(eps); err != nil {
+				log.Error().Err(err).Msg("endpoints not applied")
+				continue
+			}
 		}
-		version = v
+		mark = next
 	}
 }
 
@@ -341,6 +416,9 @@ func restartOnly(old, next *config.Config) []string {
 	}
 	if old.Log != next.Log {
 		keys = append(keys, "log")
+	}
+	if old.Admin.Listen != next.Admin.Listen || !slices.Equal(old.Admin.Tokens, next.Admin.Tokens) {
+		keys = append(keys, "admin")
 	}
 	slices.Sort(keys)
 	return keys

@@ -34,6 +34,14 @@ Commands:
                       (dead takes --dry-run, to count what it would act on, and --json)
                       (dead and endpoints take --source NAME when sources: lists several databases)
   endpoints ...       manage endpoints in outbox.endpoints: add, list, show, update, disable, enable, remove
+  admin serve         serve the admin HTTP API (admin.listen) without relaying; herald run serves it too
+  messages show ID    a message: content (secret headers masked), where it is for each endpoint, every attempt
+  messages list       messages in every lane and the message log (--endpoint, --topic, --since, --until,
+                      --status, --limit, --after)
+  messages resend ID  deliver a dead or delivered message again (--endpoint, --new-id, --dry-run)
+  status              per endpoint: pending, retrying, dead, oldest age, success rates, breaker, disabled;
+                      exit code 1 when something needs attention (--max-pending-age)
+                      (messages and status take --json and --source NAME)
   config check        validate the configuration and print warnings
   version             print the version
 
@@ -116,6 +124,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDead(ctx, g, rest)
 	case "endpoints":
 		err = cmdEndpoints(ctx, g, rest)
+	case "admin":
+		err = cmdAdmin(ctx, g, rest)
+	case "messages":
+		err = cmdMessages(ctx, g, rest)
+	case "status":
+		err = cmdStatus(ctx, g, rest)
 	case "config":
 		err = cmdConfig(g, rest)
 	case "version":

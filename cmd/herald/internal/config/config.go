@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/tls"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -85,6 +86,23 @@ const (
 	OnDeadSkip    = "skip"
 	OnDeadDefault = OnDeadBlock
 
+	// AdminListenHostDefault is the host of an admin.listen that names
+	// none (":8089"): the admin API is reachable from other machines only
+	// when the operator writes a host.
+	AdminListenHostDefault = "127.0.0.1"
+	// AdminAccessRead and AdminAccessWrite are the values of
+	// admin.tokens[].access.
+	AdminAccessRead    = "read"
+	AdminAccessWrite   = "write"
+	AdminAccessDefault = AdminAccessRead
+	// AdminTokenMinLength is the shortest bearer token accepted: 16
+	// characters of the RFC 6750 alphabet (openssl rand -hex 16 gives 32).
+	AdminTokenMinLength = 16
+	// MetricsMaxEndpointSeriesDefault bounds the endpoints with metric
+	// series of their own; NoBound (-1) lifts the bound.
+	MetricsMaxEndpointSeriesDefault = relay.MaxEndpointSeriesDefault
+	NoBound                         = -1
+
 	MaintenanceScheduleDefault      = "@every 1h"
 	MaintenanceDeadRetentionDefault = 720 * time.Hour
 
@@ -122,6 +140,8 @@ type Config struct {
 	Metrics     Metrics     `yaml:"metrics"`
 	Maintenance Maintenance `yaml:"maintenance"`
 	History     History     `yaml:"history"`
+	// Admin configures the admin HTTP API. Defaults to off.
+	Admin Admin `yaml:"admin"`
 	// Sources are the databases Herald relays from when it relays from
 	// several; when set, Database must be absent. Defaults to none: the one
 	// source is Database.
@@ -434,7 +454,57 @@ type Metrics struct {
 	// Listen is the host:port serving /metrics; empty turns metrics off.
 	// Defaults to "".
 	Listen string `yaml:"listen"`
+	// MaxEndpointSeries bounds how many endpoints get series of their own
+	// (about 26 each); the others share endpoint="other", and are named in
+	// herald_endpoint_paused and herald_endpoint_unusable only while paused
+	// or unusable. -1 means no bound.
+	// Defaults to MetricsMaxEndpointSeriesDefault (1000).
+	MaxEndpointSeries int `yaml:"max_endpoint_series"`
 }
+
+// Admin configures the admin HTTP API, which serves the operations of the
+// herald dead and herald endpoints commands, and the queue's status, as
+// JSON to holders of a bearer token.
+type Admin struct {
+	// Listen is the host:port the API listens on; with no host (":8089")
+	// it listens on AdminListenHostDefault (127.0.0.1) only, so that it is
+	// never on every interface by accident ("0.0.0.0:8089" asks for that).
+	// Empty turns the API off. Defaults to "".
+	Listen string `yaml:"listen"`
+	// Tokens are the bearer tokens the API accepts; at least one is
+	// required when Listen is set. Defaults to none.
+	Tokens []AdminToken `yaml:"tokens"`
+}
+
+// Addr returns Listen with AdminListenHostDefault as its host when it
+// names none; "" when the API is off. Listen must be valid.
+func (a Admin) Addr() string {
+	host, port, err := net.SplitHostPort(a.Listen)
+	if err != nil || host != "" {
+		return a.Listen
+	}
+	return net.JoinHostPort(AdminListenHostDefault, port)
+}
+
+// AdminToken is one bearer token of the admin API.
+type AdminToken struct {
+	// Name identifies the token in the API's logs (the token itself never
+	// appears there); it matches ^[a-z0-9][a-z0-9_.-]{0,62}$ and is unique.
+	// Required.
+	Name string `yaml:"name"`
+	// Token is the secret a client sends as "Authorization: Bearer
+	// <token>": at least AdminTokenMinLength characters of the RFC 6750
+	// token alphabet (letters, digits and -._~+/, then = padding), unique.
+	// Write ${VAR} to keep it out of the file. Required.
+	Token Secret `yaml:"token"`
+	// Access is AdminAccessRead (read-only routes) or AdminAccessWrite
+	// (every route). Defaults to AdminAccessDefault ("read").
+	Access string `yaml:"access"`
+}
+
+// DefaultAdminToken returns an AdminToken with its defaults and no name or
+// token.
+func DefaultAdminToken() AdminToken { return AdminToken{Access: AdminAccessDefault} }
 
 // Maintenance configures the periodic clean-up.
 type Maintenance struct {
@@ -515,6 +585,7 @@ func Default() *Config {
 			MaxProbeInterval: BreakerMaxProbeIntervalDefault,
 			DisableAfter:     BreakerDisableAfterDefault,
 		},
+		Metrics: Metrics{MaxEndpointSeries: MetricsMaxEndpointSeriesDefault},
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
 			DeadRetention: MaintenanceDeadRetentionDefault,

@@ -95,17 +95,19 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	example := string(data)
 	// secrets is documented in a comment; uncomment to find it as a key.
 	uncommented := regexp.MustCompile(`(?m)^(\s*)# (secrets:)`).ReplaceAllString(example, "$1$2")
-	// So is the sources block, to the end of its comment.
-	if before, block, ok := strings.Cut(uncommented, "\n# sources:\n"); ok {
-		lines := strings.Split(block, "\n")
-		for i, l := range lines {
-			rest, ok := strings.CutPrefix(l, "# ")
-			if !ok {
-				break
+	// So are the admin and sources blocks, each to the end of its comment.
+	for _, key := range []string{"admin", "sources"} {
+		if before, block, ok := strings.Cut(uncommented, "\n# "+key+":\n"); ok {
+			lines := strings.Split(block, "\n")
+			for i, l := range lines {
+				rest, ok := strings.CutPrefix(l, "# ")
+				if !ok {
+					break
+				}
+				lines[i] = rest
 			}
-			lines[i] = rest
+			uncommented = before + "\n" + key + ":\n" + strings.Join(lines, "\n")
 		}
-		uncommented = before + "\nsources:\n" + strings.Join(lines, "\n")
 	}
 
 	var paths []string
@@ -604,6 +606,11 @@ func TestParseErrors(t *testing.T) {
 			name: "MaxInFlightBytesTooSmall",
 			yaml: base + "relay:\n  max_in_flight_bytes: 1000\n",
 			want: []string{`herald.yaml:4: relay.max_in_flight_bytes: must be between 1048576 (1 MiB) and 4294967296 (4 GiB) (got "1000")`},
+		},
+		{
+			name: "MaxEndpointSeriesZero",
+			yaml: base + "metrics:\n  max_endpoint_series: 0\n",
+			want: []string{`herald.yaml:4: metrics.max_endpoint_series: must be at least 1, or -1 for no bound (got "0")`},
 		},
 		{
 			// 0 used to pass and then become the relay's 30s default.

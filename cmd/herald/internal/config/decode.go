@@ -70,6 +70,7 @@ var (
 	prefixType   = reflect.TypeFor[netip.Prefix]()
 	endpointType = reflect.TypeFor[Endpoint]()
 	sourceType   = reflect.TypeFor[Source]()
+	tokenType    = reflect.TypeFor[AdminToken]()
 )
 
 // decoder fills a Config from a YAML AST. Unlike yaml.Unmarshal it keeps
@@ -315,6 +316,8 @@ func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string) {
 			elem.Set(reflect.ValueOf(DefaultEndpoint()))
 		} else if elem.Type() == sourceType {
 			elem.Set(reflect.ValueOf(DefaultSource()))
+		} else if elem.Type() == tokenType {
+			elem.Set(reflect.ValueOf(DefaultAdminToken()))
 		}
 		d.decode(item, elem, ip)
 		out = reflect.Append(out, elem)

@@ -200,6 +200,11 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 		}
 	}
 
+	c.checkAdmin(report, warn)
+	if n := c.Metrics.MaxEndpointSeries; n < 1 && n != NoBound {
+		report("metrics.max_endpoint_series", strconv.Itoa(n), errors.New("must be at least 1, or -1 for no bound"))
+	}
+
 	// maintenance
 	if _, err := parseCron(c.Maintenance.Schedule); err != nil {
 		report("maintenance.schedule", c.Maintenance.Schedule, fmt.Errorf(`must be a cron spec like "0 3 * * *", "@daily" or "@every 1h": %w`, err))
@@ -276,6 +281,56 @@ func (c *Config) checkSources(report func(path, value string, err error), warn f
 	for i, u := range used {
 		if !u {
 			warn(fmt.Sprintf("endpoints[%d]", i), fmt.Sprintf("no source delivers to %s: add it to a source's endpoints", c.Endpoints[i].Name))
+		}
+	}
+}
+
+// bearerTokenRE is RFC 6750's b64token: what a client can send after
+// "Bearer " without quoting.
+var bearerTokenRE = regexp.MustCompile(`^[A-Za-z0-9._~+/-]+=*$`)
+
+// checkAdmin checks admin.listen and admin.tokens. A token's value is never
+// reported.
+func (c *Config) checkAdmin(report func(path, value string, err error), warn func(path, msg string)) {
+	a := c.Admin
+	if a.Listen != "" {
+		_, port, err := net.SplitHostPort(a.Listen)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			report("admin.listen", a.Listen, errors.New(`must be host:port, like ":8089" (127.0.0.1:8089) or "0.0.0.0:8089", or empty to turn the admin API off`))
+		}
+		if len(a.Tokens) == 0 {
+			report("admin.tokens", "", errors.New("at least one token is required when admin.listen is set"))
+		}
+	} else if len(a.Tokens) > 0 {
+		warn("admin.tokens", "has no effect while admin.listen is empty (the admin API is off)")
+	}
+	names := make(map[string]int, len(a.Tokens))
+	for i, tk := range a.Tokens {
+		p := fmt.Sprintf("admin.tokens[%d]", i)
+		if checkEndpointName(p+".name", tk.Name, report) {
+			if first, dup := names[tk.Name]; dup {
+				report(p+".name", tk.Name, fmt.Errorf("duplicate of admin.tokens[%d].name", first))
+			} else {
+				names[tk.Name] = i
+			}
+		}
+		switch v := tk.Token.Value(); {
+		case v == "":
+			report(p+".token", "", errors.New("required"))
+		case len(v) < AdminTokenMinLength:
+			report(p+".token", "", fmt.Errorf("must be at least %d characters (value not shown)", AdminTokenMinLength))
+		case !bearerTokenRE.MatchString(v):
+			report(p+".token", "", errors.New("must be letters, digits and -._~+/ with optional = padding (value not shown)"))
+		default:
+			for j := range i {
+				if a.Tokens[j].Token == tk.Token {
+					report(p+".token", "", fmt.Errorf("duplicate of admin.tokens[%d].token (value not shown)", j))
+					break
+				}
+			}
+		}
+		if tk.Access != AdminAccessRead && tk.Access != AdminAccessWrite {
+			report(p+".access", tk.Access, errors.New("must be read or write"))
 		}
 	}
 }

@@ -244,6 +244,12 @@ const purgeChunk = 5000
 // (a *FilterError otherwise): a purge never deletes what died a moment ago
 // by accident.
 func PurgeDead(ctx context.Context, db DB, f DeadFilter) (PurgeResult, error) {
+	return PurgeDeadWithProgress(ctx, db, f, nil)
+}
+
+// PurgeDeadWithProgress is PurgeDead, calling progress (when not nil) with
+// the rows deleted so far after each chunk it commits.
+func PurgeDeadWithProgress(ctx context.Context, db DB, f DeadFilter, progress func(purged int64)) (PurgeResult, error) {
 	if err := f.validatePurge(); err != nil {
 		return PurgeResult{}, fmt.Errorf("purge dead: %w", err)
 	}
@@ -275,6 +281,9 @@ func PurgeDead(ctx context.Context, db DB, f DeadFilter) (PurgeResult, error) {
 			return res, fmt.Errorf("purge dead: %w", err)
 		}
 		res.Purged += n
+		if progress != nil {
+			progress(res.Purged)
+		}
 		if n < chunk {
 			break
 		}

@@ -37,7 +37,7 @@ type Source string
 const (
 	SourceConfig Source = "config" // copied from the configuration file by SyncFromConfig
 	SourceSQL    Source = "sql"    // written with SQL (the column's default)
-	SourceCLI    Source = "cli"    // written by `herald endpoints`
+	SourceCLI    Source = "cli"    // written by `herald endpoints` or the admin API
 )
 
 // DisabledInConfigReason is the disabled_reason of an endpoint created
@@ -306,13 +306,119 @@ func args(ep Endpoint) pgx.NamedArgs {
 // endpoint is left out of eps and reported in skipped, so that one bad row
 // never hides the others.
 func ListEndpoints(ctx context.Context, db DB) (eps []Endpoint, skipped []RowError, err error) {
-	rows, err := db.Query(ctx, listSQL)
+	eps, skipped, err = collectEndpoints(db.Query(ctx, listSQL))
 	if err != nil {
 		return nil, nil, fmt.Errorf("list endpoints: %w", err)
 	}
+	return eps, skipped, nil
+}
+
+// EndpointChanges are the changes to outbox.endpoints up to Mark, a version
+// to pass to EndpointChangesSince next (see migrations/008).
+type EndpointChanges struct {
+	Mark int64
+	// Changed are the endpoints inserted or updated, in name order, and
+	// Skipped those of them whose rows cannot be read.
+	Changed []Endpoint
+	Skipped []RowError
+	// Deleted names the endpoints deleted, in name order.
+	Deleted []string
+	// Truncated: the table was truncated; only a full read (ListEndpointsAt)
+	// says what is left.
+	Truncated bool
+}
+
+// ListEndpointsAt is ListEndpoints, with the version it is complete up to
+// (read in the same snapshot), for EndpointChangesSince.
+func ListEndpointsAt(ctx context.Context, db DB) (eps []Endpoint, skipped []RowError, mark int64, err error) {
+	err = inSnapshot(ctx, db, []string{markSQL, listSQL}, nil, func(br pgx.BatchResults) error {
+		if err := br.QueryRow().Scan(&mark); err != nil {
+			return err
+		}
+		eps, skipped, err = collectEndpoints(br.Query())
+		return err
+	})
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("list endpoints: %w", err)
+	}
+	return eps, skipped, mark, nil
+}
+
+// EndpointChangesSince reads what changed in outbox.endpoints after
+// version mark (from ListEndpointsAt or an earlier EndpointChangesSince),
+// in one snapshot: its cost grows with the changes, not with the table.
+func EndpointChangesSince(ctx context.Context, db DB, mark int64) (EndpointChanges, error) {
+	var c EndpointChanges
+	since := pgx.NamedArgs{"mark": mark}
+	err := inSnapshot(ctx, db, []string{markSQL, changedSinceSQL, deletedSinceSQL}, []any{nil, since, since}, func(br pgx.BatchResults) error {
+		if err := br.QueryRow().Scan(&c.Mark); err != nil {
+			return err
+		}
+		var err error
+		if c.Changed, c.Skipped, err = collectEndpoints(br.Query()); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		c.Deleted, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return EndpointChanges{}, fmt.Errorf("endpoint changes: %w", err)
+	}
+	if len(c.Deleted) > 0 && c.Deleted[0] == "" { // no endpoint is named ''
+		c.Deleted, c.Truncated = c.Deleted[1:], true
+	}
+	return c, nil
+}
+
+// inSnapshot sends queries (with args[i], when set, as their named
+// arguments) in one round trip, in a read-only transaction whose reads
+// share one snapshot, and hands their results to read.
+func inSnapshot(ctx context.Context, db DB, queries []string, args []any, read func(pgx.BatchResults) error) error {
+	var tx pgx.Tx
+	var err error
+	if p, ok := db.(interface {
+		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+	}); ok {
+		tx, err = p.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	} else if tx, err = db.Begin(ctx); err == nil {
+		_, err = tx.Exec(ctx, snapshotSQL)
+	}
+	if err != nil {
+		if tx != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	b := &pgx.Batch{}
+	for i, q := range queries {
+		if i < len(args) && args[i] != nil {
+			b.Queue(q, args[i])
+		} else {
+			b.Queue(q)
+		}
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if err := read(br); err != nil {
+		return err
+	}
+	return br.Close()
+}
+
+// collectEndpoints reads rows of outbox.endpoints (columns): those that
+// cannot be read as endpoints are skipped, each with what routes to it.
+func collectEndpoints(rows pgx.Rows, err error) (eps []Endpoint, skipped []RowError, _ error) {
+	if err != nil {
+		return nil, nil, err
+	}
 	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[row])
 	if err != nil {
-		return nil, nil, fmt.Errorf("list endpoints: %w", err)
+		return nil, nil, err
 	}
 	eps = make([]Endpoint, 0, len(rs))
 	for i := range rs {

@@ -28,6 +28,27 @@ const lockSQL = `SELECT version FROM outbox.endpoints_version FOR UPDATE`
 
 const versionSQL = `SELECT version FROM outbox.endpoints_version`
 
+// Changes since a version (migrations/008): each row carries the version of
+// its last change and each deletion leaves its name and version in
+// outbox.endpoints_deleted, both through their version indexes. Read in one
+// snapshot, markSQL is the highest version it shows, and every lower one is
+// in it (writers take versions in turns and commit in that order).
+const markSQL = `SELECT greatest(
+    (SELECT coalesce(max(version), 0) FROM outbox.endpoints),
+    (SELECT coalesce(max(version), 0) FROM outbox.endpoints_deleted))`
+
+const changedSinceSQL = `SELECT ` + columns + ` FROM outbox.endpoints WHERE version > @mark ORDER BY name`
+
+// deletedSinceSQL names the endpoints deleted since @mark and not inserted
+// again; the empty name stands for a TRUNCATE.
+const deletedSinceSQL = `SELECT d.name FROM outbox.endpoints_deleted d
+WHERE d.version > @mark AND NOT EXISTS (SELECT 1 FROM outbox.endpoints e WHERE e.name = d.name)
+ORDER BY d.name`
+
+// snapshotSQL makes a transaction's reads one snapshot (when the DB cannot
+// begin it so).
+const snapshotSQL = `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
+
 const sourceSQL = `SELECT source FROM outbox.endpoints WHERE name = @name`
 
 // settings are the columns an endpoint's configuration sets, as named
@@ -147,7 +168,7 @@ const countDeadSQL = `SELECT count(*) FROM (
 // A row that died for an endpoint goes to the retry lane for that endpoint
 // only, with its original seq, due now, with a fresh retry budget and no
 // trace of the earlier attempts: the ordered retry claim (relay/queries.go
-// claimRetrySQL) finds a key's head by seq, so a replayed message goes
+// retryClaimHead) finds a key's head by seq, so a replayed message goes
 // before the later messages of its key, as it should. A row without an
 // endpoint (no endpoint subscribed to its topic) goes back to the hot lane
 // to be routed again; it gets a new seq there. Earlier relays wrote a
@@ -237,3 +258,142 @@ SELECT
     (SELECT coalesce(json_agg(json_build_object('endpoint', endpoint, 'retrying', retrying,
         'oldest_seconds', extract(epoch FROM now() - oldest)::float8) ORDER BY endpoint), '[]') FROM retry)
         AS endpoints`
+
+// # Messages
+//
+// What `herald messages` reads: every lookup of one message goes through
+// an index on id (messages_id_idx, deliveries_id_idx of migration 009,
+// dead_id_idx, message_log_id_idx, attempts_id_idx).
+
+// contentColumns are a message's content as JSON keys (see content).
+const contentColumns = `'topic', topic, 'key', coalesce(key, ''), 'payload', payload, 'headers', headers,
+    'created_at', created_at`
+
+// showMessageSQL reads every place that holds the message @id in one
+// statement, so in one snapshot: each as a JSON array (empty when none),
+// and the most recent @attempts_limit attempts, oldest first, with how many
+// there are in all. 'infinity' times (a parked retry, an unleased hot row)
+// become null: they are states, not times.
+const showMessageSQL = `SELECT
+    (SELECT coalesce(json_agg(json_build_object(` + contentColumns + `, 'target', coalesce(endpoint, ''),
+        'seq', seq, 'claims', attempts, 'leased_until', CASE WHEN visible_at > now() THEN visible_at END)), '[]')
+     FROM outbox.messages WHERE id = @id) AS pending,
+    (SELECT coalesce(json_agg(json_build_object(` + contentColumns + `, 'endpoint', endpoint, 'attempts', attempts,
+        'next_attempt_at', CASE WHEN isfinite(next_attempt_at) THEN next_attempt_at END,
+        'last_attempt_at', last_attempt_at, 'last_status', last_status, 'last_error', coalesce(last_error, ''),
+        'last_response', coalesce(last_response, '')) ORDER BY endpoint), '[]')
+     FROM outbox.deliveries WHERE id = @id) AS retrying,
+    (SELECT coalesce(json_agg(json_build_object(` + contentColumns + `, 'dead_id', dead_id,
+        'endpoint', coalesce(endpoint, ''), 'reason', reason, 'attempts', attempts, 'last_status', last_status,
+        'last_error', coalesce(last_error, ''), 'last_response', coalesce(last_response, ''), 'died_at', died_at)
+        ORDER BY dead_id DESC), '[]')
+     FROM outbox.dead WHERE id = @id) AS dead,
+    (SELECT coalesce(json_agg(json_build_object(` + contentColumns + `, 'target', coalesce(endpoint, ''),
+        'delivered_at', delivered_at, 'seq', seq) ORDER BY delivered_at DESC), '[]')
+     FROM outbox.message_log WHERE id = @id) AS delivered,
+    (SELECT coalesce(json_agg(json_build_object('at', at, 'endpoint', endpoint, 'attempt', attempt,
+        'duration_ms', duration_ms, 'status', status, 'error_class', coalesce(error_class, ''),
+        'error', coalesce(error, ''), 'response', coalesce(response, '')) ORDER BY at, endpoint, attempt), '[]')
+     FROM (SELECT * FROM outbox.attempts WHERE id = @id ORDER BY at DESC LIMIT @attempts_limit) a) AS attempts,
+    (SELECT count(*) FROM outbox.attempts WHERE id = @id) AS attempts_total`
+
+// listMessagesSQL lists the messages of every lane and of the message log,
+// newest first by (created_at, id, rank, endpoint), one page of @limit rows
+// after the keyset cursor (@c_*). The filters are pushed down into each
+// branch; a --status filter leaves only its branch. No index orders the
+// lanes by created_at, so a page reads every row its filters select and
+// keeps the newest: cheap while the lanes are short, which is when the
+// outbox keeps up; on a backlog of 1M messages narrow it with --status,
+// --since and --topic (delivered messages are read through
+// message_log_topic_idx, and --since prunes the log's daily partitions).
+const listMessagesSQL = `SELECT status, rank, id, topic, endpoint, created_at, at, attempts, last_status, last_error
+FROM (
+    SELECT 'pending' AS status, 0 AS rank, id, topic, coalesce(endpoint, '') AS endpoint, created_at,
+        CASE WHEN visible_at > now() THEN visible_at END AS at, attempts, NULL::integer AS last_status, '' AS last_error,
+        created_at AS since_at
+    FROM outbox.messages
+    UNION ALL
+    SELECT 'retrying', 1, id, topic, endpoint, created_at, CASE WHEN isfinite(next_attempt_at) THEN next_attempt_at END,
+        attempts, last_status, coalesce(last_error, ''), created_at
+    FROM outbox.deliveries
+    UNION ALL
+    SELECT 'dead', 2, id, topic, coalesce(endpoint, ''), created_at, died_at, attempts, last_status, coalesce(last_error, ''),
+        created_at
+    FROM outbox.dead
+    UNION ALL
+    SELECT 'delivered', 3, id, topic, coalesce(endpoint, ''), created_at, delivered_at, 0, NULL, '',
+        -- a message is delivered after it is created: the partition key
+        -- bounds the scan by the same --since
+        delivered_at
+    FROM outbox.message_log
+) m
+WHERE (@status::text = '' OR status = @status)
+    AND (@topic::text = '' OR topic = @topic)
+    AND (@endpoint::text = '' OR endpoint = @endpoint)
+    AND (@since::timestamptz IS NULL OR (created_at >= @since AND since_at >= @since))
+    AND (@until::timestamptz IS NULL OR created_at < @until)
+    AND (NOT @has_cursor::boolean OR (created_at, id, rank, endpoint) < (@c_at::timestamptz, @c_id::text, @c_rank::integer, @c_endpoint::text))
+ORDER BY created_at DESC, id DESC, rank DESC, endpoint DESC
+LIMIT @limit`
+
+// resendSourceSQL finds the content of the most recent dead or logged copy
+// of the message @id (through dead_id_idx and message_log_id_idx).
+const resendSourceSQL = `SELECT origin, topic, key, endpoint, payload, headers FROM (
+    SELECT 'dead' AS origin, topic, key, NULL::text AS endpoint, payload, headers, died_at AS at
+    FROM outbox.dead WHERE id = @id
+    UNION ALL
+    SELECT 'delivered', topic, key, endpoint, payload, headers, delivered_at
+    FROM outbox.message_log WHERE id = @id
+) copies ORDER BY at DESC LIMIT 1`
+
+// resendSQL writes a copy in the hot lane like a producer would (a key
+// takes the key's advisory lock in the messages_key_order trigger), and
+// writes nothing when a message with the id is already there.
+const resendSQL = `INSERT INTO outbox.messages (id, topic, payload, key, endpoint, headers)
+VALUES (@id, @topic, @payload, @key, nullif(@endpoint::text, ''), @headers)
+ON CONFLICT (id) DO NOTHING
+RETURNING seq`
+
+// statusSQL reads what `herald status` shows, in one statement (one
+// snapshot), each part a JSON array:
+//   - hot: the hot lane grouped by topic and named endpoint (routed to
+//     endpoints in Go, as the relays route): one scan of the hot lane,
+//   - retry: the retry lane per endpoint: one scan of the retry lane,
+//   - dead: outbox.dead per endpoint, an index-only scan of
+//     dead_endpoint_idx (migration 009),
+//   - attempts: per endpoint of @names and window (5 and 60 minutes), the
+//     @sample most recent attempts through attempts_endpoint_idx, so that
+//     its cost is bounded by endpoints x sample, not by the traffic,
+//   - breakers: per endpoint, the relays whose breaker is open and not
+//     stale (next probe less than @stale_ms ago).
+//
+// The two lane scans are what grows: cheap while the outbox keeps up, and
+// measured in docs/operations.md at 1M rows.
+const statusSQL = `SELECT
+    (SELECT coalesce(json_agg(h), '[]') FROM (
+        SELECT topic, coalesce(endpoint, '') AS endpoint, count(*) AS n,
+            extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+        FROM outbox.messages GROUP BY topic, endpoint) h) AS hot,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+        SELECT endpoint, count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+        FROM outbox.deliveries GROUP BY endpoint) r) AS retry,
+    (SELECT coalesce(json_agg(d), '[]') FROM (
+        SELECT coalesce(endpoint, '') AS endpoint, count(*) AS n FROM outbox.dead GROUP BY endpoint) d) AS dead,
+    (SELECT coalesce(json_agg(a), '[]') FROM (
+        SELECT e.name AS endpoint, w.minutes, count(*) AS n, count(*) FILTER (WHERE s.error_class IS NULL) AS ok
+        FROM unnest(@names::text[]) AS e(name)
+        CROSS JOIN (VALUES (5), (60)) AS w(minutes)
+        CROSS JOIN LATERAL (
+            SELECT error_class FROM outbox.attempts
+            WHERE endpoint = e.name AND at > now() - w.minutes * interval '1 minute'
+            ORDER BY at DESC LIMIT @sample) AS s
+        GROUP BY e.name, w.minutes) a) AS attempts,
+    (SELECT coalesce(json_agg(b), '[]') FROM (
+        SELECT endpoint, min(since) AS since, min(probe_at) AS probe_at, array_agg(relay ORDER BY relay) AS relays
+        FROM outbox.breakers
+        WHERE open AND (probe_at IS NULL OR probe_at > now() - @stale_ms * interval '1 millisecond')
+        GROUP BY endpoint) b) AS breakers`
+
+// retryingEndpointsSQL names the endpoints for which the message @id has a
+// pair in the retry lane (through deliveries_id_idx).
+const retryingEndpointsSQL = `SELECT endpoint FROM outbox.deliveries WHERE id = @id ORDER BY endpoint`
