@@ -462,3 +462,31 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestHistoryWithoutItsFunctionsIsOff: a database migrated with an earlier
+// migrations/007, which had the tables but not the functions the relay
+// writes through. The relay says so and writes no history; every message
+// is delivered and settled (without the check, every flush failed).
+func TestHistoryWithoutItsFunctionsIsOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := heraldtest.Pool(t)
+	_, err := pool.Exec(ctx, `DROP FUNCTION outbox.log_attempts; DROP FUNCTION outbox.ack_logged`)
+	require.NoError(t, err)
+	rc := newReceiver(t, nil)
+	var logs syncWriter
+	r, err := relay.New(pool, relay.Config{
+		Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")},
+		History:   relay.HistoryConfig{Attempts: relay.AttemptLogAll, Messages: true},
+		Logger:    zerolog.New(&logs),
+		Lease:     time.Minute,
+		Listen:    true,
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.Start(ctx))
+	t.Cleanup(func() { _ = r.Stop(ctx) })
+	enqueue(t, pool, outbox.Message{ID: "msg_1", Topic: "t", Payload: json.RawMessage(`{}`)})
+	settled(t, pool)
+	require.Contains(t, logs.String(), "history functions missing")
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.attempts`))
+}

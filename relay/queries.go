@@ -190,6 +190,9 @@ const historyPartitionsSQL = `SELECT created, dropped FROM outbox.history_partit
     (now() AT TIME ZONE 'UTC')::date, $1::int,
     CASE WHEN $2::bigint < 0 THEN '-infinity' ELSE now() - $2 * interval '1 millisecond' END)`
 
+// historyFunctionsSQL tells whether the history functions exist.
+const historyFunctionsSQL = `SELECT to_regproc('outbox.log_attempts') IS NOT NULL AND to_regproc('outbox.ack_logged') IS NOT NULL`
+
 // historyLockSQL takes historyLock for the transaction, if it is free.
 const historyLockSQL = `SELECT pg_try_advisory_xact_lock($1)`
 
