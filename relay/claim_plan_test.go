@@ -41,7 +41,7 @@ ANALYZE outbox.deliveries`)
 		require.NoError(t, err)
 		var plan json.RawMessage
 		require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+retryClaimSQL(len(served)),
-			64, 60000, 1, served, []string{}, []string{}).Scan(&plan))
+			64, 60000, 1, served, []string{}, []string{}, 1).Scan(&plan))
 		require.NoError(t, tx.Rollback(ctx))
 		var out []struct {
 			Plan struct {
@@ -88,7 +88,7 @@ func TestHotClaimCostsTheSameWithoutStatistics(t *testing.T) {
 		defer func() { _ = tx.Rollback(ctx) }()
 		var plan json.RawMessage
 		require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+claimHotSQL,
-			500, 60000, 1, false, int64(1)<<40).Scan(&plan))
+			500, 60000, 1, false, int64(1)<<40, int64(1)).Scan(&plan))
 		var out []struct {
 			Plan planNode `json:"Plan"`
 		}

@@ -121,6 +121,12 @@ func (r *Relay) awaitRoom(ctx context.Context, idle *time.Timer) (free int64, ok
 // full). After a short claim it sets how long to wait: soon after a claim
 // that found messages, doubling while claims find none, up to PollInterval.
 func (r *Relay) claimOnce(ctx context.Context, free int64, st *claimerState) (more bool, err error) {
+	if r.liveGeneration() == nil {
+		// Lapsed: nothing is claimed until the heartbeat registers the
+		// relay again, which wakes the claimer.
+		st.pollWait = r.cfg.PollInterval
+		return false, nil
+	}
 	hotWant := max(1, int(float64(free)/st.fanout))
 	retryWant := 0
 	if st.retryFull || r.retryDue.Swap(false) || time.Since(st.lastRetryPoll) >= retryPollInterval {
@@ -170,6 +176,10 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // claim claims from both lanes in one round trip.
 func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job, hotGot, retryGot int, err error) {
+	g := r.liveGeneration()
+	if g == nil {
+		return nil, 0, 0, nil
+	}
 	leaseMs := r.cfg.Lease.Milliseconds()
 	token := rand.Int64()
 	start := time.Now()
@@ -180,10 +190,10 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	deadline := start.Add(r.cfg.Lease - attemptMargin)
 	b := &pgx.Batch{}
 	rt := r.router.Load()
-	b.Queue(claimHotSQL, hotWant, leaseMs, token, len(rt.ordered) > 0, r.cfg.MaxInFlightBytes-r.inFlightBytes.Load())
+	b.Queue(claimHotSQL, hotWant, leaseMs, token, len(rt.ordered) > 0, r.cfg.MaxInFlightBytes-r.inFlightBytes.Load(), g.id)
 	if retryWant > 0 {
 		served := rt.claimable(start)
-		b.Queue(retryClaimSQL(len(served)), retryWant, leaseMs, token, served, rt.ordered, rt.skipDead)
+		b.Queue(retryClaimSQL(len(served)), retryWant, leaseMs, token, served, rt.ordered, rt.skipDead, g.id)
 	}
 	// A claim that has started runs to its end, even if the relay is
 	// stopping: cancelled mid-way, it could commit on the server unseen, and
@@ -205,11 +215,12 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 	// snapshot is older than this, so every message it returns was
 	// committed before any endpoint change this relay has not yet seen.
 	rt = r.router.Load()
+	var takenOver int64
 	for rows.Next() {
-		j := &job{lane: hotLane, lease: token, deadline: deadline}
+		j := &job{lane: hotLane, lease: token, deadline: deadline, gen: g}
 		var endpoint, headers string
 		var held heldBy
-		if err := rows.Scan(&j.seq, &j.msg.ID, &j.topic, &j.msg.Body, &j.key, &endpoint, &headers, &j.createdAt, &j.attempts,
+		if err := rows.Scan(&takenOver, &j.seq, &j.msg.ID, &j.topic, &j.msg.Body, &j.key, &endpoint, &headers, &j.createdAt, &j.attempts,
 			&held.olderInHotLane, &held.retrying, &held.dead); err != nil {
 			rows.Close()
 			return nil, 0, 0, fmt.Errorf("claim messages: scan: %w", err)
@@ -221,6 +232,10 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 		return nil, 0, 0, fmt.Errorf("claim messages: %w", err)
 	}
 	hotGot = len(jobs)
+	if takenOver > 0 {
+		r.m.takenOver.WithLabelValues("hot").Add(float64(takenOver))
+		r.stats.takenOver.Add(takenOver)
+	}
 	r.m.claimSeconds.WithLabelValues("hot").Observe(time.Since(start).Seconds())
 	if retryWant > 0 {
 		rows, err := br.Query()
@@ -228,7 +243,7 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 			return nil, 0, 0, fmt.Errorf("claim retries: %w", err)
 		}
 		for rows.Next() {
-			j := &job{lane: retryLane, lease: token, deadline: deadline}
+			j := &job{lane: retryLane, lease: token, deadline: deadline, gen: g}
 			var endpoint, headers string
 			var elapsed float64
 			var head bool

@@ -36,6 +36,18 @@ const (
 	AckBatchDefault        = 256
 	ShutdownTimeoutDefault = 30 * time.Second
 	VacuumThresholdDefault = 20000
+	// HeartbeatIntervalDefault is how often a relay proves it is alive.
+	HeartbeatIntervalDefault = 500 * time.Millisecond
+	// HeartbeatTimeoutDefault is how long a heartbeat keeps a relay alive
+	// (by PostgreSQL's clock): a relay that stops sending heartbeats has its
+	// work taken over this long after its last one, plus a heartbeat of
+	// another relay.
+	HeartbeatTimeoutDefault = 3 * time.Second
+	// heartbeatMargin is how much sooner than PostgreSQL a relay considers
+	// its own heartbeat lapsed, and cancels its requests in flight: room for
+	// its clock against PostgreSQL's, for a cancelled request to end at the
+	// receiver, and for a scheduling delay of the watchdog.
+	heartbeatMargin = time.Second
 	// claimTimeout bounds one claim round trip.
 	claimTimeout = 30 * time.Second
 	// vacuumCheckInterval is how often dead row versions are counted.
@@ -125,6 +137,19 @@ type Config struct {
 	// Logger receives structured progress and failure logs. Defaults to a
 	// no-op logger.
 	Logger zerolog.Logger
+	// HeartbeatInterval is how often the relay renews its liveness in
+	// outbox.relays. Defaults to 500ms.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout is how long one heartbeat keeps the relay alive, by
+	// PostgreSQL's clock. Once it has passed without a heartbeat, the next
+	// heartbeat of any relay declares the relay dead and claims take over
+	// its rows without waiting out their lease. The relay itself cancels
+	// its requests in flight 1s sooner (by its own clock, counted from when
+	// it sent its last heartbeat that succeeded), and registers again under
+	// a new id, so that two relays never deliver one message at the same
+	// time. At least 3 x HeartbeatInterval and 1s + 2 x HeartbeatInterval.
+	// Defaults to 3s.
+	HeartbeatTimeout time.Duration
 	// Metrics, if set, records Prometheus metrics.
 	Metrics *Metrics
 	// Breaker pauses an endpoint after consecutive failures and probes it
@@ -182,6 +207,8 @@ func (c Config) withDefaults() Config {
 	c.VacuumThreshold = cmp.Or(c.VacuumThreshold, VacuumThresholdDefault)
 	c.History.Attempts = cmp.Or(c.History.Attempts, HistoryAttemptsDefault)
 	c.History.Retention = cmp.Or(c.History.Retention, HistoryRetentionDefault)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, HeartbeatIntervalDefault)
+	c.HeartbeatTimeout = cmp.Or(c.HeartbeatTimeout, HeartbeatTimeoutDefault)
 	if c.Retry == nil {
 		c.Retry = DefaultRetryPolicy()
 	}
@@ -203,6 +230,13 @@ func (c Config) validate() error {
 	case AttemptLogAll, AttemptLogFailures, AttemptLogOff:
 	default:
 		errs = append(errs, fmt.Errorf("History.Attempts must be all, failures or off (got %q)", c.History.Attempts))
+	}
+	if c.HeartbeatInterval < 0 {
+		errs = append(errs, fmt.Errorf("HeartbeatInterval must be positive (got %s)", c.HeartbeatInterval))
+	}
+	if least := HeartbeatTimeoutLeast(c.HeartbeatInterval); c.HeartbeatTimeout < least {
+		errs = append(errs, fmt.Errorf("HeartbeatTimeout %s must be at least 3 x HeartbeatInterval and 1s + 2 x HeartbeatInterval (%s)",
+			c.HeartbeatTimeout, least))
 	}
 	seen := make(map[string]bool, len(c.Endpoints))
 	for i, ep := range c.Endpoints {
@@ -228,6 +262,13 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// HeartbeatTimeoutLeast is the shortest HeartbeatTimeout for interval:
+// two heartbeats may be late or lost without the relay cancelling its
+// requests, its own deadline being HeartbeatTimeout - 1s after each.
+func HeartbeatTimeoutLeast(interval time.Duration) time.Duration {
+	return max(3*interval, heartbeatMargin+2*interval)
 }
 
 // BreakerConfig configures the per-endpoint circuit breaker.

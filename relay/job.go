@@ -37,6 +37,9 @@ type job struct {
 	elapsed time.Duration
 	// deadline is the latest time an attempt may end while the lease holds.
 	deadline time.Time
+	// gen is the registration the row was claimed under: its attempts run
+	// only while the relay can prove it is alive under it.
+	gen *generation
 	// invalid, when set, is why the row cannot be sent; it goes to dead.
 	invalid   string
 	pairs     []pair

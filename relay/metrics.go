@@ -24,6 +24,8 @@ type Metrics struct {
 	unusable       *prometheus.GaugeVec
 	deferred       *prometheus.CounterVec
 	historyErrors  *prometheus.CounterVec
+	takenOver      *prometheus.CounterVec
+	lapses         prometheus.Counter
 
 	// series bounds the endpoints with series of their own (see
 	// MetricsConfig.MaxEndpointSeries); own holds those that have one.
@@ -138,11 +140,19 @@ func NewMetricsWith(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 			Name: "herald_history_write_errors_total",
 			Help: "Flushes whose history (table: attempts, message_log) could not be written; their delivery outcomes were.",
 		}, []string{"table"}),
+		takenOver: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_rows_taken_over_total",
+			Help: "Rows of relays declared dead (no heartbeat within heartbeat_timeout) taken over before their lease lapsed, by lane: hot (claimed by this relay), retry (made due by this relay's heartbeat).",
+		}, []string{"lane"}),
+		lapses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_relay_lapses_total",
+			Help: "Times this relay could not prove it was alive in time (no heartbeat reached PostgreSQL) and cancelled its requests in flight.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.attemptSeconds, m.delivered, m.dead, m.claimed, m.claimSeconds,
 			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.unwritten, m.dbErrors, m.paused, m.unusable, m.deferred,
-			m.historyErrors)
+			m.historyErrors, m.takenOver, m.lapses)
 	}
 	return m
 }

@@ -1,15 +1,12 @@
 package relay_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
-	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -145,11 +142,7 @@ func TestOrderedEndpointKeepsEachKeyInCommitOrder(t *testing.T) {
 	rc.withBody = true
 
 	// The first relay runs in a child process, killed mid-run.
-	child := exec.Command(os.Args[0]) // runs childRelay (see TestMain)
-	child.Env = append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+rc.srv.URL, "HERALD_CHILD_RELAY_ORDERED=1")
-	var childOut bytes.Buffer
-	child.Stdout, child.Stderr = &childOut, &childOut
-	require.NoError(t, child.Start())
+	child := startChild(t, url, rc.srv.URL, "HERALD_CHILD_RELAY_ORDERED=1")
 
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -184,9 +177,8 @@ func TestOrderedEndpointKeepsEachKeyInCommitOrder(t *testing.T) {
 		}()
 	}
 	// Kill the child once it has delivered part of the messages.
-	eventually(t, 30*time.Second, func() bool { return rc.uniqueIDs() >= 20 }, "child relay delivering; output:\n%s", &childOut)
-	require.NoError(t, child.Process.Kill())
-	_ = child.Wait()
+	eventually(t, 30*time.Second, func() bool { return rc.uniqueIDs() >= 20 }, "child relay delivering; output:\n%s", &child.out)
+	child.kill()
 	wg.Wait()
 
 	ep := endpoint(t, "ep", rc.srv.URL, "*")

@@ -22,20 +22,29 @@ package relay
 // in the hot lane, the endpoints with an older pair of the key in the retry
 // lane, and those with an older dead pair. These subqueries run only for
 // the rows returned, never for the rows scanned.
+//
+// It also takes the rows still leased to a relay declared dead ($6 is the
+// claiming relay's id, its holder from now on): they are among the rows the
+// scan walks past anyway, and the dead relays are read once per statement
+// from the small outbox.relays, so the plan stays the primary key walk. A
+// relay never takes its own rows so: if it was declared dead, its requests
+// for them may still be open until its heartbeat learns it and cancels them
+// (which the argument in docs/guarantees.md rules out, unless clocks fail).
+// The first column counts the rows taken over (the same on every row).
 const claimHotSQL = `WITH c AS (
-    SELECT seq, octet_length(payload::text) AS size FROM outbox.messages
-    WHERE visible_at <= now()
+    SELECT seq, octet_length(payload::text) AS size, visible_at > now() AS taken FROM outbox.messages
+    WHERE visible_at <= now() OR (holder = ANY(ARRAY(SELECT id FROM outbox.relays WHERE dead_at IS NOT NULL)) AND holder <> $6)
     ORDER BY seq
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ), fits AS (
-    SELECT seq FROM (SELECT seq, sum(size) OVER (ORDER BY seq) - size AS before FROM c) s
+    SELECT seq, taken FROM (SELECT seq, taken, sum(size) OVER (ORDER BY seq) - size AS before FROM c) s
     WHERE before < $5
 )
 UPDATE outbox.messages m
-SET visible_at = now() + $2 * interval '1 millisecond', attempts = m.attempts + 1, lease = $3
+SET visible_at = now() + $2 * interval '1 millisecond', attempts = m.attempts + 1, lease = $3, holder = $6
 WHERE m.seq = ANY(ARRAY(SELECT seq FROM fits))
-RETURNING m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m.endpoint, ''),
+RETURNING (SELECT count(*) FROM fits WHERE taken), m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m.endpoint, ''),
     coalesce(m.headers::text, ''), m.created_at, m.attempts,
     CASE WHEN $4::bool AND m.key IS NOT NULL THEN EXISTS (
         SELECT 1 FROM outbox.messages p WHERE p.key = m.key AND p.seq < m.seq) ELSE false END,
@@ -46,7 +55,9 @@ RETURNING m.seq, m.id, m.topic, m.payload::text, coalesce(m.key, ''), coalesce(m
 
 // The retry claim claims up to $1 due (message, endpoint) pairs from the
 // retry lane, soonest first. next_attempt_at becomes the lease expiry, so a
-// pair whose relay died is due again when it lapses. $4 names the endpoints
+// pair whose relay died is due again when it lapses, or sooner: reapSQL
+// makes the pairs of a relay declared dead due at once ($7 is the claiming
+// relay's id, the pair's holder). $4 names the endpoints
 // to serve: configured, not disabled, neither paused by their breaker nor
 // out of room. Pairs of other endpoints stay untouched.
 //
@@ -75,7 +86,8 @@ const retryClaimTail = `
 UPDATE outbox.deliveries d
 SET next_attempt_at = CASE WHEN c.head THEN now() + $2 * interval '1 millisecond' ELSE 'infinity' END,
     attempts = d.attempts + CASE WHEN c.head THEN 1 ELSE 0 END,
-    lease = CASE WHEN c.head THEN $3::bigint END
+    lease = CASE WHEN c.head THEN $3::bigint END,
+    holder = CASE WHEN c.head THEN $7::bigint END
 FROM c
 WHERE d.seq = c.seq AND d.endpoint = c.endpoint
 RETURNING d.seq, d.endpoint, d.id, d.topic, d.payload::text, coalesce(d.key, ''), coalesce(d.headers::text, ''),
@@ -205,7 +217,7 @@ const historyLockTimeoutSQL = `SET LOCAL lock_timeout = '1s'`
 // releaseHotSQL gives back claimed messages that were not attempted (the
 // relay is stopping): visible at once, the claim not counted.
 const releaseHotSQL = `UPDATE outbox.messages m
-SET visible_at = now(), attempts = greatest(m.attempts - 1, 0), lease = NULL
+SET visible_at = now(), attempts = greatest(m.attempts - 1, 0), lease = NULL, holder = NULL
 FROM unnest($1::bigint[], $2::bigint[]) AS r(seq, lease)
 WHERE m.seq = r.seq AND m.lease = r.lease`
 
@@ -250,9 +262,10 @@ WHERE d.seq = k.seq AND d.endpoint = k.endpoint`
 
 // rescheduleRetrySQL records a failed attempt of pairs in the retry lane.
 // $4 delay ms; $8 attempted = false releases a pair that was not attempted:
-// due at once, the claim not counted, last_* left as they were.
+// due at once, the claim not counted, last_* left as they were. The pair
+// has no holder any more: its backoff is not cut short if the relay dies.
 const rescheduleRetrySQL = `UPDATE outbox.deliveries d
-SET next_attempt_at = now() + k.delay_ms * interval '1 millisecond',
+SET next_attempt_at = now() + k.delay_ms * interval '1 millisecond', holder = NULL,
     attempts = CASE WHEN k.attempted THEN d.attempts ELSE greatest(d.attempts - 1, 0) END,
     last_attempt_at = CASE WHEN k.attempted THEN now() ELSE d.last_attempt_at END,
     last_status = CASE WHEN k.attempted THEN nullif(k.status, 0) ELSE d.last_status END,
@@ -308,3 +321,48 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (endpoint, relay) DO UPDATE
 SET open = excluded.open, since = excluded.since, probe_at = excluded.probe_at, updated_at = excluded.updated_at
 WHERE b.updated_at <= excluded.updated_at`
+
+// Relay liveness (see liveness.go and docs/guarantees.md). Every time is
+// PostgreSQL's; the relay's own clock only measures how long since it sent
+// a statement.
+
+// registerSQL adds a running relay: $1 its random id, $2 heartbeat_timeout
+// in milliseconds.
+const registerSQL = `INSERT INTO outbox.relays (id, alive_until) VALUES ($1, now() + $2 * interval '1 millisecond')`
+
+// renewSQL is a heartbeat. It renews only a relay not declared dead whose
+// alive_until has not passed: a relay that lapsed never comes back under
+// the same id. reapSQL's row lock serialises the two, so a relay is either
+// renewed or declared dead, never renewed after another relay saw it dead.
+const renewSQL = `UPDATE outbox.relays SET alive_until = now() + $2 * interval '1 millisecond'
+WHERE id = $1 AND dead_at IS NULL AND alive_until >= now()`
+
+// retireSQL ends a stopping relay's liveness once nothing of it is in
+// flight: the rows it could not write outcomes for are taken over at the
+// next heartbeat of any relay, not after their lease.
+const retireSQL = `UPDATE outbox.relays SET alive_until = now() WHERE id = $1 AND dead_at IS NULL`
+
+// reapSQL declares dead the relays whose alive_until has passed, makes
+// their retry-lane pairs due at once (the hot claim takes their messages by
+// itself), and forgets the relays dead for longer than $1 ms (the lease:
+// their rows are due by then anyway). The pairs are found through
+// deliveries_due_idx among those not yet due, and only when a relay was
+// declared dead (the EXISTS is evaluated once). It returns how many relays
+// it declared dead and how many pairs it made due.
+const reapSQL = `WITH dead AS (
+    UPDATE outbox.relays SET dead_at = now()
+    WHERE dead_at IS NULL AND alive_until < now()
+    RETURNING id
+), rescued AS (
+    UPDATE outbox.deliveries d SET next_attempt_at = now(), lease = NULL, holder = NULL
+    WHERE EXISTS (SELECT 1 FROM dead) AND d.holder IN (SELECT id FROM dead)
+        AND d.next_attempt_at > now() AND d.next_attempt_at < 'infinity'
+    RETURNING 1
+), forgotten AS (
+    DELETE FROM outbox.relays WHERE dead_at < now() - $1 * interval '1 millisecond'
+)
+SELECT (SELECT count(*) FROM dead), (SELECT count(*) FROM rescued)`
+
+// syncCommitSQL makes the transaction of a liveness write commit
+// synchronously.
+const syncCommitSQL = `SET LOCAL synchronous_commit = on`

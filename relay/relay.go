@@ -29,6 +29,12 @@ type Relay struct {
 	inFlightBytes atomic.Int64 // payload bytes of the rows claimed and not yet finished
 	retryDue      atomic.Bool  // set when pairs were made due: claim the retry lane now
 	stopping      atomic.Bool  // set by Stop: workers start nothing new
+	// epoch is the origin of the relay's monotonic clock (see now).
+	epoch time.Time
+	// gen is the relay's registration in outbox.relays (liveness.go).
+	gen           atomic.Pointer[generation]
+	stopHeartbeat context.CancelFunc
+	heartbeatDone chan struct{}
 	stats         stats
 
 	swapMu              sync.Mutex           // serialises SetEndpoints
@@ -57,6 +63,7 @@ type stats struct {
 	delivered, retried, dead, released atomic.Int64
 	deferred                           atomic.Int64
 	claims, claimedRows                atomic.Int64
+	takenOver                          atomic.Int64
 }
 
 // Stats is a snapshot of a relay's counters since it started.
@@ -74,6 +81,10 @@ type Stats struct {
 	Deferred int64
 	// Claims counts claim round trips; ClaimedRows the rows they returned.
 	Claims, ClaimedRows int64
+	// TakenOver counts rows of relays declared dead that this relay took
+	// over before their lease lapsed: messages it claimed, retry pairs its
+	// heartbeat made due.
+	TakenOver int64
 }
 
 // Stats returns the relay's counters.
@@ -81,7 +92,7 @@ func (r *Relay) Stats() Stats {
 	return Stats{
 		Delivered: r.stats.delivered.Load(), Retried: r.stats.retried.Load(),
 		Dead: r.stats.dead.Load(), Released: r.stats.released.Load(), Deferred: r.stats.deferred.Load(),
-		Claims: r.stats.claims.Load(), ClaimedRows: r.stats.claimedRows.Load(),
+		Claims: r.stats.claims.Load(), ClaimedRows: r.stats.claimedRows.Load(), TakenOver: r.stats.takenOver.Load(),
 	}
 }
 
@@ -113,6 +124,8 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		claimerDone:   make(chan struct{}),
 		workersDone:   make(chan struct{}),
 		completerDone: make(chan struct{}),
+		heartbeatDone: make(chan struct{}),
+		epoch:         time.Now(),
 	}
 	rt := newRouter(cfg.Endpoints, nil, m, cfg.Lease-attemptMargin)
 	r.router.Store(rt)
@@ -253,12 +266,18 @@ func (r *Relay) start(ctx context.Context) error {
 	if err := r.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("relay: ping database: %w", err)
 	}
-	var ok bool
-	if err := r.pool.QueryRow(ctx, `SELECT to_regclass('outbox.deliveries') IS NOT NULL`).Scan(&ok); err != nil {
+	var ok, relays bool
+	if err := r.pool.QueryRow(ctx, `SELECT to_regclass('outbox.deliveries') IS NOT NULL, to_regclass('outbox.relays') IS NOT NULL`).Scan(&ok, &relays); err != nil {
 		return fmt.Errorf("relay: check schema: %w", err)
 	}
 	if !ok {
 		return errors.New("relay: outbox schema not found: run `herald migrate` first")
+	}
+	if !relays {
+		return errors.New("relay: table outbox.relays not found (migration 010): run `herald migrate` first")
+	}
+	if err := r.register(ctx); err != nil {
+		return fmt.Errorf("relay: %w", err)
 	}
 	// The history functions came with a later version of migrations/007
 	// than its tables: a database migrated before them would fail every
@@ -286,6 +305,14 @@ func (r *Relay) start(ctx context.Context) error {
 	r.outcomeCtx, r.cancelOutcomes = context.WithCancel(context.WithoutCancel(ctx))
 	r.started = true
 
+	// The heartbeat outlives the claimer: it runs until every request in
+	// flight has ended and its outcome is written (see stop).
+	heartbeatCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopHeartbeat = stopHeartbeat
+	go func() {
+		defer close(r.heartbeatDone)
+		r.runHeartbeat(heartbeatCtx)
+	}()
 	go r.runClaimer(claimCtx)
 	go func() {
 		// Workers are started by the claimer only, so once it is done
@@ -321,7 +348,7 @@ func (r *Relay) start(ctx context.Context) error {
 		}()
 	}
 	r.log.Info().Int("endpoints", len(r.cfg.Endpoints)).Int("max_in_flight", r.cfg.MaxInFlight).
-		Dur("lease", r.cfg.Lease).Bool("listen", r.cfg.Listen).Msg("relay started")
+		Dur("lease", r.cfg.Lease).Dur("heartbeat_timeout", r.cfg.HeartbeatTimeout).Bool("listen", r.cfg.Listen).Msg("relay started")
 	return nil
 }
 
@@ -366,6 +393,9 @@ func (r *Relay) stop(ctx context.Context) error {
 		<-r.completerDone
 	}
 	r.cancelOutcomes()
+	r.stopHeartbeat()
+	<-r.heartbeatDone
+	r.retire(ctx)
 	r.background.Wait()
 	r.callbacks.Wait()
 	st := r.Stats()

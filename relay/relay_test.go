@@ -307,7 +307,8 @@ func TestGoneAndRejectedAndUnroutable(t *testing.T) {
 
 // TestKilledRelayLeavesMessageToTheNext kills a relay process with SIGKILL
 // while its request is in flight. Its lease is never released; the next
-// relay delivers the message once the lease lapses.
+// relay delivers the message once the killed relay's heartbeat has lapsed
+// (TestKilledRelaysWorkIsTakenOverInSeconds times it), not before.
 func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
 	t.Parallel()
 	url := heraldtest.URL(t)
@@ -324,21 +325,9 @@ func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
 	})
 	enqueue(t, pool, outbox.Message{ID: "msg_survivor", Topic: "t", Payload: json.RawMessage(`{}`)})
 
-	child := exec.Command(os.Args[0]) // runs childRelay (see TestMain)
-	child.Env = append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+rc.srv.URL)
-	var childOut bytes.Buffer
-	child.Stdout, child.Stderr = &childOut, &childOut
-	require.NoError(t, child.Start())
-	select {
-	case <-first:
-	case <-time.After(15 * time.Second):
-		_ = child.Process.Kill()
-		_ = child.Wait()
-		t.Fatalf("the child relay never delivered; its output:\n%s", childOut.String())
-	}
+	child := startChild(t, url, rc.srv.URL)
+	child.awaitThenKill(t, first, 15*time.Second, "the child relay never delivered")
 	killedAt := time.Now()
-	require.NoError(t, child.Process.Kill())
-	_ = child.Wait()
 
 	var lease *int64
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT lease FROM outbox.messages WHERE id = 'msg_survivor'`).Scan(&lease))
@@ -349,12 +338,55 @@ func TestKilledRelayLeavesMessageToTheNext(t *testing.T) {
 	reqs := rc.requests()
 	require.Len(t, reqs, 2)
 	require.Equal(t, "msg_survivor", reqs[1].id)
-	require.Greater(t, reqs[1].at.Sub(killedAt), 3*time.Second, "not before the first lease lapsed")
+	// Its last heartbeat was about HeartbeatIntervalDefault before the kill
+	// at most (a second more for one delayed on a busy machine), and kept
+	// it alive for HeartbeatTimeoutDefault.
+	require.Greater(t, reqs[1].at.Sub(killedAt), relay.HeartbeatTimeoutDefault-relay.HeartbeatIntervalDefault-time.Second,
+		"not before the killed relay's heartbeat lapsed")
 	require.Zero(t, rc.overlap.Load())
 }
 
-// childRelay is the relay process that TestKilledRelayLeavesMessageToTheNext
-// and TestOrderedEndpointKeepsEachKeyInCommitOrder start (this test binary,
+// child is childRelay running in a child process, for a test to SIGKILL.
+type child struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startChild starts childRelay on the database at url, delivering to
+// receiverURL, with env's extra HERALD_CHILD_RELAY_* settings. It is
+// killed at cleanup if the test has not killed it.
+func startChild(t *testing.T, url, receiverURL string, env ...string) *child {
+	t.Helper()
+	c := &child{cmd: exec.Command(os.Args[0])} // runs childRelay (see TestMain)
+	c.cmd.Env = append(append(os.Environ(), "HERALD_CHILD_RELAY_DB="+url, "HERALD_CHILD_RELAY_URL="+receiverURL), env...)
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+	require.NoError(t, c.cmd.Start())
+	t.Cleanup(c.kill)
+	return c
+}
+
+// kill SIGKILLs the child and reaps it; once is enough, more is harmless.
+func (c *child) kill() {
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
+
+// awaitThenKill waits until ready is closed, or fails t with the child's
+// output after d, then SIGKILLs the child.
+func (c *child) awaitThenKill(t *testing.T, ready <-chan struct{}, d time.Duration, failure string) {
+	t.Helper()
+	select {
+	case <-ready:
+	case <-time.After(d):
+		c.kill()
+		t.Fatalf("%s within %s; its output:\n%s", failure, d, c.out.String())
+	}
+	c.kill()
+}
+
+// childRelay is the relay process that TestKilledRelayLeavesMessageToTheNext,
+// TestKilledRelaysWorkIsTakenOverInSeconds and
+// TestOrderedEndpointKeepsEachKeyInCommitOrder start (this test binary,
 // run by TestMain when HERALD_CHILD_RELAY_DB is set) and kill.
 func childRelay() {
 	must := func(err error) {
@@ -365,14 +397,20 @@ func childRelay() {
 	pool, err := pgxpool.New(context.Background(), os.Getenv("HERALD_CHILD_RELAY_DB"))
 	must(err)
 	c := webhook.NewClient(webhook.ClientConfig{AllowPrivateNetworks: true})
-	sender, err := c.Endpoint(webhook.EndpointConfig{Name: "ep", URL: os.Getenv("HERALD_CHILD_RELAY_URL"), Secrets: []string{testSecret}, Timeout: time.Second})
+	// HERALD_CHILD_RELAY_SLOW: the default lease, and a timeout that lets
+	// a request hang for most of it, as in production.
+	timeout, lease := time.Second, 6*time.Second
+	if os.Getenv("HERALD_CHILD_RELAY_SLOW") != "" {
+		timeout, lease = 50*time.Second, relay.LeaseDefault
+	}
+	sender, err := c.Endpoint(webhook.EndpointConfig{Name: "ep", URL: os.Getenv("HERALD_CHILD_RELAY_URL"), Secrets: []string{testSecret}, Timeout: timeout})
 	must(err)
 	r, err := relay.New(pool, relay.Config{
-		Endpoints: []relay.Endpoint{{Name: "ep", Topics: []string{"*"}, Sender: sender, Timeout: time.Second,
+		Endpoints: []relay.Endpoint{{Name: "ep", Topics: []string{"*"}, Sender: sender, Timeout: timeout,
 			Ordered: os.Getenv("HERALD_CHILD_RELAY_ORDERED") != ""}},
 		Breaker: relay.BreakerConfig{FailureThreshold: -1},
 		Retry:   fastRetry(),
-		Lease:   6 * time.Second, PollInterval: 20 * time.Millisecond,
+		Lease:   lease, PollInterval: 20 * time.Millisecond,
 		Logger: zerolog.New(os.Stderr),
 	})
 	must(err)

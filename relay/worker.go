@@ -48,7 +48,8 @@ func (r *Relay) runWorker(ctx context.Context, p *pair) {
 
 func (r *Relay) attempt(ctx context.Context, p *pair) {
 	ep := p.ep
-	if !r.awaitTurn(p.notBefore) || r.stopping.Load() || time.Now().Add(ep.Timeout).After(p.job.deadline) {
+	g := p.job.gen
+	if !r.awaitTurn(p.notBefore) || r.stopping.Load() || time.Now().Add(ep.Timeout).After(p.job.deadline) || !r.holds(g) {
 		p.result = resultReleased
 		return
 	}
@@ -61,9 +62,19 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 		end = start.Add(ep.Timeout)
 	}
 	actx, cancel := context.WithDeadline(ctx, end)
+	// Cancelled by the watchdog if the relay can no longer prove it holds
+	// the row: another relay may take it over.
+	stopWatch := context.AfterFunc(g.ctx, cancel)
 	err := ep.Sender.Deliver(actx, &p.job.msg)
 	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
+	stopWatch()
 	cancel()
+	if g.ctx.Err() != nil && err != nil {
+		// Not the endpoint's failure (its breaker does not count it): the
+		// row is given back, to whichever relay holds it now.
+		p.result, p.errText = resultReleased, "cancelled: the relay lost contact with PostgreSQL"
+		return
+	}
 	p.started = start
 	p.took = time.Since(start)
 	ep.metrics.attemptSeconds.Observe(p.took.Seconds())

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/herald-relay/herald/internal/faultproxy"
+
 	"context"
 	"fmt"
 	"os"
@@ -40,7 +42,7 @@ type env struct {
 	relays          []*heraldProc
 	relayStarts     int
 	logs            []string
-	proxies         []*proxy
+	proxies         []*faultproxy.Proxy
 
 	mu sync.Mutex
 	// want is every delivery owed, with the dead reason the scenario
@@ -126,8 +128,8 @@ func (e *env) receiver(name string) (*receiver, error) {
 }
 
 // proxy starts a fault proxy to target.
-func (e *env) proxy(target string) (*proxy, error) {
-	p, err := startProxy(target)
+func (e *env) proxy(target string) (*faultproxy.Proxy, error) {
+	p, err := faultproxy.Start(target)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +227,7 @@ func (e *env) teardown() {
 	}
 	wg.Wait()
 	for _, p := range e.proxies {
-		p.close()
+		p.Close()
 	}
 	for _, r := range e.recv {
 		r.close()

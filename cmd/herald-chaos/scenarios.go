@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/herald-relay/herald/internal/faultproxy"
+
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -229,35 +231,35 @@ func runHostile(ctx context.Context, e *env) error {
 
 // proxyFaults applies the proxy's faults along a run of length d: latency,
 // connections cut, a black hole of 3 s, connections cut again.
-func proxyFaults(ctx context.Context, e *env, p *proxy, d time.Duration, latency time.Duration) error {
+func proxyFaults(ctx context.Context, e *env, p *faultproxy.Proxy, d time.Duration, latency time.Duration) error {
 	step := func(at float64) error {
 		return sleepCtx(ctx, time.Duration(at*float64(d)))
 	}
 	if err := step(0.1); err != nil {
 		return err
 	}
-	p.setLatency(latency)
+	p.SetLatency(latency)
 	if err := step(0.2); err != nil {
 		return err
 	}
-	p.setLatency(0)
-	cut := p.drop()
+	p.SetLatency(0)
+	cut := p.Drop()
 	if err := step(0.1); err != nil {
 		return err
 	}
-	cut += p.drop()
+	cut += p.Drop()
 	if err := step(0.1); err != nil {
 		return err
 	}
-	p.setBlackHole(true)
+	p.SetBlackHole(true)
 	if err := sleepCtx(ctx, 3*time.Second); err != nil {
 		return err
 	}
-	p.setBlackHole(false)
+	p.SetBlackHole(false)
 	if err := step(0.1); err != nil {
 		return err
 	}
-	cut += p.drop()
+	cut += p.Drop()
 	e.note("proxy: %s latency, %d connections cut, a 3s black hole", latency, cut)
 	return nil
 }
@@ -280,9 +282,9 @@ func runProxy(ctx context.Context, e *env, db bool) error {
 	}
 	hook := r.url()
 	if db {
-		e.relayURL = fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", p.addr(), e.db)
+		e.relayURL = fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", p.Addr(), e.db)
 	} else {
-		hook = "http://" + p.addr() + "/hook"
+		hook = "http://" + p.Addr() + "/hook"
 	}
 	if err := e.setup(ctx, []endpointConf{{name: "plain", url: hook, topics: []string{"*"}}}); err != nil {
 		return err

@@ -163,13 +163,9 @@ func setQueryValue(fv reflect.Value, name, s string) error {
 		}
 		fv.SetInt(int64(d))
 	case fv.Type() == timeType:
-		t, err := time.Parse(time.RFC3339Nano, s)
+		t, err := ops.ParseTime(name, s, time.Now())
 		if err != nil {
-			d, derr := time.ParseDuration(s)
-			if derr != nil || d < 0 {
-				return badRequest(name, fmt.Sprintf("must be an RFC 3339 time (2026-12-01T10:00:00Z) or a duration ago (24h) (got %q)", s))
-			}
-			t = time.Now().Add(-d)
+			return err
 		}
 		fv.Set(reflect.ValueOf(t))
 	case fv.Kind() == reflect.String:

@@ -1,5 +1,6 @@
 // Package admin is the admin HTTP API of herald: the operations of the
-// herald dead and herald endpoints commands, and the queue's status, served
+// herald dead, herald endpoints, herald messages and herald status
+// commands, and the queue's depth, served
 // as JSON by `herald run` (or `herald admin serve`) when admin.listen is
 // set. It is a face over package ops, like the CLI: every route calls the
 // function the matching command calls, and adds only HTTP.
@@ -25,11 +26,16 @@
 // # Errors
 //
 // Every error is {"error": "...", "field": "..."}: 400 names the query
-// parameter or body field at fault, 404 an unknown route or endpoint, 405 a
-// method a path does not take (with Allow), 409 a conflict (an endpoint
-// that exists or belongs to the configuration file, a purge already
-// running), 413 a body over MaxBodyBytes, and 500 anything else, whose
-// cause goes to the log and not to the client.
+// parameter or body field at fault, 404 an unknown route, endpoint or
+// message, 405 a method a path does not take (with Allow), 409 a conflict
+// (an endpoint that exists or belongs to the configuration file, a purge
+// already running, a resend whose id is still pending), 413 a body over
+// MaxBodyBytes, and 500 anything else, whose cause goes to the log and not
+// to the client.
+//
+// GET /v1/status answers 200 whatever the status: needs_attention says
+// whether something needs an operator, so that an error status always
+// means the API or its database failed.
 //
 // # Secrets
 //

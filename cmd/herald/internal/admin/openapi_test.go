@@ -49,7 +49,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		require.True(t, served[key], "openapi.json documents %s, which the route table lacks", key)
 		// And the router serves it: neither its 404 nor its 405.
 		method, path, _ := strings.Cut(key, " ")
-		status, _, out := b.call(t, method, strings.ReplaceAll(path, "{name}", "nope"), readToken, "")
+		status, _, out := b.call(t, method, fillPath(path, "nope"), readToken, "")
 		require.NotEqual(t, http.StatusMethodNotAllowed, status, "%s: %s", key, out)
 		require.NotContains(t, string(out), "no such route", key)
 	}

@@ -42,6 +42,8 @@ var statusOf = []struct {
 	{ops.ErrExists, http.StatusConflict},
 	{ops.ErrSourceConflict, http.StatusConflict},
 	{ops.ErrPurgeBusy, http.StatusConflict},
+	{ops.ErrNoMessage, http.StatusNotFound},
+	{ops.ErrStillPending, http.StatusConflict},
 }
 
 // errorResponse maps an error of ops, or of reading the request, to its

@@ -38,6 +38,14 @@ const (
 func routes(a *api) []route {
 	return []route{
 		{"GET", "/v1/queue", read, noInput(ops.GetQueueStatus)},
+		// Always 200: what needs attention is in the body
+		// (needs_attention), so that a failing probe means the API or the
+		// database is down, not that an endpoint is.
+		{"GET", "/v1/status", read, byQuery(ops.GetStatus)},
+
+		{"GET", "/v1/messages", read, byQuery(ops.ListMessages)},
+		{"GET", "/v1/messages/{id}", read, byPath("id", ops.GetMessage)},
+		{"POST", "/v1/messages/{id}/resend", write, byBody(ops.ResendMessage, ops.ResendMessageDryRun, "id")},
 
 		{"GET", "/v1/dead", read, listDead},
 		{"GET", "/v1/dead/count", read, countDead},

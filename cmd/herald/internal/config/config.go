@@ -32,32 +32,36 @@ const (
 	DeliveryTimeoutMin              = time.Second
 	DeliveryTimeoutMax              = 5 * time.Minute
 
-	RelayMaxInFlightDefault     = relay.MaxInFlightDefault
-	RelayMaxInFlightMin         = 1
-	RelayMaxInFlightMax         = 10000
-	RelayMaxInFlightBytesMin    = 1 << 20
-	RelayMaxInFlightBytesMax    = 4 << 30
-	RelayLeaseDefault           = relay.LeaseDefault
-	RelayLeaseMargin            = relay.LeaseMargin // lease >= largest endpoint timeout + RelayLeaseMargin
-	RelayPollIntervalDefault    = relay.PollIntervalDefault
-	RelayPollIntervalMin        = 10 * time.Millisecond
-	RelayPollIntervalMax        = time.Minute
-	RelayListenDefault          = true
-	RelayAckIntervalDefault     = relay.AckIntervalDefault
-	RelayAckIntervalMin         = time.Millisecond
-	RelayAckIntervalMax         = time.Second
-	RelayAckBatchDefault        = relay.AckBatchDefault
-	RelayAckBatchMin            = 1
-	RelayAckBatchMax            = 10000
-	RelayShutdownTimeoutDefault = relay.ShutdownTimeoutDefault
-	RelayShutdownTimeoutMin     = time.Second
-	RelayShutdownTimeoutMax     = 10 * time.Minute
-	RelayAsyncCommitDefault     = false
-	RelayEndpointRefreshDefault = 5 * time.Second
-	RelayEndpointRefreshMin     = 100 * time.Millisecond
-	RelayEndpointRefreshMax     = 5 * time.Minute
-	RelayVacuumThresholdDefault = relay.VacuumThresholdDefault
-	RelayVacuumThresholdMax     = 100000000
+	RelayMaxInFlightDefault       = relay.MaxInFlightDefault
+	RelayMaxInFlightMin           = 1
+	RelayMaxInFlightMax           = 10000
+	RelayMaxInFlightBytesMin      = 1 << 20
+	RelayMaxInFlightBytesMax      = 4 << 30
+	RelayLeaseDefault             = relay.LeaseDefault
+	RelayLeaseMargin              = relay.LeaseMargin // lease >= largest endpoint timeout + RelayLeaseMargin
+	RelayPollIntervalDefault      = relay.PollIntervalDefault
+	RelayPollIntervalMin          = 10 * time.Millisecond
+	RelayPollIntervalMax          = time.Minute
+	RelayListenDefault            = true
+	RelayAckIntervalDefault       = relay.AckIntervalDefault
+	RelayAckIntervalMin           = time.Millisecond
+	RelayAckIntervalMax           = time.Second
+	RelayAckBatchDefault          = relay.AckBatchDefault
+	RelayAckBatchMin              = 1
+	RelayAckBatchMax              = 10000
+	RelayShutdownTimeoutDefault   = relay.ShutdownTimeoutDefault
+	RelayShutdownTimeoutMin       = time.Second
+	RelayShutdownTimeoutMax       = 10 * time.Minute
+	RelayAsyncCommitDefault       = false
+	RelayEndpointRefreshDefault   = 5 * time.Second
+	RelayEndpointRefreshMin       = 100 * time.Millisecond
+	RelayEndpointRefreshMax       = 5 * time.Minute
+	RelayVacuumThresholdDefault   = relay.VacuumThresholdDefault
+	RelayVacuumThresholdMax       = 100000000
+	RelayHeartbeatIntervalDefault = relay.HeartbeatIntervalDefault
+	RelayHeartbeatIntervalMin     = 10 * time.Millisecond
+	RelayHeartbeatIntervalMax     = 10 * time.Second
+	RelayHeartbeatTimeoutDefault  = relay.HeartbeatTimeoutDefault
 
 	RetryInitialIntervalDefault     = relay.RetryInitialIntervalDefault
 	RetryMultiplierDefault          = relay.RetryMultiplierDefault
@@ -242,6 +246,14 @@ type Relay struct {
 	// claim may take it again. It must be at least the largest endpoint timeout
 	// plus RelayLeaseMargin. Defaults to RelayLeaseDefault (60s).
 	Lease time.Duration `yaml:"lease"`
+	// HeartbeatInterval is how often the relay proves it is alive in
+	// outbox.relays, 10ms..10s. Defaults to RelayHeartbeatIntervalDefault (500ms).
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// HeartbeatTimeout is how long one heartbeat keeps the relay alive:
+	// another relay takes over its messages this long after its last
+	// heartbeat, whatever the lease. At least 3 x heartbeat_interval and
+	// 1s + 2 x heartbeat_interval. Defaults to RelayHeartbeatTimeoutDefault (3s).
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// PollInterval is how often the relay polls when no NOTIFY arrives,
 	// 10ms..1m. Defaults to RelayPollIntervalDefault (1s).
 	PollInterval time.Duration `yaml:"poll_interval"`
@@ -559,17 +571,19 @@ func Default() *Config {
 			Timeout:          DeliveryTimeoutDefault,
 		},
 		Relay: Relay{
-			MaxInFlight:      RelayMaxInFlightDefault,
-			MaxInFlightBytes: relay.MaxInFlightBytesDefault,
-			Lease:            RelayLeaseDefault,
-			PollInterval:     RelayPollIntervalDefault,
-			Listen:           RelayListenDefault,
-			AckInterval:      RelayAckIntervalDefault,
-			AckBatch:         RelayAckBatchDefault,
-			ShutdownTimeout:  RelayShutdownTimeoutDefault,
-			AsyncCommit:      RelayAsyncCommitDefault,
-			EndpointRefresh:  RelayEndpointRefreshDefault,
-			VacuumThreshold:  RelayVacuumThresholdDefault,
+			MaxInFlight:       RelayMaxInFlightDefault,
+			MaxInFlightBytes:  relay.MaxInFlightBytesDefault,
+			Lease:             RelayLeaseDefault,
+			HeartbeatInterval: RelayHeartbeatIntervalDefault,
+			HeartbeatTimeout:  RelayHeartbeatTimeoutDefault,
+			PollInterval:      RelayPollIntervalDefault,
+			Listen:            RelayListenDefault,
+			AckInterval:       RelayAckIntervalDefault,
+			AckBatch:          RelayAckBatchDefault,
+			ShutdownTimeout:   RelayShutdownTimeoutDefault,
+			AsyncCommit:       RelayAsyncCommitDefault,
+			EndpointRefresh:   RelayEndpointRefreshDefault,
+			VacuumThreshold:   RelayVacuumThresholdDefault,
 		},
 		Retry: Retry{
 			InitialInterval:     RetryInitialIntervalDefault,
@@ -652,14 +666,16 @@ func (c *Config) RelayConfig() relay.Config {
 			MaxElapsedTime:      c.Retry.MaxElapsedTime,
 			MaxAttempts:         c.Retry.MaxAttempts,
 		},
-		MaxInFlight:      c.Relay.MaxInFlight,
-		MaxInFlightBytes: c.Relay.MaxInFlightBytes,
-		Lease:            c.Relay.Lease,
-		PollInterval:     c.Relay.PollInterval,
-		Listen:           c.Relay.Listen,
-		AckInterval:      c.Relay.AckInterval,
-		AckBatch:         c.Relay.AckBatch,
-		ShutdownTimeout:  c.Relay.ShutdownTimeout,
+		MaxInFlight:       c.Relay.MaxInFlight,
+		MaxInFlightBytes:  c.Relay.MaxInFlightBytes,
+		Lease:             c.Relay.Lease,
+		HeartbeatInterval: c.Relay.HeartbeatInterval,
+		HeartbeatTimeout:  c.Relay.HeartbeatTimeout,
+		PollInterval:      c.Relay.PollInterval,
+		Listen:            c.Relay.Listen,
+		AckInterval:       c.Relay.AckInterval,
+		AckBatch:          c.Relay.AckBatch,
+		ShutdownTimeout:   c.Relay.ShutdownTimeout,
 		Breaker: relay.BreakerConfig{
 			FailureThreshold: breakerThreshold,
 			ProbeInterval:    c.Breaker.ProbeInterval,

@@ -457,6 +457,13 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "HeartbeatTimeoutTooShort",
+			yaml: base + "relay:\n  heartbeat_interval: 1s\n  heartbeat_timeout: 2s\n",
+			want: []string{
+				`herald.yaml:5: relay.heartbeat_timeout: must be at least 3 x relay.heartbeat_interval and 1s + 2 x relay.heartbeat_interval (3s) (got "2s")`,
+			},
+		},
+		{
 			name: "DurationNotScalar",
 			yaml: base + "delivery:\n  timeout: [1s]\n",
 			want: []string{`herald.yaml:4: delivery.timeout: must be a duration like "15s" or "1h30m", not a list`},

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-relay/herald/relay"
 	"github.com/herald-relay/herald/webhook"
 )
 
@@ -122,6 +123,11 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	durRange("relay.shutdown_timeout", c.Relay.ShutdownTimeout, RelayShutdownTimeoutMin, RelayShutdownTimeoutMax)
 	durRange("relay.endpoint_refresh", c.Relay.EndpointRefresh, RelayEndpointRefreshMin, RelayEndpointRefreshMax)
 	intRange("relay.vacuum_threshold", c.Relay.VacuumThreshold, 0, RelayVacuumThresholdMax)
+	durRange("relay.heartbeat_interval", c.Relay.HeartbeatInterval, RelayHeartbeatIntervalMin, RelayHeartbeatIntervalMax)
+	if least := relay.HeartbeatTimeoutLeast(c.Relay.HeartbeatInterval); c.Relay.HeartbeatTimeout < least {
+		report("relay.heartbeat_timeout", fmtDuration(c.Relay.HeartbeatTimeout), fmt.Errorf(
+			"must be at least 3 x relay.heartbeat_interval and 1s + 2 x relay.heartbeat_interval (%s)", fmtDuration(least)))
+	}
 	longestPath, longest := "delivery.timeout", c.Delivery.Timeout
 	for i, e := range c.Endpoints {
 		if i == 0 || e.Timeout > longest {

@@ -71,7 +71,8 @@ const breakerStaleAfter = time.Minute
 type StatusOptions struct {
 	// MaxPendingAge: an endpoint whose oldest owed message is older needs
 	// attention. 0 means StatusMaxPendingAgeDefault; negative never.
-	MaxPendingAge time.Duration
+	// The admin API reads it from ?max_pending_age= (a Go duration).
+	MaxPendingAge time.Duration `json:"max_pending_age"`
 }
 
 // Status is the state of every endpoint, and what needs attention.
@@ -87,6 +88,9 @@ type Status struct {
 	// Attention lists what needs an operator, one line each; empty when
 	// nothing does. A face exits 1 (or reports unhealthy) when it is not.
 	Attention []string `json:"attention"`
+	// NeedsAttention is len(Attention) > 0, for a monitor that checks one
+	// field (the admin API answers 200 either way).
+	NeedsAttention bool `json:"needs_attention"`
 }
 
 // EndpointStatus is one endpoint's state.
@@ -266,5 +270,6 @@ func GetStatus(ctx context.Context, db DB, opts StatusOptions) (Status, error) {
 	if s.DeadUnrouted > 0 {
 		s.Attention = append(s.Attention, fmt.Sprintf("%d dead messages without an endpoint (unroutable or invalid)", s.DeadUnrouted))
 	}
+	s.NeedsAttention = len(s.Attention) > 0
 	return s, nil
 }

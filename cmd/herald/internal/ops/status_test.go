@@ -48,6 +48,7 @@ func TestStatusPerEndpoint(t *testing.T) {
 	s, err := ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{})
 	require.NoError(t, err)
 	require.Empty(t, s.Attention, "an empty outbox needs nothing")
+	require.False(t, s.NeedsAttention)
 	require.Empty(t, s.Endpoints)
 
 	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.endpoints (name, url, topics, disabled_at, disabled_reason) VALUES
@@ -119,6 +120,7 @@ func TestStatusPerEndpoint(t *testing.T) {
 	require.Equal(t, []string{"disabled with 1 messages waiting"}, off.Attention)
 
 	require.Len(t, s.Attention, 6)
+	require.True(t, s.NeedsAttention)
 	require.Contains(t, s.Attention, "shipping: 1 dead messages")
 	require.Contains(t, s.Attention, "1 dead messages without an endpoint (unroutable or invalid)")
 

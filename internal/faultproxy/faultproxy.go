@@ -1,4 +1,7 @@
-package main
+// Package faultproxy is a TCP fault proxy for tests and the chaos suite:
+// latency, connections cut, and a black hole that partitions a client from
+// its server while both ends stay up.
+package faultproxy
 
 import (
 	"io"
@@ -8,11 +11,11 @@ import (
 	"time"
 )
 
-// proxy is a TCP fault proxy on 127.0.0.1: it forwards to target and, on
+// Proxy is a TCP fault proxy on 127.0.0.1: it forwards to target and, on
 // demand, delays every chunk (latency), cuts every open connection (drop),
 // or stops moving bytes and answering new connections (black hole) until
 // the hole is closed again, as a dead switch or a firewall would.
-type proxy struct {
+type Proxy struct {
 	ln      net.Listener
 	target  string
 	latency atomic.Int64 // nanoseconds added before each forwarded chunk
@@ -31,25 +34,25 @@ const (
 	maxHold  = 5 * time.Minute
 )
 
-func startProxy(target string) (*proxy, error) {
+func Start(target string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}, done: make(chan struct{})}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]bool{}, done: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
 }
 
-func (p *proxy) addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *proxy) setLatency(d time.Duration) { p.latency.Store(int64(d)) }
-func (p *proxy) setBlackHole(on bool)       { p.hole.Store(on) }
+func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
+func (p *Proxy) SetBlackHole(on bool)       { p.hole.Store(on) }
 
-// drop cuts every open connection and returns how many clients it cut;
+// Drop cuts every open connection and returns how many clients it cut;
 // new connections are accepted as before.
-func (p *proxy) drop() int {
+func (p *Proxy) Drop() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
@@ -66,14 +69,14 @@ func (p *proxy) drop() int {
 	return n
 }
 
-func (p *proxy) close() {
+func (p *Proxy) Close() {
 	close(p.done)
 	p.ln.Close()
-	p.drop()
+	p.Drop()
 	p.wg.Wait()
 }
 
-func (p *proxy) track(c net.Conn, client bool) bool {
+func (p *Proxy) track(c net.Conn, client bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
@@ -86,14 +89,14 @@ func (p *proxy) track(c net.Conn, client bool) bool {
 	return true
 }
 
-func (p *proxy) untrack(c net.Conn) {
+func (p *Proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
 	c.Close()
 }
 
-func (p *proxy) accept() {
+func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.Accept()
@@ -110,7 +113,7 @@ func (p *proxy) accept() {
 
 // wait holds while the black hole is open; false when the proxy closes or
 // the hold has lasted maxHold.
-func (p *proxy) wait() bool {
+func (p *Proxy) wait() bool {
 	deadline := time.Now().Add(maxHold)
 	for p.hole.Load() {
 		select {
@@ -125,7 +128,7 @@ func (p *proxy) wait() bool {
 	return true
 }
 
-func (p *proxy) serve(client net.Conn) {
+func (p *Proxy) serve(client net.Conn) {
 	defer p.wg.Done()
 	defer p.untrack(client)
 	// A connection made into the black hole is accepted by the kernel and
@@ -150,7 +153,7 @@ func (p *proxy) serve(client net.Conn) {
 
 // pipe copies src to dst chunk by chunk, delaying and holding each chunk as
 // the proxy's faults say.
-func (p *proxy) pipe(dst io.Writer, src io.Reader) {
+func (p *Proxy) pipe(dst io.Writer, src io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)

@@ -1,0 +1,192 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// A relay proves it is alive with a row in outbox.relays that it renews
+// every HeartbeatInterval (renewSQL); claims record it as the holder of the
+// rows they take. Once a relay's alive_until has passed, the next heartbeat
+// of any relay declares it dead (reapSQL) and claims take over its rows at
+// once instead of waiting out their lease.
+//
+// The safety half is here: a relay holds its rows only while it can prove
+// it is alive. Its watchdog cancels every request in flight, and no request
+// starts, once HeartbeatTimeout - heartbeatMargin has passed, by the
+// relay's monotonic clock, since it sent its last heartbeat that succeeded.
+// That is before PostgreSQL, counting HeartbeatTimeout from a later moment
+// (its own now() when the heartbeat ran), lets another relay see it dead.
+// The argument in full is in docs/guarantees.md.
+
+// generation is one registration of the relay in outbox.relays. A relay
+// that lapses never renews it: it registers a new one, and its old rows are
+// then anyone's to take.
+type generation struct {
+	id int64
+	// ctx ends when the relay can no longer prove it is alive under id:
+	// the attempts of the rows claimed under it are cancelled.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// fence is the relay's deadline, as monotonic time since Relay.epoch:
+	// no attempt of this generation runs past it.
+	fence atomic.Int64
+	// watchdog fires at fence and cancels ctx unless a heartbeat moved the
+	// fence on meanwhile.
+	watchdog *time.Timer
+}
+
+// now is the relay's monotonic clock, the one fences are kept in.
+func (r *Relay) now() time.Duration { return time.Since(r.epoch) }
+
+// holds reports whether the relay may still deliver the rows it claimed
+// under g.
+func (r *Relay) holds(g *generation) bool {
+	return g != nil && g.ctx.Err() == nil && r.now() < time.Duration(g.fence.Load())
+}
+
+// liveGeneration is the generation claims are made under, nil while the
+// relay is not registered.
+func (r *Relay) liveGeneration() *generation {
+	if g := r.gen.Load(); r.holds(g) {
+		return g
+	}
+	return nil
+}
+
+// register adds the relay to outbox.relays under a new random id and makes
+// it the generation claims are made under.
+func (r *Relay) register(ctx context.Context) error {
+	id := rand.Int64()
+	sent := r.now()
+	if err := r.syncExec(ctx, registerSQL, id, r.cfg.HeartbeatTimeout.Milliseconds()); err != nil {
+		return fmt.Errorf("register relay: %w", err)
+	}
+	g := &generation{id: id}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.fence.Store(int64(sent + r.cfg.HeartbeatTimeout - heartbeatMargin))
+	g.watchdog = time.AfterFunc(time.Duration(g.fence.Load())-r.now(), func() { r.watch(g) })
+	if old := r.gen.Swap(g); old != nil {
+		old.lapse()
+	}
+	r.log.Info().Int64("relay_id", id).Msg("relay registered")
+	signal(r.wake)
+	return nil
+}
+
+// watch is the watchdog: at the fence, it ends the generation, unless a
+// heartbeat has moved the fence on; then it waits for the new one.
+func (r *Relay) watch(g *generation) {
+	if left := time.Duration(g.fence.Load()) - r.now(); left > 0 && g.ctx.Err() == nil {
+		g.watchdog.Reset(left)
+		return
+	}
+	if g.ctx.Err() == nil {
+		r.m.lapses.Inc()
+		r.log.Error().Int64("relay_id", g.id).Dur("heartbeat_timeout", r.cfg.HeartbeatTimeout).
+			Msg("no heartbeat reached PostgreSQL in time: cancelling requests in flight; their messages will be delivered again")
+	}
+	g.cancel()
+}
+
+// lapse ends the generation now.
+func (g *generation) lapse() {
+	g.watchdog.Stop()
+	g.cancel()
+}
+
+// heartbeat renews the live generation, or registers a new one if it has
+// lapsed, then declares dead the relays that lapsed.
+func (r *Relay) heartbeat(ctx context.Context) error {
+	g := r.gen.Load()
+	if !r.holds(g) {
+		if err := r.register(ctx); err != nil {
+			return err
+		}
+	} else {
+		sent := r.now()
+		tag, err := r.syncExecTag(ctx, renewSQL, g.id, r.cfg.HeartbeatTimeout.Milliseconds())
+		switch {
+		case err != nil:
+			return fmt.Errorf("heartbeat: %w", err)
+		case tag.RowsAffected() == 0:
+			r.m.lapses.Inc()
+			r.log.Error().Int64("relay_id", g.id).Msg("declared dead by another relay: cancelling requests in flight and registering again")
+			g.lapse()
+			if err := r.register(ctx); err != nil {
+				return err
+			}
+		default:
+			fence := int64(sent + r.cfg.HeartbeatTimeout - heartbeatMargin)
+			for old := g.fence.Load(); old < fence && !g.fence.CompareAndSwap(old, fence); old = g.fence.Load() {
+			}
+		}
+	}
+	return r.reap(ctx)
+}
+
+// reap declares dead the relays whose heartbeat lapsed and makes their
+// retry-lane pairs due (see reapSQL).
+func (r *Relay) reap(ctx context.Context) error {
+	var dead, rescued int64
+	if err := r.pool.QueryRow(ctx, reapSQL, r.cfg.Lease.Milliseconds()).Scan(&dead, &rescued); err != nil {
+		return fmt.Errorf("reap dead relays: %w", err)
+	}
+	if dead == 0 {
+		return nil
+	}
+	r.m.takenOver.WithLabelValues("retry").Add(float64(rescued))
+	r.stats.takenOver.Add(rescued)
+	r.log.Warn().Int64("relays", dead).Int64("retry_pairs", rescued).
+		Msg("relays declared dead (no heartbeat within heartbeat_timeout): their messages are taken over")
+	r.retryDue.Store(true)
+	signal(r.wake)
+	return nil
+}
+
+// runHeartbeat sends a heartbeat every HeartbeatInterval until ctx ends.
+func (r *Relay) runHeartbeat(ctx context.Context) {
+	r.every(ctx, r.cfg.HeartbeatInterval, "heartbeat", func(ctx context.Context) error {
+		// A heartbeat that takes longer than the timeout proves nothing.
+		hctx, cancel := context.WithTimeout(ctx, r.cfg.HeartbeatTimeout)
+		defer cancel()
+		return r.heartbeat(hctx)
+	})
+}
+
+// retire ends the relay's liveness once it has nothing in flight.
+func (r *Relay) retire(ctx context.Context) {
+	g := r.gen.Swap(nil)
+	if g == nil {
+		return
+	}
+	g.lapse()
+	if err := r.syncExec(ctx, retireSQL, g.id); err != nil {
+		r.log.Warn().Err(err).Int64("relay_id", g.id).Msg("could not retire the relay: its rows are taken over after heartbeat_timeout")
+	}
+}
+
+// syncExec runs a liveness write with synchronous commit whatever the
+// pool's setting (relay.async_commit): a heartbeat lost in a crash would let
+// other relays see the relay dead before its own deadline.
+func (r *Relay) syncExec(ctx context.Context, sql string, args ...any) error {
+	_, err := r.syncExecTag(ctx, sql, args...)
+	return err
+}
+
+func (r *Relay) syncExecTag(ctx context.Context, sql string, args ...any) (tag pgconn.CommandTag, err error) {
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, syncCommitSQL); err != nil {
+			return err
+		}
+		tag, err = tx.Exec(ctx, sql, args...)
+		return err
+	})
+	return tag, err
+}
