@@ -417,7 +417,7 @@ func TestHistoryFailuresAreLoggedWithBackoff(t *testing.T) {
 	pool := heraldtest.Pool(t)
 	rc := newReceiver(t, nil)
 	reg := prometheus.NewRegistry()
-	var logs syncWriter
+	var logs heraldtest.SyncBuffer
 	r, err := relay.New(pool, relay.Config{
 		Endpoints:    []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")},
 		Metrics:      relay.NewMetrics(reg),
@@ -444,25 +444,6 @@ func TestHistoryFailuresAreLoggedWithBackoff(t *testing.T) {
 	require.LessOrEqual(t, lines, 5, "logged with backoff, not once a flush:\n%s", logs.String())
 }
 
-// syncWriter is a log destination the relay's goroutines and the test
-// share.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 // TestHistoryWithoutItsFunctionsIsOff: a database migrated with an earlier
 // migrations/007, which had the tables but not the functions the relay
 // writes through. The relay says so and writes no history; every message
@@ -474,7 +455,7 @@ func TestHistoryWithoutItsFunctionsIsOff(t *testing.T) {
 	_, err := pool.Exec(ctx, `DROP FUNCTION outbox.log_attempts; DROP FUNCTION outbox.ack_logged`)
 	require.NoError(t, err)
 	rc := newReceiver(t, nil)
-	var logs syncWriter
+	var logs heraldtest.SyncBuffer
 	r, err := relay.New(pool, relay.Config{
 		Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")},
 		History:   relay.HistoryConfig{Attempts: relay.AttemptLogAll, Messages: true},
