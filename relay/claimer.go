@@ -2,8 +2,10 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +42,7 @@ func (r *Relay) runClaimer(ctx context.Context) {
 			continue
 		}
 		more, err := r.claimOnce(ctx, free, &st)
+		r.health.claimed(err)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -59,6 +62,47 @@ func (r *Relay) runClaimer(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// claimHealth is what Claiming reads: when the last claim succeeded and
+// the latest claim's error, written once per claim without a lock. Turns
+// of the loop that find no room write nothing: they can come once per
+// finished request, and a clock read each time would cost more than the
+// rest of the turn.
+type claimHealth struct {
+	at  atomic.Int64          // unix nanoseconds of the last claim that succeeded
+	err atomic.Pointer[error] // the latest claim's error; nil once one succeeds
+}
+
+func (h *claimHealth) claimed(err error) {
+	if err != nil {
+		h.err.Store(&err)
+		return
+	}
+	h.err.Store(nil)
+	h.at.Store(time.Now().UnixNano())
+}
+
+// Claiming reports whether the relay is claiming, for readiness probes: nil
+// while its latest claim succeeded, and either a claim succeeded within
+// claimTimeout plus two poll intervals or requests are in flight (a relay
+// whose window is full claims only as it frees up); otherwise why not.
+func (r *Relay) Claiming() error {
+	if r.stopping.Load() {
+		return errors.New("the relay is stopping")
+	}
+	at := r.health.at.Load()
+	if at == 0 {
+		return errors.New("the relay has not claimed yet")
+	}
+	if err := r.health.err.Load(); err != nil {
+		return fmt.Errorf("the latest claim failed: %w", *err)
+	}
+	age := time.Since(time.Unix(0, at))
+	if age > claimTimeout+2*r.cfg.PollInterval && r.inFlight.Load() == 0 {
+		return fmt.Errorf("no claim for %s with nothing in flight: the claimer is stuck", age.Round(time.Second))
+	}
+	return nil
 }
 
 // claimerState is what the claimer carries from one claim to the next.

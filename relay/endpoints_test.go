@@ -230,7 +230,11 @@ func TestEndpointSeriesAreBounded(t *testing.T) {
 		Metrics: relay.NewMetricsWith(reg, relay.MetricsConfig{MaxEndpointSeries: 1})})
 	enqueue(t, pool, outbox.Message{Topic: "a.x", Payload: json.RawMessage(`{}`)},
 		outbox.Message{Topic: "b.x", Payload: json.RawMessage(`{}`)}, outbox.Message{Topic: "c.x", Payload: json.RawMessage(`{}`)})
-	eventually(t, 5*time.Second, func() bool { return rc.uniqueIDs() == 3 }, "all delivered")
+	// The receiver sees a request before the relay counts it delivered
+	// (after its outcome is written): wait for the counters.
+	eventually(t, 5*time.Second, func() bool {
+		return rc.uniqueIDs() == 3 && deliveredTo(t, reg, "a")+deliveredTo(t, reg, relay.OtherEndpoints) == 3
+	}, "all delivered and counted")
 
 	require.Equal(t, 1.0, deliveredTo(t, reg, "a"), "the first endpoint has series of its own")
 	require.Equal(t, 2.0, deliveredTo(t, reg, relay.OtherEndpoints), "the others share endpoint=other")

@@ -36,6 +36,7 @@ type Relay struct {
 	stopHeartbeat context.CancelFunc
 	heartbeatDone chan struct{}
 	stats         stats
+	health        claimHealth // what Claiming reports
 
 	swapMu              sync.Mutex           // serialises SetEndpoints
 	unusableSince       map[string]time.Time // guarded by swapMu: since when each unusable endpoint has been

@@ -204,7 +204,10 @@ func TestCommittedMessageIsDeliveredSignedAndRolledBackIsNot(t *testing.T) {
 func TestFailingEndpointIsRetriedWithGrowingGaps(t *testing.T) {
 	t.Parallel()
 	pool := heraldtest.Pool(t)
-	const failures = 4
+	// Steep enough that each gap exceeds the last by far more than the
+	// retry lane's polling adds under CI load (a 100 ms, x2 schedule once
+	// measured 300 ms then 269 ms).
+	const failures = 3
 	rc := newReceiver(t, func(n int, _ *http.Request) int {
 		if n <= failures {
 			return http.StatusServiceUnavailable
@@ -213,11 +216,11 @@ func TestFailingEndpointIsRetriedWithGrowingGaps(t *testing.T) {
 	})
 	r := startRelay(t, pool, relay.Config{
 		Endpoints: []relay.Endpoint{endpoint(t, "flaky", rc.srv.URL, "*")},
-		Retry:     &relay.ExponentialRetry{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second, MaxElapsedTime: time.Minute},
+		Retry:     &relay.ExponentialRetry{InitialInterval: 250 * time.Millisecond, Multiplier: 3, MaxInterval: 10 * time.Second, MaxElapsedTime: time.Minute},
 	})
 	enqueue(t, pool, outbox.Message{ID: "msg_flaky", Topic: "t", Payload: json.RawMessage(`{}`)})
 
-	eventually(t, 10*time.Second, func() bool {
+	eventually(t, 20*time.Second, func() bool {
 		return len(rc.requests()) == failures+1 && count(t, pool, `SELECT count(*) FROM outbox.deliveries`) == 0
 	}, "delivered after %d failures", failures)
 	reqs := rc.requests()

@@ -1,6 +1,7 @@
 package webhook
 
-// Version is Herald's version. It is a variable so that release builds can
-// set it with -ldflags "-X github.com/herald-relay/herald/webhook.Version=1.2.3".
-// It appears in the default User-Agent.
+// Version is Herald's version, in the default User-Agent. The herald
+// binary sets it at start to the version it was built as (`herald
+// version`); a program that uses this package may set it before making
+// clients.
 var Version = "0.1.0-dev"

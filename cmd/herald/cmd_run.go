@@ -17,8 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 
@@ -72,8 +70,7 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 
 	// Every source must be reachable and migrated before any starts.
 	srcs := sourcesOf(cfg)
@@ -122,30 +119,14 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 			_ = stopAll()
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, req *http.Request) {
-			ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
-			defer cancel()
-			for _, rs := range running {
-				if err := rs.pool.Ping(ctx); err != nil {
-					msg := "database unreachable"
-					if rs.src.labelled {
-						msg = "source " + rs.src.name + ": database unreachable"
-					}
-					http.Error(w, msg, http.StatusServiceUnavailable)
-					return
-				}
-			}
-			fmt.Fprintln(w, "ok")
-		})
+		mux := newMetricsMux(reg, running)
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Msg("metrics server stopped")
 			}
 		}()
-		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
+		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /healthz and /readyz")
 	}
 
 	adminSrv, err := startAdmin(cfg, srcs, pools, log)
@@ -200,7 +181,7 @@ func openSource(ctx context.Context, src source, asyncCommit bool) (*pgxpool.Poo
 }
 
 // runningSource is the relay of one source and what keeps it going: the
-// endpoint watcher and maintenance.
+// endpoint watcher, maintenance and the queue gauges' refresher.
 type runningSource struct {
 	src          source
 	pool         *pgxpool.Pool
@@ -208,8 +189,9 @@ type runningSource struct {
 	relay        *relay.Relay
 	maint        maintenance
 	refresh      chan struct{}
+	queue        *queueCollector // nil without metrics.listen
 	stopWatching context.CancelFunc
-	watched      chan struct{}
+	background   sync.WaitGroup // the endpoint watcher and the queue gauges' refresher
 	log          zerolog.Logger
 }
 
@@ -241,7 +223,6 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 		set.closeAll()
 		return nil, fail(fmt.Errorf("load endpoints: %w", err))
 	}
-	reg.MustRegister(newQueueCollector(pool))
 	rcfg := cfg.RelayConfig()
 	rcfg.Endpoints, rcfg.Logger, rcfg.Metrics = built, log, relay.NewMetricsWith(reg, relay.MetricsConfig{MaxEndpointSeries: cfg.Metrics.MaxEndpointSeries})
 	rcfg.OnDisable = persistDisable(pool, log)
@@ -262,11 +243,19 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 	}
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	rs := &runningSource{src: src, pool: pool, set: set, relay: r, maint: maint, refresh: make(chan struct{}, 1),
-		stopWatching: stopWatching, watched: make(chan struct{}), log: log}
-	go func() {
-		defer close(rs.watched)
+		stopWatching: stopWatching, log: log}
+	rs.background.Go(func() {
 		watchEndpoints(watchCtx, pool, set, r, version, cfg.Relay.EndpointRefresh, rs.refresh, epLog)
-	}()
+	})
+	if cfg.Metrics.Listen != "" {
+		rs.queue = newQueueCollector(pool)
+		reg.MustRegister(rs.queue, readyCollector{rs})
+		rs.background.Go(func() {
+			t := time.NewTicker(cfg.Metrics.QueueInterval)
+			defer t.Stop()
+			rs.queue.run(watchCtx, t.C)
+		})
+	}
 	return rs, nil
 }
 
@@ -274,7 +263,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 // deliveries in flight up to timeout to finish. The pool stays open.
 func (rs *runningSource) Stop(timeout time.Duration) error {
 	rs.stopWatching()
-	<-rs.watched
+	rs.background.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := rs.relay.Stop(ctx)

@@ -68,6 +68,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "herald: second signal, exiting without waiting")
 		os.Exit(130)
 	}()
+	// Requests (User-Agent) and logs carry the version `herald version`
+	// prints. Set here, before anything runs, not in Main, which tests call
+	// while other tests' relays read it.
+	webhook.Version = currentBuild().Version
 	os.Exit(Main(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -133,7 +137,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "config":
 		err = cmdConfig(g, rest)
 	case "version":
-		fmt.Fprintln(stdout, "herald", webhook.Version)
+		fmt.Fprintln(stdout, currentBuild())
 	case "help":
 		fmt.Fprint(stdout, usage)
 	default:

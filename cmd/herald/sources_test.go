@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -180,6 +181,17 @@ func TestRunSeveralSources(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, err = http.Get("http://" + addr + "/readyz")
+	require.NoError(t, err)
+	var rep readiness
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rep))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%+v", rep)
+	bySource := map[string]int{}
+	for _, c := range rep.Checks {
+		bySource[c.Source]++
+	}
+	require.Equal(t, map[string]int{"orders": 3, "shipping": 3}, bySource, "each source's three checks")
 
 	stopWithSIGTERM(t, cmd, logs)
 	require.Contains(t, logs.String(), `"herald stopped"`)

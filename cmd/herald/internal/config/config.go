@@ -90,6 +90,10 @@ const (
 	OnDeadSkip    = "skip"
 	OnDeadDefault = OnDeadBlock
 
+	MetricsQueueIntervalDefault = 10 * time.Second
+	MetricsQueueIntervalMin     = time.Second
+	MetricsQueueIntervalMax     = time.Hour
+
 	// AdminListenHostDefault is the host of an admin.listen that names
 	// none (":8089"): the admin API is reachable from other machines only
 	// when the operator writes a host.
@@ -466,6 +470,11 @@ type Metrics struct {
 	// Listen is the host:port serving /metrics; empty turns metrics off.
 	// Defaults to "".
 	Listen string `yaml:"listen"`
+	// QueueInterval is how often the queue gauges (herald_pending_messages
+	// and the others read from the tables) are refreshed; scrapes read the
+	// last figures, because counting the lanes is a full scan of each.
+	// Defaults to MetricsQueueIntervalDefault (10s).
+	QueueInterval time.Duration `yaml:"queue_interval"`
 	// MaxEndpointSeries bounds how many endpoints get series of their own
 	// (about 26 each); the others share endpoint="other", and are named in
 	// herald_endpoint_paused and herald_endpoint_unusable only while paused
@@ -599,7 +608,7 @@ func Default() *Config {
 			MaxProbeInterval: BreakerMaxProbeIntervalDefault,
 			DisableAfter:     BreakerDisableAfterDefault,
 		},
-		Metrics: Metrics{MaxEndpointSeries: MetricsMaxEndpointSeriesDefault},
+		Metrics: Metrics{QueueInterval: MetricsQueueIntervalDefault, MaxEndpointSeries: MetricsMaxEndpointSeriesDefault},
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
 			DeadRetention: MaintenanceDeadRetentionDefault,

@@ -676,6 +676,11 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`herald.yaml:4: metrics.listen: must be host:port, like ":9090" or "127.0.0.1:9090", or empty to turn metrics off (got "localhost")`},
 		},
 		{
+			name: "BadMetricsQueueInterval",
+			yaml: base + "metrics:\n  queue_interval: 100ms\n",
+			want: []string{`herald.yaml:4: metrics.queue_interval: must be between 1s and 1h (got "100ms")`},
+		},
+		{
 			name: "MissingDatabaseURL",
 			yaml: "log:\n  level: info\n",
 			want: []string{`herald.yaml: database.url: required (set it here or in DATABASE_URL)`},

@@ -206,6 +206,7 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 		}
 	}
 
+	durRange("metrics.queue_interval", c.Metrics.QueueInterval, MetricsQueueIntervalMin, MetricsQueueIntervalMax)
 	c.checkAdmin(report, warn)
 	if n := c.Metrics.MaxEndpointSeries; n < 1 && n != NoBound {
 		report("metrics.max_endpoint_series", strconv.Itoa(n), errors.New("must be at least 1, or -1 for no bound"))
