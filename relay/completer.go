@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -542,17 +543,45 @@ func (r *Relay) sendOutcomes(o *outcomes) error {
 	if len(o.hotReleaseSeq) > 0 {
 		queue(releaseHotSQL, len(o.hotReleaseSeq), o.hotReleaseSeq, o.hotReleaseLease)
 	}
-	if len(o.settleSeq) > 0 {
-		b.Queue(settleHotSQL, o.settleSeq, o.settleLease, o.pSeq, o.pEndpoint, o.pAttempts, o.pDelayMs,
-			o.pStatus, text(o.pError), text(o.pResponse), o.pDeadReason, o.pAttempted)
-		reads = append(reads, func(br pgx.BatchResults) error {
-			var settled int64
-			err := br.QueryRow().Scan(&settled)
-			if err == nil && settled < int64(len(o.settleSeq)) {
-				r.m.fenced.Add(float64(int64(len(o.settleSeq)) - settled))
+	// Dead events (docs/alerts.md) are written by the statements that move
+	// rows to dead, only while an endpoint subscribes them, and their
+	// counts are taken once the whole batch is written.
+	budget, alerting := r.deadAlertBudget(time.Now())
+	settleBudget, buryBudget := budget, budget
+	if len(o.settleSeq) > 0 && len(o.burySeq) > 0 {
+		// Neither statement knows what the other writes: they share it.
+		settleBudget = (budget + 1) / 2
+		buryBudget = budget - settleBudget
+	}
+	var alerted, unreported int64
+	deadAlerts := func(row pgx.Row, want int) error {
+		var moved, written, left int64
+		err := row.Scan(&moved, &written, &left)
+		if err == nil {
+			if moved < int64(want) {
+				r.m.fenced.Add(float64(int64(want) - moved))
 			}
-			return err
-		})
+			alerted, unreported = alerted+written, unreported+left
+		}
+		return err
+	}
+	if len(o.settleSeq) > 0 {
+		args := []any{o.settleSeq, o.settleLease, o.pSeq, o.pEndpoint, o.pAttempts, o.pDelayMs,
+			o.pStatus, text(o.pError), text(o.pResponse), o.pDeadReason, o.pAttempted}
+		if alerting && slices.ContainsFunc(o.pDeadReason, func(s string) bool { return s != "" }) {
+			b.Queue(settleHotAlertingSQL, append(args, int64(settleBudget))...)
+			reads = append(reads, func(br pgx.BatchResults) error { return deadAlerts(br.QueryRow(), len(o.settleSeq)) })
+		} else {
+			b.Queue(settleHotSQL, args...)
+			reads = append(reads, func(br pgx.BatchResults) error {
+				var settled int64
+				err := br.QueryRow().Scan(&settled)
+				if err == nil && settled < int64(len(o.settleSeq)) {
+					r.m.fenced.Add(float64(int64(len(o.settleSeq)) - settled))
+				}
+				return err
+			})
+		}
 	}
 	if len(o.ackSeq) > 0 {
 		queue(ackRetrySQL, 0, o.ackSeq, o.ackEndpoint)
@@ -562,8 +591,13 @@ func (r *Relay) sendOutcomes(o *outcomes) error {
 			text(o.rsError), text(o.rsResponse), o.rsAttempted)
 	}
 	if len(o.burySeq) > 0 {
-		queue(buryRetrySQL, len(o.burySeq), o.burySeq, o.buryEndpoint, o.buryLease, o.buryStatus,
-			text(o.buryError), text(o.buryResp), o.buryReason)
+		args := []any{o.burySeq, o.buryEndpoint, o.buryLease, o.buryStatus, text(o.buryError), text(o.buryResp), o.buryReason}
+		if alerting {
+			b.Queue(buryRetryAlertingSQL, append(args, int64(buryBudget))...)
+			reads = append(reads, func(br pgx.BatchResults) error { return deadAlerts(br.QueryRow(), len(o.burySeq)) })
+		} else {
+			queue(buryRetrySQL, len(o.burySeq), args...)
+		}
 	}
 	if len(o.keys) > 0 {
 		b.Queue(promoteSQL, o.keys) // last: it must see this batch's outcomes
@@ -597,6 +631,9 @@ func (r *Relay) sendOutcomes(o *outcomes) error {
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("write outcomes: %w", err)
+	}
+	if alerting {
+		r.deadAlertsWritten(alerted, unreported)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,3 +79,17 @@ func (s *testSignal[T]) await(t testing.TB, n int, match func(T) bool) []T {
 
 // RecordBreakerSQL is the statement a breaker transition is written with.
 const RecordBreakerSQL = recordBreakerSQL
+
+// DeadAlertsPerSecond is how many herald.message.dead events a relay
+// writes per second before it summarises.
+const DeadAlertsPerSecond = deadAlertsPerSecond
+
+// AlertFields names the JSON fields of an alert type.
+func AlertFields(v any) []string {
+	t := reflect.TypeOf(v)
+	out := make([]string, t.NumField())
+	for i := range out {
+		out[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	return out
+}

@@ -1,5 +1,7 @@
 package relay
 
+import "strconv"
+
 // The relay's SQL. Every write made after a delivery is fenced by the lease
 // token the row was claimed with (lease = $token), except deleting a row
 // (or pair) whose every delivery succeeded, which is right whoever holds it
@@ -228,7 +230,7 @@ WHERE m.seq = r.seq AND m.lease = r.lease`
 // $7 status (0 = none), $8 error, $9 response, $10 dead reason (” = retry),
 // $11 attempted (false: not attempted yet, keeps last_* empty). It returns
 // how many messages it settled: fewer than asked were fenced off.
-const settleHotSQL = `WITH settled AS (
+const settleHotHead = `WITH settled AS (
     DELETE FROM outbox.messages m
     USING unnest($1::bigint[], $2::bigint[]) AS s(seq, lease)
     WHERE m.seq = s.seq AND m.lease = s.lease
@@ -251,9 +253,19 @@ const settleHotSQL = `WITH settled AS (
         CASE WHEN p.attempted THEN now() END, CASE WHEN p.attempted THEN now() END,
         nullif(p.status, 0), nullif(p.error, ''), nullif(p.response, ''), p.dead_reason
     FROM settled s JOIN pairs p ON p.seq = s.seq
-    WHERE p.dead_reason <> ''
+    WHERE p.dead_reason <> ''`
+
+const settleHotSQL = settleHotHead + `
 )
 SELECT count(*) FROM settled`
+
+// settleHotAlertingSQL is settleHotSQL that also writes a
+// herald.message.dead event for each of the first $12 rows it moved to
+// dead, in the same statement (see deadAlertsSQL). It returns the messages
+// settled, the events written and the deaths left unreported.
+var settleHotAlertingSQL = settleHotHead + `
+    RETURNING ` + deadAlertColumns + `
+)` + deadAlertsSQL("$12", "settled")
 
 // ackRetrySQL deletes acknowledged pairs from the retry lane.
 const ackRetrySQL = `DELETE FROM outbox.deliveries d
@@ -277,18 +289,63 @@ FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6:
 WHERE d.seq = k.seq AND d.endpoint = k.endpoint AND d.lease = k.lease`
 
 // buryRetrySQL moves given-up pairs from the retry lane to dead.
-const buryRetrySQL = `WITH gone AS (
+const buryRetrySQL = buryRetryGone + buryRetryInsert
+
+const buryRetryGone = `WITH gone AS (
     DELETE FROM outbox.deliveries d
     USING unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[])
         AS k(seq, endpoint, lease, status, error, response, reason)
     WHERE d.seq = k.seq AND d.endpoint = k.endpoint AND d.lease = k.lease
     RETURNING d.*, k.status AS k_status, k.error AS k_error, k.response AS k_response, k.reason AS k_reason
 )
-INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+`
+
+const buryRetryInsert = `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
     first_attempt_at, last_attempt_at, last_status, last_error, last_response, reason)
 SELECT seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
     first_attempt_at, now(), nullif(k_status, 0), nullif(k_error, ''), nullif(k_response, ''), k_reason
 FROM gone`
+
+// buryRetryAlertingSQL is buryRetrySQL that also writes a
+// herald.message.dead event for each of the first $8 pairs it buried, in
+// the same statement (see deadAlertsSQL). It returns the pairs buried, the
+// events written and the deaths left unreported.
+var buryRetryAlertingSQL = buryRetryGone + `, dead AS (
+` + buryRetryInsert + `
+    RETURNING ` + deadAlertColumns + `
+)` + deadAlertsSQL("$8", "dead")
+
+// deadAlertColumns are what a dead row returns for its event.
+const deadAlertColumns = `id, seq, topic, key, endpoint, reason, attempts, last_status, last_error, created_at, died_at`
+
+// deadAlertsSQL ends a statement whose CTE "dead" returns deadAlertColumns
+// of the rows it moved to outbox.dead: it writes a herald.message.dead
+// event (docs/alerts.md, relay.DeadAlert) for each of the first budget of
+// them, keyed by endpoint, in the same statement, so that an event exists
+// exactly when its death committed. A message of a herald.* topic raises
+// none: an event about an event could loop. It returns the rows counted
+// in the CTE named counted, the events written, and the deaths left for
+// the relay's summary.
+func deadAlertsSQL(budget, counted string) string {
+	return `, alerted AS (
+    INSERT INTO outbox.messages (topic, key, payload)
+    SELECT '` + AlertMessageDead + `', d.endpoint, json_build_object(
+        'version', ` + strconv.Itoa(AlertVersion) + `, 'event', '` + AlertMessageDead + `', 'summary', false,
+        'message_id', d.id, 'seq', d.seq, 'topic', d.topic, 'key', d.key, 'endpoint', d.endpoint,
+        'reason', d.reason, 'attempts', d.attempts, 'last_status', d.last_status, 'last_error', d.last_error,
+        'created_at', d.created_at, 'died_at', d.died_at)
+    FROM (SELECT * FROM dead WHERE left(topic, ` + strconv.Itoa(len(alertTopicPrefix)) + `) <> '` + alertTopicPrefix + `'
+          ORDER BY seq, endpoint LIMIT ` + budget + `) d
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ` + counted + `), (SELECT count(*) FROM alerted),
+    (SELECT count(*) FROM dead WHERE left(topic, ` + strconv.Itoa(len(alertTopicPrefix)) + `) <> '` + alertTopicPrefix + `')
+        - (SELECT count(*) FROM alerted)`
+}
+
+// insertAlertSQL writes one of Herald's events ($1 topic, $2 key, $3
+// payload) as a message.
+const insertAlertSQL = `INSERT INTO outbox.messages (topic, key, payload) VALUES ($1, $2, $3::json)`
 
 // shiftClocksSQL moves the retry-budget clock of an endpoint's waiting
 // pairs forward by an outage's length ($2 ms), never past now: time spent

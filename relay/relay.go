@@ -57,6 +57,7 @@ type Relay struct {
 	stopErr             error
 	signals             testSignals // off unless a test turns them on
 	historyLog          historyLog  // the completer's
+	alerts              alerts      // Herald's own events, docs/alerts.md
 }
 
 // stats are counters for progress logs and tests.
@@ -341,6 +342,11 @@ func (r *Relay) start(ctx context.Context) error {
 		defer r.background.Done()
 		r.every(claimCtx, orderSweepInterval, "sweep", r.sweep)
 	}()
+	r.background.Add(1)
+	go func() {
+		defer r.background.Done()
+		r.every(claimCtx, deadSummaryInterval, "alerts", r.writeDeadSummary)
+	}()
 	if r.cfg.VacuumThreshold >= 0 {
 		r.background.Add(1)
 		go func() {
@@ -398,6 +404,10 @@ func (r *Relay) stop(ctx context.Context) error {
 	<-r.heartbeatDone
 	r.retire(ctx)
 	r.background.Wait()
+	// The last outcome writes may have left deaths for a summary.
+	if err := r.writeDeadSummary(ctx); err != nil {
+		r.log.Warn().Err(err).Int64("deaths", r.alerts.deadSuppressed.Load()).Msg("could not write the summary of unreported dead messages")
+	}
 	r.callbacks.Wait()
 	st := r.Stats()
 	r.log.Info().Int64("delivered", st.Delivered).Int64("retried", st.Retried).Int64("dead", st.Dead).

@@ -238,10 +238,16 @@ func (r *router) matching(topic string) []*endpointState {
 // MatchTopic reports whether topic matches the glob pattern of an
 // endpoint's topics, in which '*' matches any run of characters (dots
 // included) and everything else matches itself: the relay's routing, for
-// tools that must say where a message would go.
+// tools that must say where a message would go. A topic of Herald's own
+// events (herald.*) matches only a pattern that starts with "herald.".
 func MatchTopic(pattern, topic string) bool { return matchTopic(pattern, topic) }
 
 func matchTopic(pattern, topic string) bool {
+	if IsAlertTopic(topic) && !IsAlertTopic(pattern) {
+		// Herald's own events go only to endpoints that ask for them by
+		// name: a catch-all such as "*" does not start receiving them.
+		return false
+	}
 	star := strings.IndexByte(pattern, '*')
 	if star < 0 {
 		return pattern == topic

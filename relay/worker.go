@@ -124,7 +124,8 @@ func (r *Relay) awaitTurn(t time.Time) bool {
 }
 
 // endpointDone records the end of an attempt with the endpoint's breaker
-// and logs its transitions.
+// and logs its transitions, and reports opening and closing as events
+// (docs/alerts.md).
 func (r *Relay) endpointDone(p *pair) {
 	if !p.attempted {
 		p.ep.inFlight.Add(-1)
@@ -139,6 +140,7 @@ func (r *Relay) endpointDone(p *pair) {
 	switch change {
 	case breakerOpened:
 		r.recordBreaker(p.ep.Name, true, now, now.Add(interval), now)
+		r.breakerAlert(p.ep, true, now, now.Add(interval), 0)
 		r.m.setFlag(r.m.paused, p.ep.Name, true)
 		r.log.Warn().Str("endpoint", p.ep.Name).Int("failures", r.cfg.Breaker.FailureThreshold).
 			Dur("probe_in", interval).Msg("endpoint paused: circuit breaker open; its messages wait, unattempted")
@@ -158,6 +160,7 @@ func (r *Relay) endpointDone(p *pair) {
 		}
 	case breakerClosed:
 		r.recordBreaker(p.ep.Name, false, now, time.Time{}, now)
+		r.breakerAlert(p.ep, false, now, time.Time{}, interval)
 		r.m.setFlag(r.m.paused, p.ep.Name, false)
 		r.log.Info().Str("endpoint", p.ep.Name).Dur("paused_for", interval).Msg("probe succeeded: endpoint resumed")
 		r.shiftClocks(p.ep.Name, interval)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
+	"github.com/herald-relay/herald/relay"
 )
 
 // EndpointsChannel is the channel every change to outbox.endpoints notifies,
@@ -597,21 +598,21 @@ func RemoveEndpoint(ctx context.Context, db DB, name string) error {
 // reason (may be empty). Disabling a disabled endpoint keeps DisabledAt and
 // replaces the reason. A missing endpoint is ErrNotFound.
 func DisableEndpoint(ctx context.Context, db DB, name, reason string) error {
-	return setState(ctx, db, "disable", name, disableSQL, pgx.NamedArgs{"name": name, "reason": reason})
+	return setState(ctx, db, "disable", name, disableSQL, pgx.NamedArgs{"name": name, "reason": reason, "version": relay.AlertVersion})
 }
 
 // EnableEndpoint enables the endpoint called name, whatever its source; enabling an
 // enabled endpoint changes nothing. A missing endpoint is ErrNotFound.
 func EnableEndpoint(ctx context.Context, db DB, name string) error {
-	return setState(ctx, db, "enable", name, enableSQL, pgx.NamedArgs{"name": name})
+	return setState(ctx, db, "enable", name, enableSQL, pgx.NamedArgs{"name": name, "version": relay.AlertVersion})
 }
 
 func setState(ctx context.Context, db DB, op, name, sql string, sqlArgs pgx.NamedArgs) error {
-	tag, err := db.Exec(ctx, sql, sqlArgs)
-	if err != nil {
+	var changed int
+	if err := db.QueryRow(ctx, sql, sqlArgs).Scan(&changed); err != nil {
 		return fmt.Errorf("%s endpoint %s: %w", op, name, err)
 	}
-	if tag.RowsAffected() > 0 {
+	if changed > 0 {
 		return nil
 	}
 	var exists bool

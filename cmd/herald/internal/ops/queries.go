@@ -1,5 +1,7 @@
 package ops
 
+import "github.com/herald-relay/herald/relay"
+
 // The SQL of package ops: every statement operators run on Herald's tables
 // (the relay's own are in relay/queries.go), with named arguments (@name,
 // pgx.NamedArgs).
@@ -125,13 +127,49 @@ WHERE name = ANY (@names::text[]) AND source <> 'config' ORDER BY name`
 const removeSQL = `DELETE FROM outbox.endpoints WHERE name = @name AND source <> 'config'`
 
 // disableSQL keeps the time of an earlier disable, and changes nothing when
-// the endpoint is already disabled for the same reason.
-const disableSQL = `UPDATE outbox.endpoints
-SET disabled_at = coalesce(disabled_at, now()), disabled_reason = nullif(@reason, '')
-WHERE name = @name AND (disabled_at IS NULL OR disabled_reason IS DISTINCT FROM nullif(@reason, ''))`
+// the endpoint is already disabled for the same reason. It returns how
+// many endpoints it changed. An endpoint that was enabled raises
+// herald.endpoint.disabled (docs/alerts.md) in the same statement, if some
+// endpoint subscribes it: the event exists exactly when the change
+// committed. A new reason for a disabled endpoint raises none.
+var disableSQL = `WITH changed AS (
+    UPDATE outbox.endpoints
+    SET disabled_at = coalesce(disabled_at, now()), disabled_reason = nullif(@reason, '')
+    WHERE name = @name AND (disabled_at IS NULL OR disabled_reason IS DISTINCT FROM nullif(@reason, ''))
+    RETURNING name, disabled_at, disabled_reason
+), alert AS (
+    INSERT INTO outbox.messages (topic, key, payload)
+    SELECT '` + relay.AlertDisabled + `', c.name, json_build_object('version', @version::int,
+        'event', '` + relay.AlertDisabled + `', 'endpoint', c.name, 'at', c.disabled_at, 'reason', c.disabled_reason)
+    FROM changed c
+    WHERE c.disabled_at = now() AND ` + subscribedSQL(relay.AlertDisabled) + `
+)
+SELECT count(*) FROM changed`
 
-const enableSQL = `UPDATE outbox.endpoints SET disabled_at = NULL, disabled_reason = NULL
-WHERE name = @name AND disabled_at IS NOT NULL`
+// enableSQL returns how many endpoints it changed; each raises
+// herald.endpoint.enabled as disableSQL raises herald.endpoint.disabled.
+var enableSQL = `WITH changed AS (
+    UPDATE outbox.endpoints SET disabled_at = NULL, disabled_reason = NULL
+    WHERE name = @name AND disabled_at IS NOT NULL
+    RETURNING name
+), alert AS (
+    INSERT INTO outbox.messages (topic, key, payload)
+    SELECT '` + relay.AlertEnabled + `', c.name, json_build_object('version', @version::int,
+        'event', '` + relay.AlertEnabled + `', 'endpoint', c.name, 'at', now(), 'reason', NULL)
+    FROM changed c
+    WHERE ` + subscribedSQL(relay.AlertEnabled) + `
+)
+SELECT count(*) FROM changed`
+
+// subscribedSQL is true when some endpoint's topics match topic, one of
+// Herald's events, as the relay routes (relay.MatchTopic: a pattern that
+// starts with "herald.", in which '*' matches any run of characters and
+// everything else itself), in LIKE: '\', '%' and '_' are escaped, '*' is
+// '%'. topic is one of the relay's constants, never input.
+func subscribedSQL(topic string) string {
+	return `EXISTS (SELECT 1 FROM outbox.endpoints e, unnest(e.topics) AS t(pattern)
+        WHERE left(t.pattern, 7) = 'herald.' AND '` + topic + `' LIKE replace(replace(replace(replace(t.pattern, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'))`
+}
 
 const existsSQL = `SELECT EXISTS (SELECT 1 FROM outbox.endpoints WHERE name = @name)`
 
