@@ -82,8 +82,76 @@ $$;
 
 SELECT outbox.history_partitions((now() AT TIME ZONE 'UTC')::date - 1, 4, '-infinity');
 
+-- A history write must never hold back or undo a delivery outcome: the
+-- relay writes outcomes and history in one round trip, which PostgreSQL runs
+-- as one implicit transaction, so a history statement that failed (no
+-- partition for the day, a table locked by DDL) would fail the outcomes
+-- with it, and one that waited on a lock would make them wait. These two
+-- functions write history in a subtransaction that waits at most
+-- lock_timeout 200ms and swallows its own error, which they return (NULL
+-- when it was written) for the relay to count and log.
+
+-- outbox.log_attempts inserts a batch of attempts, one array per column;
+-- status 0, '' error_class, error and response are NULL.
+CREATE FUNCTION outbox.log_attempts(ats timestamptz[], seqs bigint[], ids text[], endpoints text[],
+    attempt_nos integer[], durations double precision[], statuses integer[], classes text[],
+    errors text[], responses text[])
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    saved text := current_setting('lock_timeout');
+BEGIN
+    BEGIN
+        PERFORM set_config('lock_timeout', '200ms', true);
+        INSERT INTO outbox.attempts (at, seq, id, endpoint, attempt, duration_ms, status, error_class, error, response)
+        SELECT a.at, a.seq, a.id, a.endpoint, a.attempt, a.duration_ms, nullif(a.status, 0),
+            nullif(a.class, ''), nullif(a.error, ''), nullif(a.response, '')
+        FROM unnest(ats, seqs, ids, endpoints, attempt_nos, durations, statuses, classes, errors, responses)
+            AS a(at, seq, id, endpoint, attempt, duration_ms, status, class, error, response);
+        PERFORM set_config('lock_timeout', saved, true);
+    EXCEPTION WHEN OTHERS THEN
+        -- The subtransaction's rollback has restored lock_timeout.
+        RETURN SQLSTATE || ': ' || SQLERRM;
+    END;
+    RETURN NULL;
+END
+$$;
+
+-- outbox.ack_logged deletes the delivered messages seqs and copies them
+-- into outbox.message_log in the same statement, so that a message is
+-- either still pending or deleted and logged. If the copy fails, the
+-- messages are deleted without it: the delivery outcome wins over the
+-- audit. It returns the error of the copy, or NULL. Only the lock on
+-- outbox.message_log (which DDL such as a partition's DROP takes) is
+-- bounded by the 200ms: the delete waits for the rows of outbox.messages
+-- as an ack without history does (behind a VACUUM truncating the table,
+-- say).
+CREATE FUNCTION outbox.ack_logged(seqs bigint[])
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    saved text := current_setting('lock_timeout');
+BEGIN
+    BEGIN
+        PERFORM set_config('lock_timeout', '200ms', true);
+        LOCK TABLE outbox.message_log IN ROW EXCLUSIVE MODE;
+        PERFORM set_config('lock_timeout', saved, true);
+        WITH d AS (
+            DELETE FROM outbox.messages WHERE seq = ANY(seqs)
+            RETURNING seq, id, topic, key, endpoint, payload, headers, created_at
+        )
+        INSERT INTO outbox.message_log (delivered_at, seq, id, topic, key, endpoint, payload, headers, created_at)
+        SELECT now(), seq, id, topic, key, endpoint, payload, headers, created_at FROM d;
+    EXCEPTION WHEN OTHERS THEN
+        DELETE FROM outbox.messages WHERE seq = ANY(seqs);
+        RETURN SQLSTATE || ': ' || SQLERRM;
+    END;
+    RETURN NULL;
+END
+$$;
+
 ---- create above / drop below ----
 
+DROP FUNCTION outbox.ack_logged(bigint[]);
+DROP FUNCTION outbox.log_attempts(timestamptz[], bigint[], text[], text[], integer[], double precision[], integer[], text[], text[], text[]);
 DROP FUNCTION outbox.history_partitions(date, integer, timestamptz);
 DROP TABLE outbox.message_log;
 DROP TABLE outbox.attempts;

@@ -72,9 +72,13 @@ type outcomes struct {
 	buryStatus          []int32
 	buryError, buryResp []string
 	buryReason          []string
+
+	attempts attemptRows // the attempt log (history.go)
 }
 
 func (o *outcomes) reset() {
+	attempts := o.attempts
+	attempts.reset()
 	*o = outcomes{
 		hotAck: o.hotAck[:0], hotReleaseSeq: o.hotReleaseSeq[:0], hotReleaseLease: o.hotReleaseLease[:0],
 		settleSeq: o.settleSeq[:0], settleLease: o.settleLease[:0],
@@ -86,20 +90,21 @@ func (o *outcomes) reset() {
 		rsStatus: o.rsStatus[:0], rsError: o.rsError[:0], rsResponse: o.rsResponse[:0], rsAttempted: o.rsAttempted[:0],
 		burySeq: o.burySeq[:0], buryEndpoint: o.buryEndpoint[:0], buryLease: o.buryLease[:0], buryStatus: o.buryStatus[:0],
 		buryError: o.buryError[:0], buryResp: o.buryResp[:0], buryReason: o.buryReason[:0],
-		keys: o.keys[:0], marks: o.marks[:0],
+		keys: o.keys[:0], marks: o.marks[:0], attempts: attempts,
 	}
 }
 
 // outcomeMark is the length of each list of an outcomes batch at a job
 // boundary.
 type outcomeMark struct {
-	hotAck, hotRelease, settle, pairs, ack, reschedule, bury, keys int
+	hotAck, hotRelease, settle, pairs, ack, reschedule, bury, keys, attempts int
 }
 
 func (o *outcomes) mark() outcomeMark {
 	return outcomeMark{
 		hotAck: len(o.hotAck), hotRelease: len(o.hotReleaseSeq), settle: len(o.settleSeq), pairs: len(o.pSeq),
 		ack: len(o.ackSeq), reschedule: len(o.rsSeq), bury: len(o.burySeq), keys: len(o.keys),
+		attempts: len(o.attempts.seq),
 	}
 }
 
@@ -116,7 +121,7 @@ func (o *outcomes) part(from, to int) *outcomes {
 		marks = append(marks, outcomeMark{
 			hotAck: m.hotAck - a.hotAck, hotRelease: m.hotRelease - a.hotRelease, settle: m.settle - a.settle,
 			pairs: m.pairs - a.pairs, ack: m.ack - a.ack, reschedule: m.reschedule - a.reschedule,
-			bury: m.bury - a.bury, keys: m.keys - a.keys,
+			bury: m.bury - a.bury, keys: m.keys - a.keys, attempts: m.attempts - a.attempts,
 		})
 	}
 	return &outcomes{
@@ -136,6 +141,7 @@ func (o *outcomes) part(from, to int) *outcomes {
 		buryStatus: o.buryStatus[a.bury:b.bury], buryError: o.buryError[a.bury:b.bury], buryResp: o.buryResp[a.bury:b.bury],
 		buryReason: o.buryReason[a.bury:b.bury],
 		keys:       o.keys[a.keys:b.keys],
+		attempts:   o.attempts.slice(a.attempts, b.attempts),
 	}
 }
 
@@ -222,6 +228,7 @@ func (r *Relay) runCompleter() {
 // finish decides what happens to a row whose pairs are all done.
 func (r *Relay) finish(o *outcomes, j *job) {
 	o.jobs++
+	r.logAttempts(o, j)
 	if j.key != "" && len(r.router.Load().ordered) > 0 {
 		// Whatever happens to this row, the next parked pair of its key
 		// may now be the head.
@@ -509,8 +516,29 @@ func (r *Relay) sendOutcomes(o *outcomes) error {
 		}
 		return s
 	}
+	// history reads what a history function returns: NULL, or the error
+	// it swallowed.
+	history := func(table string) func(pgx.BatchResults) error {
+		return func(br pgx.BatchResults) error {
+			var failed *string
+			if err := br.QueryRow().Scan(&failed); err != nil {
+				return err
+			}
+			if failed != nil {
+				r.historyFailed(table, *failed)
+			} else {
+				r.historyWritten(table)
+			}
+			return nil
+		}
+	}
 	if len(o.hotAck) > 0 {
-		queue(ackHotSQL, 0, o.hotAck)
+		if r.cfg.History.Messages {
+			b.Queue(ackLoggedSQL, o.hotAck)
+			reads = append(reads, history("message_log"))
+		} else {
+			queue(ackHotSQL, 0, o.hotAck)
+		}
 	}
 	if len(o.hotReleaseSeq) > 0 {
 		queue(releaseHotSQL, len(o.hotReleaseSeq), o.hotReleaseSeq, o.hotReleaseLease)
@@ -583,6 +611,11 @@ func (r *Relay) sendOutcomes(o *outcomes) error {
 			}
 			return err
 		})
+	}
+	if a := &o.attempts; len(a.seq) > 0 {
+		b.Queue(logAttemptsSQL, a.at, a.seq, a.id, a.endpoint, a.attempt, a.durationMs, a.status, a.class,
+			a.errText, a.response)
+		reads = append(reads, history("attempts"))
 	}
 	// Outcomes are written even while the relay stops (outcomeCtx ends only
 	// when Stop's own context does): a delivered message must not be sent

@@ -72,4 +72,6 @@ type pair struct {
 	delay      time.Duration // set by the completer for resultRetry
 	notBefore  time.Time     // its turn under the endpoint's rate limit
 	took       time.Duration // how long its attempt took
+	started    time.Time     // when its attempt started
+	errClass   string        // what kind of failure, for the attempt log (errorClass)
 }

@@ -117,3 +117,46 @@ func (r *Relay) vacuumIfNeeded(ctx context.Context) error {
 	}
 	return nil
 }
+
+// HistoryMaintenance is what one MaintainHistory run did.
+type HistoryMaintenance struct {
+	// Skipped is set when another relay held the lock and did the work.
+	Skipped bool
+	// Created and Dropped count daily partitions (of both history tables).
+	Created, Dropped int
+}
+
+// MaintainHistory makes the history tables' daily partitions from today to
+// a week ahead and drops those past Config.History.Retention. A relay runs
+// it at Start; herald runs it again on maintenance.schedule, and a program
+// using the library should run it at least weekly. One relay at a time
+// does it: the others skip it.
+func (r *Relay) MaintainHistory(ctx context.Context) (HistoryMaintenance, error) {
+	var res HistoryMaintenance
+	retention := r.cfg.History.Retention.Milliseconds()
+	if r.cfg.History.Retention < 0 {
+		retention = -1
+	}
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, historyLockSQL, historyLock).Scan(&locked); err != nil {
+			return err
+		}
+		if !locked {
+			res.Skipped = true
+			return nil
+		}
+		if _, err := tx.Exec(ctx, historyLockTimeoutSQL); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, historyPartitionsSQL, historyDaysAhead+1, retention).Scan(&res.Created, &res.Dropped)
+	})
+	if err != nil {
+		return HistoryMaintenance{}, fmt.Errorf("maintain history partitions: %w", err)
+	}
+	if res.Created+res.Dropped > 0 {
+		r.log.Info().Int("created", res.Created).Int("dropped", res.Dropped).
+			Dur("retention", r.cfg.History.Retention).Msg("history partitions maintained")
+	}
+	return res, nil
+}

@@ -23,6 +23,7 @@ type Metrics struct {
 	paused         *prometheus.GaugeVec
 	unusable       *prometheus.GaugeVec
 	deferred       *prometheus.CounterVec
+	historyErrors  *prometheus.CounterVec
 	takenOver      *prometheus.CounterVec
 	lapses         prometheus.Counter
 
@@ -135,6 +136,10 @@ func NewMetricsWith(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 			Name: "herald_deferred_total",
 			Help: "Deliveries not attempted because their endpoint was paused, at max_in_flight or rate-limited; they wait in the retry lane.",
 		}, []string{"endpoint"}),
+		historyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_history_write_errors_total",
+			Help: "Flushes whose history (table: attempts, message_log) could not be written; their delivery outcomes were.",
+		}, []string{"table"}),
 		takenOver: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_rows_taken_over_total",
 			Help: "Rows of relays declared dead (no heartbeat within heartbeat_timeout) taken over before their lease lapsed, by lane: hot (claimed by this relay), retry (made due by this relay's heartbeat).",
@@ -147,7 +152,7 @@ func NewMetricsWith(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.attemptSeconds, m.delivered, m.dead, m.claimed, m.claimSeconds,
 			m.ackSeconds, m.commitToAck, m.inFlight, m.fenced, m.unwritten, m.dbErrors, m.paused, m.unusable, m.deferred,
-			m.takenOver, m.lapses)
+			m.historyErrors, m.takenOver, m.lapses)
 	}
 	return m
 }

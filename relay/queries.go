@@ -182,6 +182,40 @@ WHERE d.next_attempt_at = 'infinity' AND (NOT (d.endpoint = ANY(coalesce($2::tex
 // ackHotSQL deletes messages every endpoint acknowledged.
 const ackHotSQL = `DELETE FROM outbox.messages WHERE seq = ANY($1::bigint[])`
 
+// ackLoggedSQL is ackHotSQL with history.messages: the messages are copied
+// into outbox.message_log by the statement that deletes them, and deleted
+// without the copy if it fails (migrations/007). It returns that failure,
+// or NULL.
+const ackLoggedSQL = `SELECT outbox.ack_logged($1::bigint[])`
+
+// logAttemptsSQL writes a flush's attempts to outbox.attempts in one
+// statement; it returns the error it swallowed, or NULL (migrations/007).
+const logAttemptsSQL = `SELECT outbox.log_attempts($1::timestamptz[], $2::bigint[], $3::text[], $4::text[],
+    $5::int[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[])`
+
+// historyPartitionsSQL makes the daily partitions of the history tables
+// from today (UTC) for $1 days and drops those wholly older than $2 ms ago
+// (none when $2 is negative), under historyLock, taken by the transaction
+// so that one relay does it at a time. lock_timeout: creating and dropping
+// a partition locks its parent table, and writers queue behind the lock;
+// they wait at most 200ms (migrations/007), so this one must not wait for
+// long either: it tries again on the next run.
+const historyPartitionsSQL = `SELECT created, dropped FROM outbox.history_partitions(
+    (now() AT TIME ZONE 'UTC')::date, $1::int,
+    CASE WHEN $2::bigint < 0 THEN '-infinity' ELSE now() - $2 * interval '1 millisecond' END)`
+
+// historyFunctionsSQL tells whether the history functions exist.
+const historyFunctionsSQL = `SELECT to_regproc('outbox.log_attempts') IS NOT NULL AND to_regproc('outbox.ack_logged') IS NOT NULL`
+
+// historyLockSQL takes historyLock for the transaction, if it is free.
+const historyLockSQL = `SELECT pg_try_advisory_xact_lock($1)`
+
+// historyLock makes one relay at a time maintain the history partitions.
+const historyLock int64 = 0x4865726869737479
+
+// historyLockTimeoutSQL bounds each lock historyPartitionsSQL waits for.
+const historyLockTimeoutSQL = `SET LOCAL lock_timeout = '1s'`
+
 // releaseHotSQL gives back claimed messages that were not attempted (the
 // relay is stopping): visible at once, the claim not counted.
 const releaseHotSQL = `UPDATE outbox.messages m

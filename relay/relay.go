@@ -56,6 +56,7 @@ type Relay struct {
 	callbacks           sync.WaitGroup // OnDisable calls
 	stopErr             error
 	signals             testSignals // off unless a test turns them on
+	historyLog          historyLog  // the completer's
 	alerts              alerts      // Herald's own events, docs/alerts.md
 }
 
@@ -279,6 +280,26 @@ func (r *Relay) start(ctx context.Context) error {
 	}
 	if err := r.register(ctx); err != nil {
 		return fmt.Errorf("relay: %w", err)
+	}
+	// The history functions came with a later version of migrations/007
+	// than its tables: a database migrated before them would fail every
+	// outcome flush that writes history, so this relay writes none.
+	if err := r.pool.QueryRow(ctx, historyFunctionsSQL).Scan(&ok); err != nil {
+		return fmt.Errorf("relay: check schema: %w", err)
+	}
+	if !ok && (r.cfg.History.Attempts != AttemptLogOff || r.cfg.History.Messages) {
+		r.log.Error().Msg("history functions missing (outbox.log_attempts, outbox.ack_logged: an earlier migrations/007): " +
+			"this relay writes no history; re-create them from migrations/007_history.sql")
+		r.cfg.History.Attempts, r.cfg.History.Messages = AttemptLogOff, false
+	}
+	// Today's partitions must exist before the first flush writes history;
+	// a relay that cannot make them still delivers (its history writes
+	// fail, counted, until maintenance succeeds).
+	mctx, cancel := context.WithTimeout(ctx, historyMaintenanceTimeout)
+	_, err := r.MaintainHistory(mctx)
+	cancel()
+	if err != nil {
+		r.log.Error().Err(err).Msg("history partitions not maintained at start")
 	}
 	claimCtx, stopClaiming := context.WithCancel(context.WithoutCancel(ctx))
 	r.workCtx, r.cancelWork = context.WithCancel(context.WithoutCancel(ctx))

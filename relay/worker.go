@@ -66,6 +66,7 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 	// the row: another relay may take it over.
 	stopWatch := context.AfterFunc(g.ctx, cancel)
 	err := ep.Sender.Deliver(actx, &p.job.msg)
+	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 	stopWatch()
 	cancel()
 	if g.ctx.Err() != nil && err != nil {
@@ -74,6 +75,7 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 		p.result, p.errText = resultReleased, "cancelled: the relay lost contact with PostgreSQL"
 		return
 	}
+	p.started = start
 	p.took = time.Since(start)
 	ep.metrics.attemptSeconds.Observe(p.took.Seconds())
 	p.attempted = true
@@ -82,6 +84,7 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 		return
 	}
 	p.result = resultRetry
+	p.errClass = errorClass(err, timedOut, ctx.Err() != nil)
 	var de *webhook.DeliveryError
 	if errors.As(err, &de) {
 		p.status = de.Status

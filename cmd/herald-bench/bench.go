@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -64,6 +65,7 @@ type Results struct {
 	PacedClaims     []DrainResult   `json:"paced_claim_backlogs,omitempty"`
 	ManyRelays      []DrainResult   `json:"many_relays"`
 	Slow            []DrainResult   `json:"slow_receivers,omitempty"`
+	History         *HistoryResult  `json:"history,omitempty"`
 	Kill            []KillResult    `json:"relay_killed,omitempty"`
 	Restart         []RestartResult `json:"postgres_restarted,omitempty"`
 	Stale           []DrainResult   `json:"stale_statistics,omitempty"`
@@ -153,6 +155,7 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	phase("claims", "claim latency by backlog", func() error { return b.claimBacklogs(ctx) })
 	phase("relays", "several relays on one database", func() error { return b.manyRelays(ctx) })
 	phase("slow", "slow receivers, many endpoints", func() error { return b.slowReceivers(ctx) })
+	phase("history", "delivery history: cost and flat tables", func() error { return b.history(ctx) })
 	phase("endpoints", "thousands of endpoints", func() error { return b.manyEndpoints(ctx) })
 	phase("kill", "a relay killed mid-run", func() error { return b.killRelay(ctx) })
 	phase("pgrestart", "PostgreSQL restarted mid-run", func() error { return b.pgRestart(ctx) })
@@ -425,8 +428,12 @@ func (b *bench) vacuumBacklog(ctx context.Context) (time.Duration, error) {
 // tupStats are pg_stat_user_tables counters summed over the outbox tables.
 type tupStats struct {
 	Ins, Upd, HotUpd, Del int64
+	HistoryIns            int64 // rows inserted into the history tables' partitions
 	Tables                map[string][4]int64
 }
+
+// historyTable matches the partitions of the history tables.
+var historyTable = regexp.MustCompile(`^(attempts|message_log)_[0-9]{8}$`)
 
 // tableStats reads the counters after making sure every backend flushed
 // them: our own pool's connections are closed (a backend flushes at exit)
@@ -448,6 +455,12 @@ func (b *bench) tableStats(ctx context.Context) (tupStats, error) {
 			return s, err
 		}
 		s.Tables[name] = v
+		if historyTable.MatchString(name) {
+			// Appended to daily partitions and dropped whole: not the
+			// delivery path's bookkeeping, which bloats until vacuumed.
+			s.HistoryIns += v[0]
+			continue
+		}
 		s.Ins += v[0]
 		s.Upd += v[1]
 		s.HotUpd += v[2]
@@ -458,19 +471,22 @@ func (b *bench) tableStats(ctx context.Context) (tupStats, error) {
 
 // Writes are database row writes per delivered message over a drain.
 type Writes struct {
-	InsPerMsg      float64             `json:"ins_per_msg"`
-	UpdPerMsg      float64             `json:"upd_per_msg"`
-	HotUpdPerMsg   float64             `json:"hot_upd_per_msg"`
-	DelPerMsg      float64             `json:"del_per_msg"`
-	RelayWritesPer float64             `json:"relay_writes_per_msg"` // beyond the producer's insert
-	HOTShare       float64             `json:"hot_share_of_updates"`
-	ByTable        map[string][4]int64 `json:"by_table_delta_ins_upd_hot_del"`
+	InsPerMsg      float64 `json:"ins_per_msg"`
+	UpdPerMsg      float64 `json:"upd_per_msg"`
+	HotUpdPerMsg   float64 `json:"hot_upd_per_msg"`
+	DelPerMsg      float64 `json:"del_per_msg"`
+	RelayWritesPer float64 `json:"relay_writes_per_msg"` // beyond the producer's insert
+	// HistoryInsPerMsg are the rows the delivery history adds (history.*),
+	// outside the figures above.
+	HistoryInsPerMsg float64             `json:"history_ins_per_msg"`
+	HOTShare         float64             `json:"hot_share_of_updates"`
+	ByTable          map[string][4]int64 `json:"by_table_delta_ins_upd_hot_del"`
 }
 
 func writesPer(a, z tupStats, n int) Writes {
 	f := func(v int64) float64 { return round(float64(v)/float64(n), 3) }
 	w := Writes{InsPerMsg: f(z.Ins - a.Ins), UpdPerMsg: f(z.Upd - a.Upd), HotUpdPerMsg: f(z.HotUpd - a.HotUpd), DelPerMsg: f(z.Del - a.Del),
-		ByTable: map[string][4]int64{}}
+		ByTable: map[string][4]int64{}, HistoryInsPerMsg: f(z.HistoryIns - a.HistoryIns)}
 	w.RelayWritesPer = f(z.Ins - a.Ins - int64(n) + z.Upd - a.Upd + z.Del - a.Del)
 	if z.Upd > a.Upd {
 		w.HOTShare = round(float64(z.HotUpd-a.HotUpd)/float64(z.Upd-a.Upd), 3)
@@ -778,7 +794,7 @@ func (b *bench) logDrain(r DrainResult) {
 			r.Label, r.N, r.SliceN, r.SliceSeconds, r.SliceRate, r.ClaimP99Ms, r.ClaimP99Interp, r.ClaimMeanMs, r.ClaimsInSlice, r.RSSMiB)
 	}
 	if r.Writes != nil {
-		b.say("   writes/msg: ins %.3f upd %.3f (hot %.3f) del %.3f => relay writes %.3f/msg", r.Writes.InsPerMsg, r.Writes.UpdPerMsg, r.Writes.HotUpdPerMsg, r.Writes.DelPerMsg, r.Writes.RelayWritesPer)
+		b.say("   writes/msg: ins %.3f upd %.3f (hot %.3f) del %.3f => relay writes %.3f/msg; history rows %.3f/msg", r.Writes.InsPerMsg, r.Writes.UpdPerMsg, r.Writes.HotUpdPerMsg, r.Writes.DelPerMsg, r.Writes.RelayWritesPer, r.Writes.HistoryInsPerMsg)
 	}
 }
 

@@ -66,7 +66,7 @@ func TestPipeline(t *testing.T) {
 		"-latency-rate", "200", "-latency-duration", "1s", "-latency-producers", "4",
 		"-enqueue-n", "1000", "-sql-duration", "300ms", "-sql-producers", "2",
 		"-backlogs", "500", "-slice", "300", "-relays", "1,2",
-		"-slow-n", "300", "-slow-endpoints", "5", "-slow-delay", "20ms",
+		"-slow-n", "300", "-slow-endpoints", "5", "-slow-delay", "20ms", "-history-n", "300",
 		"-kill-n", "2000", "-kill-lease", "7s", "-restart-rate", "200", "-restart-before", "1s", "-restart-after", "1s",
 		"-stale-n", "300",
 		"-json", filepath.Join(dir, "results.json"),
@@ -82,8 +82,8 @@ func TestPipeline(t *testing.T) {
 	if len(res.Drains) != 1 || res.Drains[0].Unique != 500 || res.Drains[0].Rate <= 0 {
 		t.Errorf("drains = %+v", res.Drains)
 	}
-	if w := res.Drains[0].Writes; w == nil || w.InsPerMsg < 1 {
-		t.Errorf("writes = %+v, want at least the producer's insert per message", w)
+	if w := res.Drains[0].Writes; w == nil || w.InsPerMsg < 1 || w.HistoryInsPerMsg < 1 {
+		t.Errorf("writes = %+v, want at least the producer's insert per message, and an attempt logged for each", w)
 	}
 	if res.Latency == nil || res.Latency.Messages != 200 || res.Latency.P99Ms <= 0 || !res.Latency.Notify {
 		t.Errorf("latency = %+v", res.Latency)
@@ -104,6 +104,10 @@ func TestPipeline(t *testing.T) {
 	}
 	if len(res.Slow) != 1 || res.Slow[0].Unique != 300 || res.Slow[0].Endpoints != 5 || res.Slow[0].SteadyRate <= 0 {
 		t.Errorf("slow = %+v", res.Slow)
+	}
+	if h := res.History; h == nil || len(h.Drains) != 4 || h.Medians["all"] <= 0 || h.Flat == nil || h.Flat.Dropped == 0 ||
+		len(h.Flat.Sizes) != 3 || h.Flat.Sizes[2].Attempts >= h.Flat.Sizes[1].Attempts {
+		t.Errorf("history = %+v", h)
 	}
 	// The kill phase's lease is 7 s: the dead relay's rows wait for it
 	// (or less, with a faster takeover), never for herald's default 60 s.

@@ -52,7 +52,7 @@ func main() {
 }
 
 // phases are the phases -only can name, in the order they run.
-var phases = []string{"drain", "latency", "producers", "claims", "relays", "slow", "endpoints", "kill", "pgrestart", "stale"}
+var phases = []string{"drain", "latency", "producers", "claims", "relays", "slow", "endpoints", "kill", "pgrestart", "stale", "history"}
 
 // options are the command-line flags.
 type options struct {
@@ -81,6 +81,7 @@ type options struct {
 	slowN        int
 	slowEPs      int
 	slowDelay    time.Duration
+	historyN     int
 	endpointsN   int
 	killN        int
 	lease        time.Duration
@@ -129,6 +130,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.restartPre, "restart-before", 3*time.Second, "pgrestart: steady load measured before the restart")
 	fs.DurationVar(&o.restartPost, "restart-after", 8*time.Second, "pgrestart: load kept on after the restart")
 	fs.IntVar(&o.staleN, "stale-n", 20000, "messages per drain of the stale phase")
+	fs.IntVar(&o.historyN, "history-n", 1000000, "messages delivered with history on before retention runs, in the history phase's flat-tables demonstration (0: skip it)")
 	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")
@@ -164,6 +166,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		def("backlogs", func() { *backlogs = "10000,50000" })
 		def("slice", func() { o.slice = 20000 })
 		def("slow-n", func() { o.slowN = 20000 })
+		def("history-n", func() { o.historyN = 100000 })
 		def("restart-before", func() { o.restartPre = 2 * time.Second })
 		def("restart-after", func() { o.restartPost = 5 * time.Second })
 	}
@@ -199,6 +202,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-endpoints must be between 1 and 100000 (got %d)", o.endpointsN)
 	case o.slowDelay < 0 || o.slowDelay > maxSlowDelay:
 		return o, fmt.Errorf("-slow-delay must be between 0 and %s (got %s)", maxSlowDelay, o.slowDelay)
+	case o.historyN < 0 || o.historyN > 5000000:
+		return o, fmt.Errorf("-history-n must be between 0 and 5,000,000 (got %d)", o.historyN)
 	case o.n > 5000000 || o.peerN > 5000000 || o.slowN > 5000000:
 		return o, fmt.Errorf("-n is capped at 5,000,000")
 	case o.relayMode != "auto" && o.relayMode != "binary" && o.relayMode != "inproc":

@@ -163,6 +163,10 @@ type relayOpts struct {
 	// hook answering after slowDelay.
 	slowEndpoints int
 	slowDelay     time.Duration
+	// historyAttempts and historyMessages set history.attempts and
+	// history.messages; "": herald's default.
+	historyAttempts string
+	historyMessages bool
 	// inTable: the slowEndpoints are rows of outbox.endpoints already (the
 	// endpoints phase), not entries of the relay's file (binary mode).
 	inTable bool
@@ -233,6 +237,9 @@ delivery:
 %smetrics:
   listen: %q
 `, dsn, leaseConf, eps, metricsAddr)
+		if o.historyAttempts != "" {
+			yaml += fmt.Sprintf("history:\n  attempts: %s\n  messages: %t\n", o.historyAttempts, o.historyMessages)
+		}
 		if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 			return nil, err
 		}
@@ -243,7 +250,8 @@ delivery:
 		cmd = exec.Command(b.heraldBin, args...)
 	default:
 		args := []string{"-dsn", dsn, "-url", hook, "-secret", benchSecret, "-metrics", metricsAddr, "-rate-limit", strconv.Itoa(o.rateLimit),
-			"-slow-endpoints", strconv.Itoa(o.slowEndpoints), "-slow-delay", o.slowDelay.String(), "-lease", o.lease.String()}
+			"-slow-endpoints", strconv.Itoa(o.slowEndpoints), "-slow-delay", o.slowDelay.String(), "-lease", o.lease.String(),
+			"-history-attempts", o.historyAttempts, "-history-messages=" + strconv.FormatBool(o.historyMessages)}
 		if profile != "" {
 			args = append(args, "-cpuprofile", profile)
 		}

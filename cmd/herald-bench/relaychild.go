@@ -41,6 +41,8 @@ func relayChildMain(args []string) error {
 	slowDelay := fs.Duration("slow-delay", 0, "how long the slow hook takes to answer")
 	lease := fs.Duration("lease", 0, "relay.lease, with every attempt's timeout lease - relay.LeaseMargin (0: the defaults)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
+	historyAttempts := fs.String("history-attempts", "", "history.attempts (all, failures, off; \"\": the default)")
+	historyMessages := fs.Bool("history-messages", false, "history.messages")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,6 +106,7 @@ func relayChildMain(args []string) error {
 		Listen:      true,
 		Logger:      zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger(),
 		Metrics:     relay.NewMetrics(reg),
+		History:     relay.HistoryConfig{Attempts: relay.AttemptLog(*historyAttempts), Messages: *historyMessages},
 	})
 	if err != nil {
 		return err

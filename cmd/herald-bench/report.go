@@ -168,6 +168,10 @@ func (b *bench) buildTable() {
 		b.row("  relay peak RSS MiB (max)", mr, "%.1f", "< 300", yesNo(mr < 300))
 		b.row("  pairs deferred to the retry lane (herald_deferred_total, max)", slicesMax(deferred), "%.0f", "", "")
 	}
+	// 8. history
+	if h := res.History; h != nil && h.AllOnOff > 0 {
+		b.row("history.attempts all ÷ off: drain deliveries/s, ratio of medians (same run)", h.AllOnOff, "%.2f", "≥ 0.8", yesNo(h.AllOnOff >= 0.8))
+	}
 	b.faultRows()
 }
 

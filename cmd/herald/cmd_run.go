@@ -231,7 +231,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 		set.closeAll()
 		return nil, fail(err)
 	}
-	maint, err := startMaintenance(cfg, pool, log)
+	maint, err := startMaintenance(cfg, pool, r, log)
 	if err != nil {
 		set.closeAll()
 		return nil, fail(err)
@@ -316,8 +316,8 @@ func reload(ctx context.Context, g *globals, cfg *config.Config, running []*runn
 	}
 	ev.Msg("configuration reloaded: endpoints, delivery and retry settings applied")
 	// Settings that need a restart stay as they were until then.
-	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.Log, next.Sources, next.Admin =
-		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.Log, cfg.Sources, cfg.Admin
+	next.Database, next.Relay, next.Breaker, next.Metrics, next.Maintenance, next.History, next.Log, next.Sources, next.Admin =
+		cfg.Database, cfg.Relay, cfg.Breaker, cfg.Metrics, cfg.Maintenance, cfg.History, cfg.Log, cfg.Sources, cfg.Admin
 	return next
 }
 
@@ -331,12 +331,10 @@ func (m maintenance) stop() {
 	}
 }
 
-// startMaintenance schedules the purge of old dead messages. Every relay
-// schedules it; an advisory lock lets one of them do the work.
-func startMaintenance(cfg *config.Config, pool *pgxpool.Pool, log zerolog.Logger) (maintenance, error) {
-	if cfg.Maintenance.DeadRetention <= 0 {
-		return maintenance{}, nil
-	}
+// startMaintenance schedules the purge of old dead messages and the
+// history partitions' upkeep (made ahead, dropped past history.retention).
+// Every relay schedules it; advisory locks let one of them do each job.
+func startMaintenance(cfg *config.Config, pool *pgxpool.Pool, r *relay.Relay, log zerolog.Logger) (maintenance, error) {
 	sched, err := cfg.Maintenance.ParseSchedule()
 	if err != nil {
 		return maintenance{}, fmt.Errorf("maintenance.schedule: %w", err)
@@ -346,6 +344,12 @@ func startMaintenance(cfg *config.Config, pool *pgxpool.Pool, log zerolog.Logger
 	c.Schedule(sched, cron.FuncJob(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
+		if _, err := r.MaintainHistory(ctx); err != nil {
+			log.Error().Err(err).Msg("maintain history")
+		}
+		if cfg.Maintenance.DeadRetention <= 0 {
+			return
+		}
 		res, err := ops.PurgeDead(ctx, pool, ops.DeadFilter{OlderThan: cfg.Maintenance.DeadRetention})
 		if errors.Is(err, ops.ErrPurgeBusy) {
 			return // another relay is doing it

@@ -406,6 +406,9 @@ func restartOnly(old, next *config.Config) []string {
 	if old.Maintenance != next.Maintenance {
 		keys = append(keys, "maintenance")
 	}
+	if old.History != next.History {
+		keys = append(keys, "history")
+	}
 	if !slices.EqualFunc(old.Sources, next.Sources, func(a, b config.Source) bool {
 		return a.Name == b.Name && a.URL == b.URL && a.MaxConns == b.MaxConns
 	}) {

@@ -114,6 +114,15 @@ const (
 	MaintenanceScheduleDefault      = "@every 1h"
 	MaintenanceDeadRetentionDefault = 720 * time.Hour
 
+	// HistoryAttemptsAll, HistoryAttemptsFailures and HistoryAttemptsOff
+	// are the values of history.attempts.
+	HistoryAttemptsAll      = string(relay.AttemptLogAll)
+	HistoryAttemptsFailures = string(relay.AttemptLogFailures)
+	HistoryAttemptsOff      = string(relay.AttemptLogOff)
+	HistoryAttemptsDefault  = string(relay.HistoryAttemptsDefault)
+	HistoryMessagesDefault  = false
+	HistoryRetentionDefault = relay.HistoryRetentionDefault
+
 	// SecretPrefix starts every Standard Webhooks signing secret; the rest is
 	// standard base64 (padded or not) of SecretMinBytes..SecretMaxBytes bytes.
 	SecretPrefix   = "whsec_"
@@ -138,6 +147,7 @@ type Config struct {
 	Endpoints   []Endpoint  `yaml:"endpoints"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Maintenance Maintenance `yaml:"maintenance"`
+	History     History     `yaml:"history"`
 	// Admin configures the admin HTTP API. Defaults to off.
 	Admin Admin `yaml:"admin"`
 	// Sources are the databases Herald relays from when it relays from
@@ -528,6 +538,20 @@ type Maintenance struct {
 	DeadRetention time.Duration `yaml:"dead_retention"`
 }
 
+// History configures the delivery history (outbox.attempts and
+// outbox.message_log), kept for History.Retention.
+type History struct {
+	// Attempts says which delivery attempts are logged: all, failures or
+	// off. Defaults to HistoryAttemptsDefault (all).
+	Attempts string `yaml:"attempts"`
+	// Messages keeps each delivered message, with its payload and headers,
+	// in outbox.message_log. Defaults to HistoryMessagesDefault (false).
+	Messages bool `yaml:"messages"`
+	// Retention is how long history is kept, rounded up to whole UTC days.
+	// Defaults to HistoryRetentionDefault (168h).
+	Retention time.Duration `yaml:"retention"`
+}
+
 // ParseSchedule parses Schedule. The result's Next method satisfies a
 // Next(time.Time) time.Time schedule interface.
 func (m Maintenance) ParseSchedule() (cron.Schedule, error) {
@@ -588,6 +612,11 @@ func Default() *Config {
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
 			DeadRetention: MaintenanceDeadRetentionDefault,
+		},
+		History: History{
+			Attempts:  HistoryAttemptsDefault,
+			Messages:  HistoryMessagesDefault,
+			Retention: HistoryRetentionDefault,
 		},
 	}
 }
@@ -663,5 +692,10 @@ func (c *Config) RelayConfig() relay.Config {
 		},
 		DisableAfter:    c.Breaker.DisableAfter,
 		VacuumThreshold: vacuum,
+		History: relay.HistoryConfig{
+			Attempts:  relay.AttemptLog(c.History.Attempts),
+			Messages:  c.History.Messages,
+			Retention: c.History.Retention,
+		},
 	}
 }

@@ -66,6 +66,7 @@ func TestParseExampleFile(t *testing.T) {
 	require.Equal(t, want.Breaker, cfg.Breaker)
 	require.Equal(t, want.Metrics, cfg.Metrics)
 	require.Equal(t, want.Maintenance, cfg.Maintenance)
+	require.Equal(t, want.History, cfg.History)
 
 	require.Len(t, cfg.Endpoints, 1)
 	e := cfg.Endpoints[0]
@@ -662,6 +663,14 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`herald.yaml:4: maintenance.schedule: must be a cron spec like "0 3 * * *", "@daily" or "@every 1h": malformed cron spec (got "TZ=UTC")`},
 		},
 		{
+			name: "BadHistory",
+			yaml: base + "history:\n  attempts: some\n  retention: 30m\n",
+			want: []string{
+				`herald.yaml:4: history.attempts: must be all, failures or off (got "some")`,
+				`herald.yaml:5: history.retention: must be at least 1h, like "168h" (7 days) (got "30m")`,
+			},
+		},
+		{
 			name: "BadMetricsListen",
 			yaml: base + "metrics:\n  listen: localhost\n",
 			want: []string{`herald.yaml:4: metrics.listen: must be host:port, like ":9090" or "127.0.0.1:9090", or empty to turn metrics off (got "localhost")`},
@@ -1032,4 +1041,9 @@ func TestRelayConfigGivesZeroTheFilesMeaning(t *testing.T) {
 	require.Equal(t, relay.VacuumThresholdDefault, d.VacuumThreshold)
 	require.Equal(t, relay.DefaultRetryPolicy(), d.Retry)
 	require.Equal(t, relay.MaxInFlightBytesDefault, int(d.MaxInFlightBytes))
+	require.Equal(t, relay.HistoryConfig{Attempts: relay.HistoryAttemptsDefault, Retention: relay.HistoryRetentionDefault}, d.History)
+
+	c = Default()
+	c.History = History{Attempts: HistoryAttemptsFailures, Messages: true, Retention: 48 * time.Hour}
+	require.Equal(t, relay.HistoryConfig{Attempts: relay.AttemptLogFailures, Messages: true, Retention: 48 * time.Hour}, c.RelayConfig().History)
 }

@@ -219,6 +219,16 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	if c.Maintenance.DeadRetention < 0 {
 		report("maintenance.dead_retention", fmtDuration(c.Maintenance.DeadRetention), errors.New("must be 0 (keep forever) or more"))
 	}
+
+	// history
+	switch c.History.Attempts {
+	case HistoryAttemptsAll, HistoryAttemptsFailures, HistoryAttemptsOff:
+	default:
+		report("history.attempts", c.History.Attempts, errors.New("must be all, failures or off"))
+	}
+	if c.History.Retention < time.Hour {
+		report("history.retention", fmtDuration(c.History.Retention), errors.New(`must be at least 1h, like "168h" (7 days)`))
+	}
 	return warnings
 }
 
