@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/ops"
+	"github.com/herald-relay/herald/relay"
 )
 
 // errAttention is status's error when something needs attention: exit
@@ -33,12 +34,14 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	if *maxAge < 0 {
 		return fmt.Errorf("%w: status: --max-pending-age must not be negative (got %s)", errUsage, *maxAge)
 	}
-	_, pool, err := openSourcePool(ctx, g, *sourceName)
+	cfg, pool, err := openSourcePool(ctx, g, *sourceName)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	opts := ops.StatusOptions{MaxPendingAge: *maxAge}
+	// The setting read is this process's: it should be the relays' (see
+	// docs/operations.md#status).
+	opts := ops.StatusOptions{MaxPendingAge: *maxAge, HistoryAttempts: relay.AttemptLog(cfg.History.Attempts)}
 	if *maxAge == 0 {
 		opts.MaxPendingAge = -1 // never
 	}
@@ -71,7 +74,7 @@ func (s statusView) print(w io.Writer) error {
 			state = "disabled"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e.Name, state, e.Breaker, e.Pending, e.Retrying, e.Dead,
-			age(e.OldestPendingSeconds), rate(e.SuccessRate5m, e.Attempts5m), rate(e.SuccessRate60m, e.Attempts60m))
+			age(e.OldestPendingSeconds), s.rate(e.SuccessRate5m, e.Attempts5m), s.rate(e.SuccessRate60m, e.Attempts60m))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -80,6 +83,9 @@ func (s statusView) print(w io.Writer) error {
 		fmt.Fprintln(w, "(no endpoints)")
 	}
 	fmt.Fprintf(w, "\nhot lane: %d pending, oldest %s; %d dead without an endpoint\n", s.Pending, age(s.OldestPendingSeconds), s.DeadUnrouted)
+	if s.RatesUnavailable != "" {
+		fmt.Fprintf(w, "success rates: n/a (%s)\n", s.RatesUnavailable)
+	}
 	if len(s.Attention) == 0 {
 		_, err := fmt.Fprintln(w, "nothing needs attention")
 		return err
@@ -95,9 +101,14 @@ func age(seconds float64) string {
 	return time.Duration(seconds * float64(time.Second)).Round(time.Second).String()
 }
 
-func rate(r *float64, n int64) string {
+// rate is an OK_ column: n/a when the attempts are not all logged, - when
+// there was none.
+func (s statusView) rate(r *float64, n *int64) string {
+	if s.RatesUnavailable != "" {
+		return "n/a"
+	}
 	if r == nil {
 		return "-"
 	}
-	return fmt.Sprintf("%.1f%% of %d", 100**r, n)
+	return fmt.Sprintf("%.1f%% of %d", 100**r, *n)
 }

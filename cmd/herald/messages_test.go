@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -107,4 +108,40 @@ func TestStatusExitCode(t *testing.T) {
 	code, _, errOut = herald(t, "--config", b.cfg, "status", "--max-pending-age", "soon")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "-max-pending-age")
+}
+
+// TestStatusRatesFollowHistoryAttempts: with history.attempts failures in
+// the configuration, the one logged attempt (a failure) is not a 0%
+// success rate: the table prints n/a and says why, and the JSON has null
+// rates and rates_unavailable.
+func TestStatusRatesFollowHistoryAttempts(t *testing.T) {
+	t.Parallel()
+	b := setupDead(t)
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.endpoints (name, url, topics) VALUES ('acme', 'https://acme.example.com', '{orders.*}')`)
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.attempts (at, seq, id, endpoint, attempt, duration_ms, status, error_class)
+		VALUES (now() - interval '1 minute', 1, 'm1', 'acme', 1, 1, 503, 'status')`)
+	code, out, errOut := herald(t, "--config", b.cfg, "status")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, "0.0% of 1", "history.attempts all (the default): a rate")
+
+	f, err := os.OpenFile(b.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("history:\n  attempts: failures\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	code, out, errOut = herald(t, "--config", b.cfg, "status")
+	require.Zero(t, code, errOut)
+	require.NotContains(t, out, "0.0%")
+	require.Regexp(t, `acme .* n/a +n/a`, out)
+	require.Contains(t, out, "success rates: n/a (history.attempts is failures)")
+
+	code, out, errOut = herald(t, "--config", b.cfg, "status", "--json")
+	require.Zero(t, code, errOut)
+	var s map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &s))
+	require.Equal(t, "history.attempts is failures", s["rates_unavailable"])
+	ep := s["endpoints"].([]any)[0].(map[string]any)
+	require.Nil(t, ep["success_rate_5m"])
+	require.Nil(t, ep["attempts_5m"])
 }

@@ -17,7 +17,7 @@ import (
 // Adapters turn an ops function into a route's handler, so that a route
 // over a function of the usual shapes is one line of the table:
 //
-//	{"GET", "/v1/status", read, byQuery(ops.GetStatus)},
+//	{"GET", "/v1/queue", read, noInput(ops.GetQueueStatus)},
 //	{"GET", "/v1/messages", read, byQuery(ops.ListMessages)},
 //	{"GET", "/v1/messages/{id}", read, byPath("id", ops.GetMessage)},
 //	{"POST", "/v1/messages/{id}/resend", write, byBody(ops.ResendMessage, ops.ResendMessageDryRun, "id")},

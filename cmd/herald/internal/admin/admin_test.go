@@ -61,6 +61,12 @@ func loadDoc(t *testing.T) *openapi3.T {
 // source (the first is the bundle's pool), with a read and a write token.
 func setup(t *testing.T, sources ...string) *testBundle {
 	t.Helper()
+	return setupWith(t, config.Default(), sources...)
+}
+
+// setupWith is setup serving herald as the configuration.
+func setupWith(t *testing.T, herald *config.Config, sources ...string) *testBundle {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	if len(sources) == 0 {
@@ -78,7 +84,7 @@ func setup(t *testing.T, sources ...string) *testBundle {
 			{Name: "dashboard", Token: readToken, Access: config.AdminAccessRead},
 			{Name: "oncall", Token: writeToken, Access: config.AdminAccessWrite},
 		},
-		Herald: config.Default(),
+		Herald: herald,
 		Logger: &logger,
 	})
 	require.NoError(t, err)

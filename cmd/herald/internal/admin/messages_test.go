@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/herald-relay/herald/cmd/herald/internal/config"
 	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/internal/heraldtest"
 	"github.com/herald-relay/herald/relay"
@@ -228,6 +229,25 @@ func TestStatusRoute(t *testing.T) {
 
 	b.fails(t, "GET", "/v1/status?max_pending_age=soon", "", 400, "max_pending_age")
 	b.fails(t, "GET", "/v1/status?verbose=1", "", 400, "verbose")
+}
+
+// TestStatusRatesFollowHistoryAttempts: served with history.attempts off,
+// GET /v1/status has null counts and rates and says why (openapi.json
+// validates the answer), and the setting is not a query parameter.
+func TestStatusRatesFollowHistoryAttempts(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.History.Attempts = config.HistoryAttemptsOff
+	b := setupWith(t, cfg)
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.endpoints (name, url, topics) VALUES ('billing', 'https://billing.example.com', '{orders.*}')`)
+	var s ops.Status
+	b.ok(t, "GET", "/v1/status", "", 200, &s)
+	require.Equal(t, "history.attempts is off", s.RatesUnavailable)
+	require.Len(t, s.Endpoints, 1)
+	require.Nil(t, s.Endpoints[0].Attempts5m, "not 0 attempts: none was logged")
+	require.Nil(t, s.Endpoints[0].SuccessRate60m)
+	require.Contains(t, b.raw(t, "GET", "/v1/status"), `"rates_unavailable": "history.attempts is off"`)
+	b.fails(t, "GET", "/v1/status?history_attempts=all", "", 400, "history_attempts")
 }
 
 // raw calls with the read token, requires 200 and returns the body.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/herald-relay/herald/cmd/herald/internal/ops"
+	"github.com/herald-relay/herald/relay"
 )
 
 // route is one operation of the API.
@@ -41,7 +42,7 @@ func routes(a *api) []route {
 		// Always 200: what needs attention is in the body
 		// (needs_attention), so that a failing probe means the API or the
 		// database is down, not that an endpoint is.
-		{"GET", "/v1/status", read, byQuery(ops.GetStatus)},
+		{"GET", "/v1/status", read, byQuery(a.getStatus)},
 
 		{"GET", "/v1/messages", read, byQuery(ops.ListMessages)},
 		{"GET", "/v1/messages/{id}", read, byPath("id", ops.GetMessage)},
@@ -60,4 +61,12 @@ func routes(a *api) []route {
 		{"POST", "/v1/endpoints/{name}/enable", write, enableEndpoint},
 		{"POST", "/v1/endpoints/{name}/disable", write, disableEndpoint},
 	}
+}
+
+// getStatus is ops.GetStatus with the history.attempts of the
+// configuration served: the success rates are computed only when every
+// attempt is logged (the relays' setting, which should be the same).
+func (a *api) getStatus(ctx context.Context, db ops.DB, opts ops.StatusOptions) (ops.Status, error) {
+	opts.HistoryAttempts = relay.AttemptLog(a.herald.History.Attempts)
+	return ops.GetStatus(ctx, db, opts)
 }

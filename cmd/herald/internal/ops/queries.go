@@ -399,7 +399,8 @@ RETURNING seq`
 //   - retry: the retry lane per endpoint: one scan of the retry lane,
 //   - dead: outbox.dead per endpoint, an index-only scan of
 //     dead_endpoint_idx (migration 009),
-//   - attempts: per endpoint of @names and window (5 and 60 minutes), the
+//   - attempts: per endpoint of @names (none when history.attempts is not
+//     all: GetStatus computes no rate then) and window (5 and 60 minutes), the
 //     @sample most recent attempts through attempts_endpoint_idx, so that
 //     its cost is bounded by endpoints x sample, not by the traffic,
 //   - breakers: per endpoint, the relays whose breaker is open and not

@@ -73,6 +73,12 @@ type StatusOptions struct {
 	// attention. 0 means StatusMaxPendingAgeDefault; negative never.
 	// The admin API reads it from ?max_pending_age= (a Go duration).
 	MaxPendingAge time.Duration `json:"max_pending_age"`
+	// HistoryAttempts is the history.attempts the relays run with: success
+	// rates are computed only when it is all, since with failures every
+	// logged attempt is a failure and with off none is logged. Empty means
+	// relay.HistoryAttemptsDefault. Not a query parameter: the admin API
+	// fills it from the configuration it serves, as the CLI does.
+	HistoryAttempts relay.AttemptLog `json:"-"`
 }
 
 // Status is the state of every endpoint, and what needs attention.
@@ -91,6 +97,10 @@ type Status struct {
 	// NeedsAttention is len(Attention) > 0, for a monitor that checks one
 	// field (the admin API answers 200 either way).
 	NeedsAttention bool `json:"needs_attention"`
+	// RatesUnavailable says why every endpoint's attempt counts and success
+	// rates are null ("history.attempts is failures"); empty when they were
+	// computed.
+	RatesUnavailable string `json:"rates_unavailable,omitempty"`
 }
 
 // EndpointStatus is one endpoint's state.
@@ -110,10 +120,11 @@ type EndpointStatus struct {
 	// Success rates are over the last 5 and 60 minutes of outbox.attempts
 	// (at most the StatusAttemptsSample most recent attempts of each
 	// window), nil when there was no attempt. They need history.attempts:
-	// all; with failures only, every logged attempt is a failure.
-	Attempts5m     int64    `json:"attempts_5m"`
+	// all; otherwise the counts and the rates are nil and
+	// Status.RatesUnavailable says why.
+	Attempts5m     *int64   `json:"attempts_5m"`
 	SuccessRate5m  *float64 `json:"success_rate_5m"`
-	Attempts60m    int64    `json:"attempts_60m"`
+	Attempts60m    *int64   `json:"attempts_60m"`
 	SuccessRate60m *float64 `json:"success_rate_60m"`
 	// Breaker is "closed", or "open" when a relay's breaker for it is open
 	// (BreakerRelays name them), as outbox.breakers records.
@@ -167,13 +178,25 @@ type statusRow struct {
 // See statusSQL for its cost.
 func GetStatus(ctx context.Context, db DB, opts StatusOptions) (Status, error) {
 	maxAge := cmp.Or(opts.MaxPendingAge, StatusMaxPendingAgeDefault)
+	var ratesUnavailable string
+	switch mode := cmp.Or(opts.HistoryAttempts, relay.HistoryAttemptsDefault); mode {
+	case relay.AttemptLogAll:
+	case relay.AttemptLogFailures, relay.AttemptLogOff:
+		ratesUnavailable = "history.attempts is " + string(mode)
+	default:
+		return Status{}, fmt.Errorf("status: history.attempts %q is not all, failures or off", mode)
+	}
 	eps, _, err := ListEndpoints(ctx, db)
 	if err != nil {
 		return Status{}, fmt.Errorf("status: %w", err)
 	}
-	names := make([]string, len(eps))
-	for i, ep := range eps {
-		names[i] = ep.Name
+	// Without every attempt logged there is no rate to compute: the
+	// attempts part of statusSQL is given no endpoint, and costs nothing.
+	names := []string{}
+	if ratesUnavailable == "" {
+		for _, ep := range eps {
+			names = append(names, ep.Name)
+		}
 	}
 	rows, err := db.Query(ctx, statusSQL, pgx.NamedArgs{"names": names, "sample": StatusAttemptsSample,
 		"stale_ms": breakerStaleAfter.Milliseconds()})
@@ -186,12 +209,16 @@ func GetStatus(ctx context.Context, db DB, opts StatusOptions) (Status, error) {
 	}
 
 	byName := map[string]*EndpointStatus{}
-	s := Status{Endpoints: make([]EndpointStatus, 0, len(eps)), Attention: []string{}}
+	s := Status{Endpoints: make([]EndpointStatus, 0, len(eps)), Attention: []string{}, RatesUnavailable: ratesUnavailable}
 	get := func(name string) *EndpointStatus {
 		if st := byName[name]; st != nil {
 			return st
 		}
 		st := &EndpointStatus{Name: name, Breaker: "closed", Attention: []string{}}
+		if ratesUnavailable == "" {
+			// Counted, so 0 until an attempt says otherwise.
+			st.Attempts5m, st.Attempts60m = new(int64), new(int64)
+		}
 		byName[name] = st
 		return st
 	}
@@ -235,9 +262,9 @@ func GetStatus(ctx context.Context, db DB, opts StatusOptions) (Status, error) {
 		st := get(a.Endpoint)
 		rate := float64(a.OK) / float64(a.N)
 		if a.Minutes == 5 {
-			st.Attempts5m, st.SuccessRate5m = a.N, &rate
+			st.Attempts5m, st.SuccessRate5m = &a.N, &rate
 		} else {
-			st.Attempts60m, st.SuccessRate60m = a.N, &rate
+			st.Attempts60m, st.SuccessRate60m = &a.N, &rate
 		}
 	}
 	for _, b := range r.Breakers {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/internal/heraldtest"
+	"github.com/herald-relay/herald/relay"
 )
 
 func TestQueueStatus(t *testing.T) {
@@ -93,9 +94,9 @@ func TestStatusPerEndpoint(t *testing.T) {
 	billing := byName["billing"]
 	require.Equal(t, int64(2), billing.Pending, "both orders.* messages")
 	require.InDelta(t, 1200, billing.OldestPendingSeconds, 60)
-	require.Equal(t, int64(4), billing.Attempts5m)
+	require.Equal(t, int64(4), *billing.Attempts5m)
 	require.InDelta(t, 0.75, *billing.SuccessRate5m, 0.001)
-	require.Equal(t, int64(5), billing.Attempts60m)
+	require.Equal(t, int64(5), *billing.Attempts60m)
 	require.InDelta(t, 0.6, *billing.SuccessRate60m, 0.001)
 	require.Equal(t, "open", billing.Breaker)
 	require.Equal(t, []string{"host-a:1"}, billing.BreakerRelays)
@@ -107,6 +108,7 @@ func TestStatusPerEndpoint(t *testing.T) {
 	require.Equal(t, int64(1), shipping.Dead)
 	require.Equal(t, "closed", shipping.Breaker)
 	require.Nil(t, shipping.SuccessRate5m, "no attempts: no rate")
+	require.Equal(t, int64(0), *shipping.Attempts5m, "no attempts: a count of 0")
 	require.Equal(t, []string{"1 dead messages", "oldest owed message is 20m0s old (more than 10m0s)"}, shipping.Attention)
 
 	quiet := byName["quiet"]
@@ -127,4 +129,41 @@ func TestStatusPerEndpoint(t *testing.T) {
 	s, err = ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{MaxPendingAge: -1})
 	require.NoError(t, err)
 	require.Len(t, s.Attention, 4, "no age rule")
+}
+
+// TestStatusRatesNeedEveryAttemptLogged: with history.attempts failures
+// the logged attempts are all failures and with off there are none, so a
+// rate computed from them would read 0% or "no attempts". Unless every
+// attempt is logged, the rates and counts are null and RatesUnavailable
+// says why.
+func TestStatusRatesNeedEveryAttemptLogged(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.endpoints (name, url, topics) VALUES ('billing', 'https://b.example.com', '{orders.*}')`)
+	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.attempts (at, seq, id, endpoint, attempt, duration_ms, status, error_class) VALUES
+		(now() - interval '1 minute', 1, 'a', 'billing', 1, 1, 503, 'status')`)
+
+	for _, mode := range []relay.AttemptLog{relay.AttemptLogFailures, relay.AttemptLogOff} {
+		s, err := ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{HistoryAttempts: mode})
+		require.NoError(t, err)
+		require.Equal(t, "history.attempts is "+string(mode), s.RatesUnavailable)
+		require.Len(t, s.Endpoints, 1)
+		e := s.Endpoints[0]
+		require.Nil(t, e.SuccessRate5m, "%s: not 0%%", mode)
+		require.Nil(t, e.SuccessRate60m, mode)
+		require.Nil(t, e.Attempts5m, "%s: not a count of the logged attempts", mode)
+		require.Nil(t, e.Attempts60m, mode)
+	}
+
+	for _, mode := range []relay.AttemptLog{relay.AttemptLogAll, ""} {
+		s, err := ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{HistoryAttempts: mode})
+		require.NoError(t, err)
+		require.Empty(t, s.RatesUnavailable, "%q: every attempt is logged", mode)
+		e := s.Endpoints[0]
+		require.Equal(t, int64(1), *e.Attempts5m)
+		require.InDelta(t, 0.0, *e.SuccessRate5m, 0.001)
+	}
+
+	_, err := ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{HistoryAttempts: "some"})
+	require.ErrorContains(t, err, "history.attempts")
 }
