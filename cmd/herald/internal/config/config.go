@@ -110,6 +110,12 @@ const (
 	// series of their own; NoBound (-1) lifts the bound.
 	MetricsMaxEndpointSeriesDefault = relay.MaxEndpointSeriesDefault
 	NoBound                         = -1
+	// The values of tracing.exporter.
+	TracingExporterNone       = "none"
+	TracingExporterOTLPGRPC   = "otlp-grpc"
+	TracingExporterOTLPHTTP   = "otlp-http"
+	TracingExporterDefault    = TracingExporterNone
+	TracingSampleRatioDefault = 1.0
 
 	MaintenanceScheduleDefault      = "@every 1h"
 	MaintenanceDeadRetentionDefault = 720 * time.Hour
@@ -146,6 +152,7 @@ type Config struct {
 	Breaker     Breaker     `yaml:"breaker"`
 	Endpoints   []Endpoint  `yaml:"endpoints"`
 	Metrics     Metrics     `yaml:"metrics"`
+	Tracing     Tracing     `yaml:"tracing"`
 	Maintenance Maintenance `yaml:"maintenance"`
 	History     History     `yaml:"history"`
 	// Admin configures the admin HTTP API. Defaults to off.
@@ -527,6 +534,27 @@ type AdminToken struct {
 // token.
 func DefaultAdminToken() AdminToken { return AdminToken{Access: AdminAccessDefault} }
 
+// Tracing configures OpenTelemetry tracing of claims and deliveries.
+type Tracing struct {
+	// Exporter is where spans go: "none" (no tracing, at no cost),
+	// "otlp-grpc" or "otlp-http". Defaults to TracingExporterDefault
+	// ("none").
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the OTLP collector's URL, such as
+	// "http://otel-collector:4317" (otlp-grpc) or
+	// "https://otel-collector:4318" (otlp-http; the path defaults to
+	// /v1/traces); an http:// URL sends without TLS. Defaults to "": the
+	// exporter's own default, from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 (gRPC) or
+	// localhost:4318 (HTTP), with TLS.
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of new traces recorded, 0 to 1; a delivery
+	// whose producer's trace was sampled is always recorded (parent-based
+	// sampling), one whose producer's was not never is. Defaults to
+	// TracingSampleRatioDefault (1).
+	SampleRatio float64 `yaml:"sample_ratio"`
+}
+
 // Maintenance configures the periodic clean-up.
 type Maintenance struct {
 	// Schedule is a cron spec (five fields, or a descriptor such as
@@ -609,6 +637,7 @@ func Default() *Config {
 			DisableAfter:     BreakerDisableAfterDefault,
 		},
 		Metrics: Metrics{QueueInterval: MetricsQueueIntervalDefault, MaxEndpointSeries: MetricsMaxEndpointSeriesDefault},
+		Tracing: Tracing{Exporter: TracingExporterDefault, SampleRatio: TracingSampleRatioDefault},
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
 			DeadRetention: MaintenanceDeadRetentionDefault,

@@ -681,6 +681,15 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`herald.yaml:4: metrics.queue_interval: must be between 1s and 1h (got "100ms")`},
 		},
 		{
+			name: "BadTracing",
+			yaml: base + "tracing:\n  exporter: jaeger\n  endpoint: ftp://collector:4317\n  sample_ratio: 1.5\n",
+			want: []string{
+				`herald.yaml:4: tracing.exporter: must be "none", "otlp-grpc" or "otlp-http" (got "jaeger")`,
+				`herald.yaml:5: tracing.endpoint: must be an http:// or https:// URL, like "http://otel-collector:4317" (got "ftp://collector:4317")`,
+				`herald.yaml:6: tracing.sample_ratio: must be from 0 to 1 (got "1.5")`,
+			},
+		},
+		{
 			name: "MissingDatabaseURL",
 			yaml: "log:\n  level: info\n",
 			want: []string{`herald.yaml: database.url: required (set it here or in DATABASE_URL)`},
