@@ -396,6 +396,15 @@ type Endpoint struct {
 	// max(1, ceil(RateLimit)) (see Burst). Must be 0 when RateLimit is 0.
 	// Defaults to 0.
 	RateBurst int `yaml:"rate_burst"`
+	// Format is how requests are framed: "standard-webhooks", or a
+	// CloudEvents 1.0 event in HTTP "cloudevents-binary" or
+	// "cloudevents-structured" mode (see webhook.EndpointConfig.Format).
+	// Defaults to "" (standard-webhooks).
+	Format string `yaml:"format"`
+	// CloudEventsSource is the source attribute of a CloudEvents endpoint's
+	// events, a URI-reference. Defaults to "" (webhook.CloudEventsSourceDefault,
+	// "herald").
+	CloudEventsSource string `yaml:"cloudevents_source"`
 	// Disabled creates the endpoint disabled: no message is delivered to it
 	// (they wait) until an operator runs `herald endpoints enable`. It only
 	// applies when the endpoint first appears in outbox.endpoints; after
@@ -443,6 +452,8 @@ func (e Endpoint) WebhookConfig() webhook.EndpointConfig {
 		MaxConns:          e.MaxInFlight,
 		FollowRedirects:   e.FollowRedirects,
 		PermanentStatuses: e.PermanentStatuses,
+		Format:            e.Format,
+		CloudEventsSource: e.CloudEventsSource,
 		TLS: webhook.TLSConfig{
 			CAFile: e.TLS.CAFile, CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, MinVersion: e.TLS.MinVersion,
 		},

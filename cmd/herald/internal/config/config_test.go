@@ -681,6 +681,14 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`herald.yaml:4: metrics.queue_interval: must be between 1s and 1h (got "100ms")`},
 		},
 		{
+			name: "BadFormat",
+			yaml: base + "endpoints:\n  - name: a\n    url: https://a.example.com/\n    secret: " + testSecret + "\n    format: cloudevents\n    cloudevents_source: \"a b\"\n",
+			want: []string{
+				`herald.yaml:7: endpoints[0].format: "cloudevents" is not a format: use standard-webhooks, cloudevents-binary or cloudevents-structured (got "cloudevents")`,
+				`herald.yaml:8: endpoints[0].cloudevents_source: must be a URI-reference, like /shop/orders or https://shop.example.com (got "a b")`,
+			},
+		},
+		{
 			name: "BadTracing",
 			yaml: base + "tracing:\n  exporter: jaeger\n  endpoint: ftp://collector:4317\n  sample_ratio: 1.5\n",
 			want: []string{

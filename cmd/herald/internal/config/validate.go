@@ -493,6 +493,14 @@ func checkEndpoint(p string, e Endpoint, report func(path, value string, err err
 	}
 
 	// ordering
+	// One at a time, so that both are reported.
+	var ce *webhook.ConfigError
+	if errors.As(webhook.CheckFormat(e.Format, ""), &ce) {
+		report(at("format"), e.Format, ce.Err)
+	}
+	if errors.As(webhook.CheckFormat("", e.CloudEventsSource), &ce) {
+		report(at("cloudevents_source"), e.CloudEventsSource, ce.Err)
+	}
 	switch e.OnDead {
 	case "", OnDeadBlock, OnDeadSkip: // "" is the default, block
 	default:
