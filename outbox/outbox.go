@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Message is one outbox message. Topic and Payload are required.
@@ -31,6 +33,8 @@ type Message struct {
 	// routing. Optional.
 	Endpoint string
 	// Headers are extra HTTP headers sent with this message. Optional.
+	// Enqueue adds traceparent and tracestate from ctx's span, unless a
+	// traceparent (in any case) is given here.
 	Headers map[string]string
 }
 
@@ -82,6 +86,10 @@ type Writer struct {
 // Called with a transaction, the messages become visible to the relay only
 // when that transaction commits, and are gone if it rolls back: this is what
 // makes the outbox transactional. Enqueue never begins or commits.
+//
+// When ctx holds a valid OpenTelemetry span context, each message stores it
+// as W3C traceparent and tracestate headers; the relay's delivery span
+// continues that trace and sends its own traceparent to the endpoint.
 func Enqueue(ctx context.Context, db DB, msgs ...Message) error {
 	return Writer{}.Enqueue(ctx, db, msgs...)
 }
@@ -98,7 +106,7 @@ func (w Writer) Enqueue(ctx context.Context, db DB, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	cols, err := columnsOf(msgs)
+	cols, err := columnsOf(msgs, traceOf(ctx))
 	if err != nil {
 		return err
 	}
@@ -114,7 +122,7 @@ func (w Writer) EnqueueSQL(ctx context.Context, db SQLDB, msgs ...Message) error
 	if len(msgs) == 0 {
 		return nil
 	}
-	cols, err := columnsOf(msgs)
+	cols, err := columnsOf(msgs, traceOf(ctx))
 	if err != nil {
 		return err
 	}
@@ -158,7 +166,48 @@ type columns struct {
 	ids, topics, payloads, keys, endpoints, headers []string
 }
 
-func columnsOf(msgs []Message) (columns, error) {
+// traceHeaders is the trace context Enqueue stores with each message.
+type traceHeaders struct {
+	parent, state string // empty parent: none
+}
+
+// traceOf returns the W3C trace context of ctx's span. It uses the
+// TraceContext propagator itself, not the global one: the relay reads
+// exactly these two headers, whatever the producer's process has set up.
+func traceOf(ctx context.Context) traceHeaders {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return traceHeaders{}
+	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return traceHeaders{parent: c["traceparent"], state: c["tracestate"]}
+}
+
+// with returns h plus the trace headers, or h itself when there are none
+// or h has a traceparent of its own.
+func (t traceHeaders) with(h map[string]string) map[string]string {
+	if t.parent == "" {
+		return h
+	}
+	for name := range h {
+		if strings.EqualFold(name, "traceparent") {
+			return h
+		}
+	}
+	out := make(map[string]string, len(h)+2)
+	for name, v := range h {
+		if !strings.EqualFold(name, "tracestate") {
+			out[name] = v
+		}
+	}
+	out["traceparent"] = t.parent
+	if t.state != "" {
+		out["tracestate"] = t.state
+	}
+	return out
+}
+
+func columnsOf(msgs []Message, tr traceHeaders) (columns, error) {
 	n := len(msgs)
 	// Each keyed insert takes its key's lock (see migrations/003); taking
 	// them in one order keeps concurrent batches from deadlocking. The sort
@@ -182,8 +231,8 @@ func columnsOf(msgs []Message) (columns, error) {
 			c.ids[i] = NewID() // the same format as the column's default
 		}
 		c.keys[i], c.endpoints[i] = m.Key, m.Endpoint
-		if len(m.Headers) > 0 {
-			h, err := json.Marshal(m.Headers)
+		if headers := tr.with(m.Headers); len(headers) > 0 {
+			h, err := json.Marshal(headers)
 			if err != nil {
 				return columns{}, fmt.Errorf("enqueue: message %d: headers: %w", src, err)
 			}

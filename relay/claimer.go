@@ -313,6 +313,7 @@ func (r *Relay) claim(ctx context.Context, hotWant, retryWant int) (jobs []*job,
 		size += int64(len(j.msg.Body))
 	}
 	r.inFlightBytes.Add(size) // given back by the completer, job by job
+	r.traceClaim(ctx, start, jobs, hotGot, retryGot)
 	r.stats.claims.Add(1)
 	r.stats.claimedRows.Add(int64(len(jobs)))
 	r.m.claimed.WithLabelValues("hot").Add(float64(hotGot))

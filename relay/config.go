@@ -9,6 +9,7 @@ import (
 
 	"github.com/herald-relay/herald/webhook"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults and bounds of Config.
@@ -152,6 +153,12 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// Metrics, if set, records Prometheus metrics.
 	Metrics *Metrics
+	// TracerProvider, if set, traces each claim (a span linked to the
+	// claimed messages' traces) and each delivery attempt (a span that is
+	// a child of the producer's, whose traceparent the request carries to
+	// the endpoint). Defaults to nil: no tracing, at no cost (a no-op
+	// provider counts as nil).
+	TracerProvider trace.TracerProvider
 	// Breaker pauses an endpoint after consecutive failures and probes it
 	// with one delivery at growing intervals. Its zero value is the
 	// default breaker; see BreakerConfig.

@@ -3,6 +3,8 @@ package relay
 import (
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/herald-relay/herald/webhook"
 )
 
@@ -44,6 +46,9 @@ type job struct {
 	invalid   string
 	pairs     []pair
 	remaining int
+	// producer is the trace context stored with the message, parent of its
+	// delivery spans; nil when tracing is off or the message has none.
+	producer *trace.SpanContext
 }
 
 type result uint8

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Relay claims committed outbox messages, delivers them to their endpoints
@@ -20,6 +21,7 @@ type Relay struct {
 	router atomic.Pointer[router] // swapped whole by SetEndpoints
 	log    zerolog.Logger
 	m      *Metrics
+	tracer trace.Tracer // nil: tracing off, see newTracer
 
 	results chan *pair // finished pairs, for the completer
 	wake    chan struct{}
@@ -114,10 +116,11 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		m = NewMetrics(nil)
 	}
 	r := &Relay{
-		cfg:  cfg,
-		pool: pool,
-		log:  cfg.Logger.With().Str("component", "relay").Logger(),
-		m:    m,
+		cfg:    cfg,
+		pool:   pool,
+		log:    cfg.Logger.With().Str("component", "relay").Logger(),
+		m:      m,
+		tracer: newTracer(cfg.TracerProvider),
 		// Room for a full window of fan-out; the claimer sizes claims so
 		// that rarely more than MaxInFlight pairs finish at once.
 		results:       make(chan *pair, 2*cfg.MaxInFlight),

@@ -293,6 +293,7 @@ func (h *heldBy) holds(ep *endpointState) bool {
 // was for, never as a message of no endpoint: its dead rows block the key
 // on ordered endpoints like any dead pair, and a replay goes there only.
 func (r *Relay) prepare(rt *router, j *job, endpoint, headers string, held *heldBy) {
+	j.msg.Type, j.msg.Time = j.topic, j.createdAt // for CloudEvents endpoints
 	valid := r.parseHeaders(j, headers)
 	eps := rt.route(j.topic, endpoint)
 	unknown := len(eps) == 0 && endpoint != ""
@@ -322,6 +323,7 @@ func (r *Relay) prepare(rt *router, j *job, endpoint, headers string, held *held
 // longer configured keeps its pairs waiting: they are released, not killed,
 // so that a configuration mistake loses nothing.
 func (r *Relay) prepareRetry(rt *router, j *job, endpoint, headers string) {
+	j.msg.Type, j.msg.Time = j.topic, j.createdAt // for CloudEvents endpoints
 	ep := rt.byName[endpoint]
 	if ep == nil {
 		ep = newEndpointState(&Endpoint{Name: endpoint}, r.m) // no Sender: released, to wait for it

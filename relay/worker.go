@@ -62,10 +62,12 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 		end = start.Add(ep.Timeout)
 	}
 	actx, cancel := context.WithDeadline(ctx, end)
+	actx, msg, span := r.startDelivery(actx, p)
+	defer endDelivery(span, p) // once p holds the outcome
 	// Cancelled by the watchdog if the relay can no longer prove it holds
 	// the row: another relay may take it over.
 	stopWatch := context.AfterFunc(g.ctx, cancel)
-	err := ep.Sender.Deliver(actx, &p.job.msg)
+	err := ep.Sender.Deliver(actx, msg)
 	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 	stopWatch()
 	cancel()

@@ -73,6 +73,15 @@ type EndpointConfig struct {
 	PermanentStatuses []int
 	// TLS configures TLS for https URLs.
 	TLS TLSConfig
+	// Format is how a message is framed: FormatStandardWebhooks,
+	// FormatCloudEventsBinary or FormatCloudEventsStructured. Every format
+	// carries the Standard Webhooks headers, signed over the body as sent.
+	// Defaults to FormatStandardWebhooks.
+	Format string
+	// CloudEventsSource is the source attribute of a CloudEvents endpoint's
+	// events, a URI-reference. Defaults to CloudEventsSourceDefault
+	// ("herald").
+	CloudEventsSource string
 }
 
 // Endpoint sends messages to one receiver over its own connection pool. It is
@@ -100,6 +109,8 @@ type Endpoint struct {
 	h1       *h1Pool
 	h1Head   []byte
 	h1Static []h1StaticHeader
+	format   string // one of the Format* constants
+	ceSource string
 }
 
 // staticHeader is a header sent with every request. vals has len == cap so
@@ -134,6 +145,14 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		maxResponse:     c.cfg.MaxResponseBytes,
 		maxHead:         c.cfg.MaxResponseHeaderBytes,
 		keepResponse:    c.cfg.KeepResponseBytes,
+	}
+
+	if e.format, e.ceSource, err = checkFormat(cfg.Format, cfg.CloudEventsSource); err != nil {
+		return nil, err
+	}
+	contentType := "application/json"
+	if e.format == FormatCloudEventsStructured {
+		contentType = cloudEventsContentType
 	}
 
 	if len(cfg.Secrets) > 0 {
@@ -177,7 +196,7 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 	}
 
 	e.static = append(e.static,
-		staticHeader{"Content-Type", []string{"application/json"}},
+		staticHeader{"Content-Type", []string{contentType}},
 		staticHeader{"User-Agent", []string{c.cfg.UserAgent}},
 		// A nil Idempotency-Key is not sent, but tells net/http that the
 		// POST may be replayed on a fresh connection when a kept-alive one
@@ -189,6 +208,9 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		h, err := checkHeader(name, value)
 		if err != nil {
 			return nil, &ConfigError{Field: "headers", Err: err}
+		}
+		if e.format != FormatStandardWebhooks && strings.HasPrefix(h.Name, ceHeaderPrefix) {
+			return nil, &ConfigError{Field: "headers", Err: errors.New(strconv.Quote(h.Name) + " is reserved on a CloudEvents endpoint")}
 		}
 		e.static = append(e.static, staticHeader{h.Name, []string{h.Value}})
 		hasAuth = hasAuth || h.Name == "Authorization"
@@ -378,6 +400,12 @@ type Message struct {
 	Body []byte
 	// Headers are extra headers for this message, see ParseHeaders.
 	Headers []Header
+	// Type is the CloudEvents type attribute (the relay sets the topic).
+	// Required by CloudEvents endpoints; unused by others.
+	Type string
+	// Time is the CloudEvents time attribute (the relay sets the time the
+	// message was written). Defaults to the time of the attempt.
+	Time time.Time
 }
 
 // bufPool holds scratch buffers for the timestamp and signatures.
@@ -405,6 +433,12 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 	if err != nil {
 		return err
 	}
+	body := m.Body
+	if e.format != FormatStandardWebhooks {
+		if body, headers, err = e.cloudEvent(m, headers); err != nil {
+			return err
+		}
+	}
 
 	// The timestamp and all signatures share one string allocation.
 	now := time.Now().Unix()
@@ -412,16 +446,16 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 	buf := strconv.AppendInt((*bp)[:0], now, 10)
 	tsLen := len(buf)
 	if e.signer != nil {
-		buf = e.signer.AppendSignature(buf, m.ID, now, m.Body)
+		buf = e.signer.AppendSignature(buf, m.ID, now, body)
 	}
 	stamp := string(buf)
 	*bp = buf
 	bufPool.Put(bp)
 
 	if e.h1 != nil {
-		return e.deliverH1(ctx, m.ID, m.Body, headers, stamp, tsLen)
+		return e.deliverH1(ctx, m.ID, body, headers, stamp, tsLen)
 	}
-	return e.deliverHTTP(ctx, m.ID, m.Body, headers, stamp, tsLen)
+	return e.deliverHTTP(ctx, m.ID, body, headers, stamp, tsLen)
 }
 
 // checkMessage checks what of m goes into the request head as it is, and

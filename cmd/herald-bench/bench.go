@@ -38,6 +38,7 @@ type bench struct {
 	mode           string // binary or inproc
 	heraldBin      string
 	heraldProfiles bool
+	traceSink      string // URL of the discarding OTLP collector (-tracing), once started
 	dsn            string
 	pool           *pgxpool.Pool
 	recv           *recvTarget
@@ -116,9 +117,17 @@ func run(ctx context.Context, opt options) (*Results, error) {
 		"enqueue_n": opt.enqN, "sql_duration_s": opt.sqlDur.Seconds(), "sql_producers": opt.sqlProducers,
 		"backlogs": opt.backlogs, "slice": opt.slice, "relays": opt.relayCounts,
 		"slow_n": opt.slowN, "slow_endpoints": opt.slowEPs, "slow_delay_ms": opt.slowDelay.Milliseconds(),
+		"tracing": opt.tracing,
 	}
 	if err := b.chooseRelay(ctx); err != nil {
 		return nil, err
+	}
+	if opt.tracing {
+		if b.mode == "binary" {
+			b.note("tracing: every claim and delivery traced (otlp-http, sample_ratio 1) to a collector that discards the spans")
+		} else {
+			b.note("tracing: -tracing applies to binary relays only; these relays did not trace")
+		}
 	}
 	b.res.RelayMode = b.mode
 	if err := b.setupDB(ctx); err != nil {

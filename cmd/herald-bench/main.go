@@ -62,6 +62,7 @@ type options struct {
 	million      bool
 	relayMode    string
 	heraldBin    string
+	tracing      bool
 	peers        string
 	noPeers      bool
 	peerN        int
@@ -105,6 +106,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.BoolVar(&o.million, "million", false, "also measure claim latency and drain rate with 1,000,000 waiting (adds ~1-2 min)")
 	fs.StringVar(&o.relayMode, "relay-mode", "auto", "binary (go build ./cmd/herald; herald run --config), inproc (relay library in a herald-bench child process), or auto (binary if it builds and runs, else inproc)")
 	fs.StringVar(&o.heraldBin, "herald", "", "use this herald binary instead of building ./cmd/herald")
+	fs.BoolVar(&o.tracing, "tracing", false, "binary relays trace every claim and delivery (tracing.exporter otlp-http, sample_ratio 1) to a collector that discards the spans")
 	fs.StringVar(&o.peers, "peers", "", "path of the peers module (default: ../shared/peers from the repository root, if present)")
 	fs.BoolVar(&o.noPeers, "no-peers", false, "skip the peer programs")
 	fs.IntVar(&o.peerN, "peer-n", 0, "messages per peer comparison drain (default: -n)")

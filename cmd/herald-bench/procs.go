@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -240,6 +242,13 @@ delivery:
 		if o.historyAttempts != "" {
 			yaml += fmt.Sprintf("history:\n  attempts: %s\n  messages: %t\n", o.historyAttempts, o.historyMessages)
 		}
+		if b.opt.tracing {
+			sink, err := b.startTraceSink()
+			if err != nil {
+				return nil, err
+			}
+			yaml += fmt.Sprintf("tracing:\n  exporter: otlp-http\n  endpoint: %q\n  sample_ratio: 1\n", sink)
+		}
 		if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 			return nil, err
 		}
@@ -272,6 +281,27 @@ delivery:
 		b.profiles = append(b.profiles, profile)
 	}
 	return p, nil
+}
+
+// startTraceSink starts, once, an OTLP/HTTP collector that reads and
+// discards the spans it is sent, and returns its traces URL: -tracing
+// measures what tracing costs the relay, not a collector.
+func (b *bench) startTraceSink() (string, error) {
+	if b.traceSink != "" {
+		return b.traceSink, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<20))
+		w.WriteHeader(http.StatusOK)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	b.closers = append(b.closers, srv)
+	b.traceSink = "http://" + ln.Addr().String() + "/v1/traces"
+	return b.traceSink, nil
 }
 
 // waitReady waits until the relay serves metrics.

@@ -44,6 +44,8 @@ Flags of add and update:
   --permanent-status N       4xx status that is not retried; repeatable (default 400, 413, 422)
   --follow-redirects         follow 3xx responses
   --tls-ca-file, --tls-cert-file, --tls-key-file FILE, --tls-min-version 1.2|1.3
+  --format F                 standard-webhooks (default), cloudevents-binary or cloudevents-structured
+  --cloudevents-source S     CloudEvents source attribute, a URI-reference (default herald)
 With update, a repeatable flag replaces the whole list (--secret replaces every secret);
 --no-topics, --no-headers and --no-permanent-statuses empty a list, and a boolean flag
 is turned off with --ordered=false.
@@ -211,6 +213,7 @@ type endpointFlags struct {
 	rateBurst                       int
 	ordered, followRedirects        bool
 	onDead                          string
+	format, ceSource                string
 	statuses                        []int
 	tls                             config.EndpointTLS
 	noTopics, noHeaders, noStatuses bool
@@ -268,6 +271,8 @@ func newEndpointFlags(fs *flag.FlagSet, update bool) *endpointFlags {
 	fs.StringVar(&f.tls.CertFile, "tls-cert-file", "", "")
 	fs.StringVar(&f.tls.KeyFile, "tls-key-file", "", "")
 	fs.StringVar(&f.tls.MinVersion, "tls-min-version", "", "")
+	fs.StringVar(&f.format, "format", "", "")
+	fs.StringVar(&f.ceSource, "cloudevents-source", "", "")
 	if update {
 		fs.BoolVar(&f.noTopics, "no-topics", false, "")
 		fs.BoolVar(&f.noHeaders, "no-headers", false, "")
@@ -324,6 +329,10 @@ func (f *endpointFlags) change() ops.EndpointChange {
 			c.TLSKeyFile = abs(f.tls.KeyFile)
 		case "tls-min-version":
 			c.TLSMinVersion = &f.tls.MinVersion
+		case "format":
+			c.Format = &f.format
+		case "cloudevents-source":
+			c.CloudEventsSource = &f.ceSource
 		case "no-topics":
 			if f.noTopics {
 				c.Topics = &[]string{}
@@ -429,6 +438,10 @@ func printEndpoint(w io.Writer, cfg *config.Config, ep ops.Endpoint) error {
 	line("tls.cert_file", cmp.Or(ep.TLS.CertFile, "-"))
 	line("tls.key_file", cmp.Or(ep.TLS.KeyFile, "-"))
 	line("tls.min_version", cmp.Or(ep.TLS.MinVersion, "1.2"))
+	line("format", cmp.Or(ep.Format, webhook.FormatDefault))
+	if ep.Format == webhook.FormatCloudEventsBinary || ep.Format == webhook.FormatCloudEventsStructured {
+		line("cloudevents_source", cmp.Or(ep.CloudEventsSource, webhook.CloudEventsSourceDefault))
+	}
 	line("created", ep.CreatedAt.UTC().Format(time.RFC3339))
 	line("updated", ep.UpdatedAt.UTC().Format(time.RFC3339))
 	_, err := io.WriteString(w, b.String())

@@ -70,6 +70,22 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// Tracing is set up once, at start: a reload does not change it.
+	tp, stopTracing, err := newTracerProvider(ctx, cfg.Tracing)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the spans of the last deliveries, within a bound: a
+		// collector that is gone must not hold up the exit.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(fctx); err != nil {
+			log.Warn().Err(err).Msg("tracing: spans not flushed")
+		}
+	}()
+	g.tracer = tp
+
 	reg := newRegistry()
 
 	// Every source must be reachable and migrated before any starts.
@@ -226,6 +242,7 @@ func startSource(ctx context.Context, g *globals, cfg *config.Config, src source
 	rcfg := cfg.RelayConfig()
 	rcfg.Endpoints, rcfg.Logger, rcfg.Metrics = built, log, relay.NewMetricsWith(reg, relay.MetricsConfig{MaxEndpointSeries: cfg.Metrics.MaxEndpointSeries})
 	rcfg.OnDisable = persistDisable(pool, log)
+	rcfg.TracerProvider = g.tracer
 	r, err := relay.New(pool, rcfg)
 	if err != nil {
 		set.closeAll()

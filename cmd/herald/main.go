@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/herald-relay/herald/webhook"
 )
 
@@ -86,6 +88,9 @@ type globals struct {
 	logLevel   string
 	stdout     io.Writer
 	stderr     io.Writer
+	// tracer traces the relays' work; set by run from tracing.*, nil
+	// (tracing off) otherwise.
+	tracer trace.TracerProvider
 }
 
 // Main runs herald with args and returns the process exit code: 0 on

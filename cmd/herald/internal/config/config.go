@@ -110,6 +110,12 @@ const (
 	// series of their own; NoBound (-1) lifts the bound.
 	MetricsMaxEndpointSeriesDefault = relay.MaxEndpointSeriesDefault
 	NoBound                         = -1
+	// The values of tracing.exporter.
+	TracingExporterNone       = "none"
+	TracingExporterOTLPGRPC   = "otlp-grpc"
+	TracingExporterOTLPHTTP   = "otlp-http"
+	TracingExporterDefault    = TracingExporterNone
+	TracingSampleRatioDefault = 1.0
 
 	MaintenanceScheduleDefault      = "@every 1h"
 	MaintenanceDeadRetentionDefault = 720 * time.Hour
@@ -146,6 +152,7 @@ type Config struct {
 	Breaker     Breaker     `yaml:"breaker"`
 	Endpoints   []Endpoint  `yaml:"endpoints"`
 	Metrics     Metrics     `yaml:"metrics"`
+	Tracing     Tracing     `yaml:"tracing"`
 	Maintenance Maintenance `yaml:"maintenance"`
 	History     History     `yaml:"history"`
 	// Admin configures the admin HTTP API. Defaults to off.
@@ -389,6 +396,15 @@ type Endpoint struct {
 	// max(1, ceil(RateLimit)) (see Burst). Must be 0 when RateLimit is 0.
 	// Defaults to 0.
 	RateBurst int `yaml:"rate_burst"`
+	// Format is how requests are framed: "standard-webhooks", or a
+	// CloudEvents 1.0 event in HTTP "cloudevents-binary" or
+	// "cloudevents-structured" mode (see webhook.EndpointConfig.Format).
+	// Defaults to "" (standard-webhooks).
+	Format string `yaml:"format"`
+	// CloudEventsSource is the source attribute of a CloudEvents endpoint's
+	// events, a URI-reference. Defaults to "" (webhook.CloudEventsSourceDefault,
+	// "herald").
+	CloudEventsSource string `yaml:"cloudevents_source"`
 	// Disabled creates the endpoint disabled: no message is delivered to it
 	// (they wait) until an operator runs `herald endpoints enable`. It only
 	// applies when the endpoint first appears in outbox.endpoints; after
@@ -436,6 +452,8 @@ func (e Endpoint) WebhookConfig() webhook.EndpointConfig {
 		MaxConns:          e.MaxInFlight,
 		FollowRedirects:   e.FollowRedirects,
 		PermanentStatuses: e.PermanentStatuses,
+		Format:            e.Format,
+		CloudEventsSource: e.CloudEventsSource,
 		TLS: webhook.TLSConfig{
 			CAFile: e.TLS.CAFile, CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, MinVersion: e.TLS.MinVersion,
 		},
@@ -527,6 +545,27 @@ type AdminToken struct {
 // token.
 func DefaultAdminToken() AdminToken { return AdminToken{Access: AdminAccessDefault} }
 
+// Tracing configures OpenTelemetry tracing of claims and deliveries.
+type Tracing struct {
+	// Exporter is where spans go: "none" (no tracing, at no cost),
+	// "otlp-grpc" or "otlp-http". Defaults to TracingExporterDefault
+	// ("none").
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the OTLP collector's URL, such as
+	// "http://otel-collector:4317" (otlp-grpc) or
+	// "https://otel-collector:4318" (otlp-http; the path defaults to
+	// /v1/traces); an http:// URL sends without TLS. Defaults to "": the
+	// exporter's own default, from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 (gRPC) or
+	// localhost:4318 (HTTP), with TLS.
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of new traces recorded, 0 to 1; a delivery
+	// whose producer's trace was sampled is always recorded (parent-based
+	// sampling), one whose producer's was not never is. Defaults to
+	// TracingSampleRatioDefault (1).
+	SampleRatio float64 `yaml:"sample_ratio"`
+}
+
 // Maintenance configures the periodic clean-up.
 type Maintenance struct {
 	// Schedule is a cron spec (five fields, or a descriptor such as
@@ -609,6 +648,7 @@ func Default() *Config {
 			DisableAfter:     BreakerDisableAfterDefault,
 		},
 		Metrics: Metrics{QueueInterval: MetricsQueueIntervalDefault, MaxEndpointSeries: MetricsMaxEndpointSeriesDefault},
+		Tracing: Tracing{Exporter: TracingExporterDefault, SampleRatio: TracingSampleRatioDefault},
 		Maintenance: Maintenance{
 			Schedule:      MaintenanceScheduleDefault,
 			DeadRetention: MaintenanceDeadRetentionDefault,

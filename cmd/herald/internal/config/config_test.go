@@ -681,6 +681,23 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`herald.yaml:4: metrics.queue_interval: must be between 1s and 1h (got "100ms")`},
 		},
 		{
+			name: "BadFormat",
+			yaml: base + "endpoints:\n  - name: a\n    url: https://a.example.com/\n    secret: " + testSecret + "\n    format: cloudevents\n    cloudevents_source: \"a b\"\n",
+			want: []string{
+				`herald.yaml:7: endpoints[0].format: "cloudevents" is not a format: use standard-webhooks, cloudevents-binary or cloudevents-structured (got "cloudevents")`,
+				`herald.yaml:8: endpoints[0].cloudevents_source: must be a URI-reference, like /shop/orders or https://shop.example.com (got "a b")`,
+			},
+		},
+		{
+			name: "BadTracing",
+			yaml: base + "tracing:\n  exporter: jaeger\n  endpoint: ftp://collector:4317\n  sample_ratio: 1.5\n",
+			want: []string{
+				`herald.yaml:4: tracing.exporter: must be "none", "otlp-grpc" or "otlp-http" (got "jaeger")`,
+				`herald.yaml:5: tracing.endpoint: must be an http:// or https:// URL, like "http://otel-collector:4317" (got "ftp://collector:4317")`,
+				`herald.yaml:6: tracing.sample_ratio: must be from 0 to 1 (got "1.5")`,
+			},
+		},
+		{
 			name: "MissingDatabaseURL",
 			yaml: "log:\n  level: info\n",
 			want: []string{`herald.yaml: database.url: required (set it here or in DATABASE_URL)`},

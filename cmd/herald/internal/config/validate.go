@@ -212,6 +212,21 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 		report("metrics.max_endpoint_series", strconv.Itoa(n), errors.New("must be at least 1, or -1 for no bound"))
 	}
 
+	// tracing
+	switch c.Tracing.Exporter {
+	case TracingExporterNone, TracingExporterOTLPGRPC, TracingExporterOTLPHTTP:
+	default:
+		report("tracing.exporter", c.Tracing.Exporter, fmt.Errorf("must be %q, %q or %q", TracingExporterNone, TracingExporterOTLPGRPC, TracingExporterOTLPHTTP))
+	}
+	if e := c.Tracing.Endpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			report("tracing.endpoint", webhook.RedactURL(e), errors.New(`must be an http:// or https:// URL, like "http://otel-collector:4317"`))
+		}
+	}
+	if r := c.Tracing.SampleRatio; !(r >= 0 && r <= 1) {
+		report("tracing.sample_ratio", strconv.FormatFloat(r, 'g', -1, 64), errors.New("must be from 0 to 1"))
+	}
+
 	// maintenance
 	if _, err := parseCron(c.Maintenance.Schedule); err != nil {
 		report("maintenance.schedule", c.Maintenance.Schedule, fmt.Errorf(`must be a cron spec like "0 3 * * *", "@daily" or "@every 1h": %w`, err))
@@ -478,6 +493,14 @@ func checkEndpoint(p string, e Endpoint, report func(path, value string, err err
 	}
 
 	// ordering
+	// One at a time, so that both are reported.
+	var ce *webhook.ConfigError
+	if errors.As(webhook.CheckFormat(e.Format, ""), &ce) {
+		report(at("format"), e.Format, ce.Err)
+	}
+	if errors.As(webhook.CheckFormat("", e.CloudEventsSource), &ce) {
+		report(at("cloudevents_source"), e.CloudEventsSource, ce.Err)
+	}
 	switch e.OnDead {
 	case "", OnDeadBlock, OnDeadSkip: // "" is the default, block
 	default:

@@ -41,6 +41,10 @@ type EndpointChange struct {
 	TLSCertFile       *string `json:"tls_cert_file,omitempty"`
 	TLSKeyFile        *string `json:"tls_key_file,omitempty"`
 	TLSMinVersion     *string `json:"tls_min_version,omitempty"`
+	// Format is how requests are framed (webhook.Format*); "": the
+	// default, standard-webhooks.
+	Format            *string `json:"format,omitempty"`
+	CloudEventsSource *string `json:"cloudevents_source,omitempty"`
 }
 
 // Apply sets on ep the settings c changes. It does not validate: see
@@ -93,6 +97,8 @@ func (c EndpointChange) Apply(ep *Endpoint) {
 	set(&ep.TLS.CertFile, c.TLSCertFile)
 	set(&ep.TLS.KeyFile, c.TLSKeyFile)
 	set(&ep.TLS.MinVersion, c.TLSMinVersion)
+	set(&ep.Format, c.Format)
+	set(&ep.CloudEventsSource, c.CloudEventsSource)
 }
 
 // InvalidEndpointError is an endpoint that config.ValidateEndpoint

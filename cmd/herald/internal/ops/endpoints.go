@@ -124,6 +124,8 @@ type row struct {
 	TLSCertFile       *string            `db:"tls_cert_file"`
 	TLSKeyFile        *string            `db:"tls_key_file"`
 	TLSMinVersion     *string            `db:"tls_min_version"`
+	Format            *string            `db:"format"`
+	CloudEventsSource *string            `db:"cloudevents_source"`
 	DisabledAt        pgtype.Timestamptz `db:"disabled_at"`
 	DisabledReason    *string            `db:"disabled_reason"`
 	Source            string             `db:"source"`
@@ -168,8 +170,10 @@ func (r *row) endpoint() (Endpoint, error) {
 				CAFile: deref(r.TLSCAFile), CertFile: deref(r.TLSCertFile),
 				KeyFile: deref(r.TLSKeyFile), MinVersion: deref(r.TLSMinVersion),
 			},
-			Headers:  headers,
-			Disabled: r.DisabledAt.Valid,
+			Format:            deref(r.Format),
+			CloudEventsSource: deref(r.CloudEventsSource),
+			Headers:           headers,
+			Disabled:          r.DisabledAt.Valid,
 		},
 		DisabledAt:     disabledAt,
 		DisabledReason: deref(r.DisabledReason),
@@ -297,6 +301,8 @@ func args(ep Endpoint) pgx.NamedArgs {
 		"tls_cert_file":      nullIfEmpty(ep.TLS.CertFile),
 		"tls_key_file":       nullIfEmpty(ep.TLS.KeyFile),
 		"tls_min_version":    nullIfEmpty(ep.TLS.MinVersion),
+		"format":             nullIfEmpty(ep.Format), // NULL: the default
+		"cloudevents_source": nullIfEmpty(ep.CloudEventsSource),
 		"disabled":           ep.Disabled,
 		"disabled_reason":    nullIfEmpty(ep.DisabledReason),
 		"source":             string(cmp.Or(ep.Source, SourceSQL)),

@@ -15,6 +15,7 @@ import (
 	"github.com/herald-relay/herald/cmd/herald/internal/config"
 	"github.com/herald-relay/herald/cmd/herald/internal/ops"
 	"github.com/herald-relay/herald/internal/heraldtest"
+	"github.com/herald-relay/herald/webhook"
 )
 
 func TestMain(m *testing.M) { heraldtest.Main(m) }
@@ -54,6 +55,8 @@ func full(name string) ops.Endpoint {
 			OnDead:            config.OnDeadSkip,
 			RateLimit:         2.5,
 			RateBurst:         4,
+			Format:            webhook.FormatCloudEventsStructured,
+			CloudEventsSource: "https://shop.example.com/orders",
 		},
 		Source: ops.SourceCLI,
 	}
@@ -89,6 +92,8 @@ func TestAddGetList(t *testing.T) {
 	require.Zero(t, got.Timeout)
 	require.Zero(t, got.MaxInFlight)
 	require.Equal(t, config.OnDeadBlock, got.OnDead)
+	require.Empty(t, got.Format, "NULL: the default format")
+	require.Equal(t, webhook.FormatStandardWebhooks, got.View().Format)
 	require.Equal(t, ops.SourceSQL, got.Source, "the default source")
 	require.False(t, got.Disabled)
 	d := got.WithDefaults(config.Delivery{Timeout: 9 * time.Second})
@@ -126,6 +131,8 @@ func TestInvalidEndpointsNameTheField(t *testing.T) {
 		{"OnDead", func(e *ops.Endpoint) { e.OnDead = "drop" }, `endpoint billing: on_dead: must be block or skip (got "drop")`},
 		{"RateBurst", func(e *ops.Endpoint) { e.RateLimit = 0 }, `endpoint billing: rate_burst: must be 0 when rate_limit is 0 (unlimited) (got "4")`},
 		{"Header", func(e *ops.Endpoint) { e.Headers = map[string]config.Secret{"Host": "hunter2"} }, `endpoint billing: headers.Host: header is set by Herald and cannot be overridden (got "Host")`},
+		{"Format", func(e *ops.Endpoint) { e.Format = "cloudevents" }, `endpoint billing: format: "cloudevents" is not a format: use standard-webhooks, cloudevents-binary or cloudevents-structured (got "cloudevents")`},
+		{"CloudEventsSource", func(e *ops.Endpoint) { e.CloudEventsSource = "a b" }, `endpoint billing: cloudevents_source: must be a URI-reference, like /shop/orders or https://shop.example.com (got "a b")`},
 		{"Source", func(e *ops.Endpoint) { e.Source = "yaml" }, `endpoint billing: source must be config, sql or cli (got "yaml")`},
 	}
 	for _, tt := range tests {
@@ -267,6 +274,9 @@ func TestPlainSQL(t *testing.T) {
 		`INSERT INTO outbox.endpoints (name, url, tls_cert_file) VALUES ('x', 'https://x', '/c.pem')`,
 		`INSERT INTO outbox.endpoints (name, url, headers) VALUES ('x', 'https://x', '[1]')`,
 		`INSERT INTO outbox.endpoints (name, url, disabled_reason) VALUES ('x', 'https://x', 'why')`,
+		`INSERT INTO outbox.endpoints (name, url, format) VALUES ('x', 'https://x', 'cloudevents')`,
+		`INSERT INTO outbox.endpoints (name, url, cloudevents_source) VALUES ('x', 'https://x', 'a b')`,
+		`INSERT INTO outbox.endpoints (name, url, cloudevents_source) VALUES ('x', 'https://x', '')`,
 	} {
 		_, err := b.pool.Exec(b.ctx, bad)
 		require.ErrorContains(t, err, "violates check constraint", bad)

@@ -17,7 +17,7 @@ import "github.com/herald-relay/herald/relay"
 // columns is every column, in the order of row's fields.
 const columns = `name, url, secrets, topics, headers, timeout_ms, max_in_flight, rate_limit, rate_burst,
     ordered, on_dead, permanent_statuses, follow_redirects,
-    tls_ca_file, tls_cert_file, tls_key_file, tls_min_version,
+    tls_ca_file, tls_cert_file, tls_key_file, tls_min_version, format, cloudevents_source,
     disabled_at, disabled_reason, source, created_at, updated_at`
 
 const listSQL = `SELECT ` + columns + ` FROM outbox.endpoints ORDER BY name`
@@ -57,11 +57,11 @@ const sourceSQL = `SELECT source FROM outbox.endpoints WHERE name = @name`
 // arguments (see args), without its state (disabled_*) or source.
 const settingsColumns = `name, url, secrets, topics, headers, timeout_ms, max_in_flight, rate_limit, rate_burst,
     ordered, on_dead, permanent_statuses, follow_redirects,
-    tls_ca_file, tls_cert_file, tls_key_file, tls_min_version`
+    tls_ca_file, tls_cert_file, tls_key_file, tls_min_version, format, cloudevents_source`
 
 const settingsValues = `@name, @url, @secrets, @topics, @headers, @timeout_ms, @max_in_flight, @rate_limit, @rate_burst,
     @ordered, @on_dead, @permanent_statuses, @follow_redirects,
-    @tls_ca_file, @tls_cert_file, @tls_key_file, @tls_min_version`
+    @tls_ca_file, @tls_cert_file, @tls_key_file, @tls_min_version, @format, @cloudevents_source`
 
 const settingsUpdate = `url = excluded.url, secrets = excluded.secrets, topics = excluded.topics,
     headers = excluded.headers, timeout_ms = excluded.timeout_ms, max_in_flight = excluded.max_in_flight,
@@ -69,18 +69,19 @@ const settingsUpdate = `url = excluded.url, secrets = excluded.secrets, topics =
     on_dead = excluded.on_dead, permanent_statuses = excluded.permanent_statuses,
     follow_redirects = excluded.follow_redirects, tls_ca_file = excluded.tls_ca_file,
     tls_cert_file = excluded.tls_cert_file, tls_key_file = excluded.tls_key_file,
-    tls_min_version = excluded.tls_min_version`
+    tls_min_version = excluded.tls_min_version, format = excluded.format,
+    cloudevents_source = excluded.cloudevents_source`
 
 // settingsDiffer is true when the existing row e differs from excluded in
 // any setting: an upsert that would change nothing updates no row, so fires
 // no trigger and wakes no relay.
 const settingsDiffer = `(e.url, e.secrets, e.topics, e.headers, e.timeout_ms, e.max_in_flight, e.rate_limit,
     e.rate_burst, e.ordered, e.on_dead, e.permanent_statuses, e.follow_redirects, e.tls_ca_file,
-    e.tls_cert_file, e.tls_key_file, e.tls_min_version)
+    e.tls_cert_file, e.tls_key_file, e.tls_min_version, e.format, e.cloudevents_source)
   IS DISTINCT FROM (excluded.url, excluded.secrets, excluded.topics, excluded.headers, excluded.timeout_ms,
     excluded.max_in_flight, excluded.rate_limit, excluded.rate_burst, excluded.ordered, excluded.on_dead,
     excluded.permanent_statuses, excluded.follow_redirects, excluded.tls_ca_file, excluded.tls_cert_file,
-    excluded.tls_key_file, excluded.tls_min_version)`
+    excluded.tls_key_file, excluded.tls_min_version, excluded.format, excluded.cloudevents_source)`
 
 const insertSQL = `INSERT INTO outbox.endpoints (` + settingsColumns + `, disabled_at, disabled_reason, source)
 VALUES (` + settingsValues + `,

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -32,6 +33,8 @@ type EndpointView struct {
 	TLSCertFile       string     `json:"tls_cert_file,omitempty"`
 	TLSKeyFile        string     `json:"tls_key_file,omitempty"`
 	TLSMinVersion     string     `json:"tls_min_version,omitempty"`
+	Format            string     `json:"format"`
+	CloudEventsSource string     `json:"cloudevents_source,omitempty"`
 	Disabled          bool       `json:"disabled"`
 	DisabledAt        *time.Time `json:"disabled_at,omitempty"`
 	DisabledReason    string     `json:"disabled_reason,omitempty"`
@@ -65,6 +68,8 @@ func (e Endpoint) View() EndpointView {
 		TLSCertFile:       e.TLS.CertFile,
 		TLSKeyFile:        e.TLS.KeyFile,
 		TLSMinVersion:     e.TLS.MinVersion,
+		Format:            cmp.Or(e.Format, webhook.FormatDefault),
+		CloudEventsSource: e.CloudEventsSource,
 		Disabled:          e.Disabled,
 		DisabledReason:    e.DisabledReason,
 		Source:            e.Source,
