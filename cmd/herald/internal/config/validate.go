@@ -182,16 +182,10 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	if len(c.Endpoints) == 0 {
 		warn("endpoints", "no endpoints are configured: every message will be kept as unroutable")
 	}
-	names := make(map[string]int, len(c.Endpoints))
+	names := uniqueNames{list: "endpoints", seen: make(map[string]int, len(c.Endpoints))}
 	for i, e := range c.Endpoints {
 		p := fmt.Sprintf("endpoints[%d]", i)
-		if checkEndpointName(p+".name", e.Name, report) {
-			if first, dup := names[e.Name]; dup {
-				report(p+".name", e.Name, fmt.Errorf("duplicate of endpoints[%d].name", first))
-			} else {
-				names[e.Name] = i
-			}
-		}
+		names.check(i, e.Name, report)
 		checkEndpoint(p, e, report, warn)
 		if e.MaxInFlight > c.Relay.MaxInFlight && e.MaxInFlight <= EndpointMaxInFlightMax {
 			warn(p+".max_in_flight", fmt.Sprintf("%d is more than relay.max_in_flight (%d), which caps it", e.MaxInFlight, c.Relay.MaxInFlight))
@@ -257,16 +251,10 @@ func (c *Config) checkSources(report func(path, value string, err error), warn f
 		}
 	}
 	used := make([]bool, len(c.Endpoints))
-	names := make(map[string]int, len(c.Sources))
+	names := uniqueNames{list: "sources", seen: make(map[string]int, len(c.Sources))}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("sources[%d]", i)
-		if checkEndpointName(p+".name", s.Name, report) {
-			if first, dup := names[s.Name]; dup {
-				report(p+".name", s.Name, fmt.Errorf("duplicate of sources[%d].name", first))
-			} else {
-				names[s.Name] = i
-			}
-		}
+		names.check(i, s.Name, report)
 		if s.URL == "" {
 			report(p+".url", "", errors.New("required"))
 		} else if err := checkDatabaseURL(s.URL.Value()); err != nil {
@@ -326,16 +314,10 @@ func (c *Config) checkAdmin(report func(path, value string, err error), warn fun
 	} else if len(a.Tokens) > 0 {
 		warn("admin.tokens", "has no effect while admin.listen is empty (the admin API is off)")
 	}
-	names := make(map[string]int, len(a.Tokens))
+	names := uniqueNames{list: "admin.tokens", seen: make(map[string]int, len(a.Tokens))}
 	for i, tk := range a.Tokens {
 		p := fmt.Sprintf("admin.tokens[%d]", i)
-		if checkEndpointName(p+".name", tk.Name, report) {
-			if first, dup := names[tk.Name]; dup {
-				report(p+".name", tk.Name, fmt.Errorf("duplicate of admin.tokens[%d].name", first))
-			} else {
-				names[tk.Name] = i
-			}
-		}
+		names.check(i, tk.Name, report)
 		switch v := tk.Token.Value(); {
 		case v == "":
 			report(p+".token", "", errors.New("required"))
@@ -355,6 +337,26 @@ func (c *Config) checkAdmin(report func(path, value string, err error), warn fun
 			report(p+".access", tk.Access, errors.New("must be read or write"))
 		}
 	}
+}
+
+// uniqueNames checks the names of one list of the file (list is its path,
+// "endpoints"): each one valid (checkEndpointName) and unlike those before it.
+type uniqueNames struct {
+	list string
+	seen map[string]int // a valid name -> the index of its first entry
+}
+
+// check checks the name of entry i.
+func (u uniqueNames) check(i int, name string, report func(path, value string, err error)) {
+	p := fmt.Sprintf("%s[%d].name", u.list, i)
+	if !checkEndpointName(p, name, report) {
+		return
+	}
+	if first, dup := u.seen[name]; dup {
+		report(p, name, fmt.Errorf("duplicate of %s[%d].name", u.list, first))
+		return
+	}
+	u.seen[name] = i
 }
 
 // checkEndpointName reports a missing or malformed endpoint name at path and
