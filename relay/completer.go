@@ -180,6 +180,9 @@ func (o *outcomes) addSettlePair(seq int64, endpoint string, attempts int, delay
 // first one waiting.
 func (r *Relay) runCompleter() {
 	defer close(r.completerDone)
+	if r.holdOutcomes != nil {
+		<-r.holdOutcomes
+	}
 	var o outcomes
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

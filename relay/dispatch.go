@@ -104,10 +104,12 @@ func (r *Relay) startQueued(st *endpointState) {
 	}
 }
 
-// finished releases a pair's place in the window and passes it to the
-// completer.
+// finished passes a pair to the completer, then releases its place in the
+// window. In that order: a worker waiting on a busy completer keeps its
+// place, so the claimer starts no request beside it, and max_in_flight
+// bounds the goroutines and pairs held however slow the outcome writes are.
 func (r *Relay) finished(p *pair) {
+	r.results <- p
 	r.inFlight.Add(-1)
 	signal(r.room)
-	r.results <- p
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -92,4 +93,12 @@ func AlertFields(v any) []string {
 		out[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
 	}
 	return out
+}
+
+// HoldOutcomes makes r's completer take no finished pair until release is
+// called, as when its outcome writes stall. Call it before Start.
+func HoldOutcomes(r *Relay) (release func()) {
+	r.holdOutcomes = make(chan struct{})
+	var once sync.Once
+	return func() { once.Do(func() { close(r.holdOutcomes) }) }
 }

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-relay/herald/internal/heraldtest"
@@ -125,4 +127,45 @@ func TestOneTopicBacklogWaitsInMemoryNotInTheRetryLane(t *testing.T) {
 	// the first attempt took longer to end. It used to go on all along
 	// (7,320 deferrals for 2,000).
 	require.Less(t, r.Stats().Deferred, int64(n/2), "pairs deferred to the retry lane for want of room")
+}
+
+// TestWindowHoldsWhileOutcomesAreNotTaken: relay.max_in_flight bounds the
+// requests a relay has started and not yet recorded, also while its
+// completer is slow (its outcome writes wait on PostgreSQL). A worker must
+// keep its place in the window until the completer has its pair; if it
+// gives the place back first, the claimer starts another request, whose
+// worker then blocks beside it, and so on without bound.
+func TestWindowHoldsWhileOutcomesAreNotTaken(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	var sent atomic.Int64
+	rc := newReceiver(t, func(int, *http.Request) int { sent.Add(1); return http.StatusOK })
+	const window, n = 8, 800
+	ep := endpoint(t, "e", rc.srv.URL, "t")
+	ep.MaxInFlight = window
+	r, err := relay.New(pool, relay.Config{Endpoints: []relay.Endpoint{ep}, MaxInFlight: window, PollInterval: 20 * time.Millisecond,
+		Retry: fastRetry(), Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	require.NoError(t, err)
+	release := relay.HoldOutcomes(r)
+	enqueue(t, pool, messages(n, "t")...)
+	require.NoError(t, r.Start(context.Background()))
+	t.Cleanup(func() { release(); _ = r.Stop(context.Background()) })
+
+	// Wait until the requests stop coming (bounded): with the window held
+	// they stop once every place is taken.
+	last, still := int64(-1), 0
+	for i := 0; i < 100 && still < 5; i++ {
+		time.Sleep(100 * time.Millisecond)
+		if cur := sent.Load(); cur == last {
+			still++
+		} else {
+			last, still = cur, 0
+		}
+	}
+	// The window's places, plus the pairs the completer's channel buffers
+	// (twice the window) before a worker blocks on it.
+	require.LessOrEqual(t, sent.Load(), int64(3*window), "requests sent while no outcome was taken")
+
+	release()
+	eventually(t, 60*time.Second, func() bool { return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0 }, "all delivered once outcomes flow")
 }

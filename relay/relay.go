@@ -58,8 +58,11 @@ type Relay struct {
 	callbacks           sync.WaitGroup // OnDisable calls
 	stopErr             error
 	signals             testSignals // off unless a test turns them on
-	historyLog          historyLog  // the completer's
-	alerts              alerts      // Herald's own events, docs/alerts.md
+	// holdOutcomes, when a test sets it, keeps the completer from taking
+	// finished pairs until it is closed (export_test.go).
+	holdOutcomes chan struct{}
+	historyLog   historyLog // the completer's
+	alerts       alerts     // Herald's own events, docs/alerts.md
 }
 
 // stats are counters for progress logs and tests.
