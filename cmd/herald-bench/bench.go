@@ -40,6 +40,7 @@ type bench struct {
 	heraldProfiles bool
 	traceSink      string // URL of the discarding OTLP collector (-tracing), once started
 	dsn            string
+	dbLock         *pgx.Conn // holds the database for this bench: see lockDB
 	pool           *pgxpool.Pool
 	recv           *recvTarget
 	relayStarts    int
@@ -133,6 +134,9 @@ func run(ctx context.Context, opt options) (*Results, error) {
 	if err := b.setupDB(ctx); err != nil {
 		return nil, err
 	}
+	// Released after dropDB, so no other bench creates the database
+	// while this one drops it.
+	defer b.dbLock.Close(context.WithoutCancel(ctx))
 	defer b.pool.Close()
 	if !opt.keepDB {
 		defer b.dropDB()
@@ -267,6 +271,9 @@ func (b *bench) setupDB(ctx context.Context) error {
 		return fmt.Errorf("connect: %w (is PostgreSQL up?)", err)
 	}
 	defer admin.Close(ctx)
+	if err := b.lockDB(ctx); err != nil {
+		return err
+	}
 	name := pgx.Identifier{b.opt.dbName}.Sanitize()
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("drop database: %w", err)
@@ -295,6 +302,29 @@ func (b *bench) setupDB(ctx context.Context) error {
 	cfg.MaxConns = int32(max(16, b.opt.latProducers+4, b.opt.sqlProducers+4))
 	b.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	return err
+}
+
+// lockDB makes the bench the only one using its database until dropDB:
+// a second bench given the same -db would otherwise drop the database under
+// the first (WITH (FORCE) ends its connections) and both would measure
+// nonsense. The lock is a session advisory lock on a connection to the
+// admin database, so it goes when the bench does, however it ends.
+func (b *bench) lockDB(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, b.opt.adminDSN)
+	if err != nil {
+		return fmt.Errorf("connect: %w (is PostgreSQL up?)", err)
+	}
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('herald-bench'), hashtext($1))`, b.opt.dbName).Scan(&locked); err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("lock database: %w", err)
+	}
+	if !locked {
+		conn.Close(ctx)
+		return fmt.Errorf("database %q is in use by another herald-bench: wait for it to end, or give this one its own with -db", b.opt.dbName)
+	}
+	b.dbLock = conn
+	return nil
 }
 
 func (b *bench) dropDB() {

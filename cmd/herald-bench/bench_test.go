@@ -207,3 +207,34 @@ func TestParseFlagsNamesTheBadFlag(t *testing.T) {
 		t.Errorf("-only kill,pgrestart,stale: %v, %v", o.only, err)
 	}
 }
+
+// Two benches given one -db would drop each other's database mid-run (its
+// DROP ... WITH (FORCE) ends the other's connections): the second must
+// refuse to start, naming the flag, and leave the first's database alone.
+func TestSecondBenchOnOneDatabaseRefuses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("herald_bench_test_%d_%x", os.Getpid(), rand.Uint32())
+	first := &bench{opt: options{dbName: db, adminDSN: adminDSN()}}
+	t.Cleanup(func() { dropTestDB(t, db) })
+	if err := first.setupDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer first.dbLock.Close(context.Background())
+	defer first.dropDB()
+
+	second := &bench{opt: options{dbName: db, adminDSN: adminDSN()}}
+	err := second.setupDB(ctx)
+	if err == nil {
+		second.dropDB()
+		second.dbLock.Close(ctx)
+		t.Fatal("a second bench set up the database the first one is using")
+	}
+	if !strings.Contains(err.Error(), "-db") {
+		t.Errorf("error %q does not name the -db flag", err)
+	}
+	var n int
+	if err := first.pool.QueryRow(ctx, `SELECT count(*) FROM outbox.messages`).Scan(&n); err != nil {
+		t.Fatalf("the first bench's database was disturbed: %v", err)
+	}
+}
