@@ -41,10 +41,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	defer pool.Close()
 	// The setting read is this process's: it should be the relays' (see
 	// docs/operations.md#status).
-	opts := ops.StatusOptions{MaxPendingAge: *maxAge, HistoryAttempts: relay.AttemptLog(cfg.History.Attempts)}
-	if *maxAge == 0 {
-		opts.MaxPendingAge = -1 // never
-	}
+	opts := ops.StatusOptions{MaxPendingAge: maxAge, HistoryAttempts: relay.AttemptLog(cfg.History.Attempts)}
 	s, err := ops.GetStatus(ctx, pool, opts)
 	if err != nil {
 		return err

@@ -156,6 +156,13 @@ var (
 
 func setQueryValue(fv reflect.Value, name, s string) error {
 	switch {
+	case fv.Kind() == reflect.Pointer:
+		// Optional: nil when the parameter is absent.
+		v := reflect.New(fv.Type().Elem())
+		if err := setQueryValue(v.Elem(), name, s); err != nil {
+			return err
+		}
+		fv.Set(v)
 	case fv.Type() == durationType:
 		d, err := parseDuration(name, s)
 		if err != nil {

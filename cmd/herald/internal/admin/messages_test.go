@@ -208,8 +208,10 @@ func TestStatusRoute(t *testing.T) {
 	require.Equal(t, int64(1), s.Endpoints[0].Pending)
 	require.Contains(t, s.Endpoints[0].Attention[0], "oldest owed message is 20m")
 	require.False(t, status("?max_pending_age=30m").NeedsAttention)
-	require.False(t, status("?max_pending_age=-1s").NeedsAttention, "negative: never")
-	require.True(t, status("?max_pending_age=0").NeedsAttention, "0: the default")
+	// As herald status --max-pending-age: 0 turns the check off, and a
+	// negative age is refused, not read as something else.
+	require.False(t, status("?max_pending_age=0").NeedsAttention, "0: never, as the CLI's --max-pending-age 0")
+	b.fails(t, "GET", "/v1/status?max_pending_age=-1s", "", 400, "max_pending_age")
 
 	// A dead message needs attention whatever the age.
 	heraldtest.Exec(t, b.pool, `INSERT INTO outbox.dead (seq, endpoint, id, topic, payload, created_at, reason)

@@ -3,6 +3,7 @@ package ops
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -70,9 +71,10 @@ const breakerStaleAfter = time.Minute
 // StatusOptions tunes GetStatus.
 type StatusOptions struct {
 	// MaxPendingAge: an endpoint whose oldest owed message is older needs
-	// attention. 0 means StatusMaxPendingAgeDefault; negative never.
-	// The admin API reads it from ?max_pending_age= (a Go duration).
-	MaxPendingAge time.Duration `json:"max_pending_age"`
+	// attention. nil means StatusMaxPendingAgeDefault and 0 never, as
+	// with herald status --max-pending-age; negative is refused. The
+	// admin API reads it from ?max_pending_age= (a Go duration).
+	MaxPendingAge *time.Duration `json:"max_pending_age"`
 	// HistoryAttempts is the history.attempts the relays run with: success
 	// rates are computed only when it is all, since with failures every
 	// logged attempt is a failure and with off none is logged. Empty means
@@ -177,7 +179,13 @@ type statusRow struct {
 //
 // See statusSQL for its cost.
 func GetStatus(ctx context.Context, db DB, opts StatusOptions) (Status, error) {
-	maxAge := cmp.Or(opts.MaxPendingAge, StatusMaxPendingAgeDefault)
+	maxAge := StatusMaxPendingAgeDefault
+	if opts.MaxPendingAge != nil {
+		maxAge = *opts.MaxPendingAge
+	}
+	if maxAge < 0 {
+		return Status{}, &FilterError{Field: "max_pending_age", Value: maxAge.String(), Err: errors.New("must not be negative (0: never)")}
+	}
 	var ratesUnavailable string
 	switch mode := cmp.Or(opts.HistoryAttempts, relay.HistoryAttemptsDefault); mode {
 	case relay.AttemptLogAll:

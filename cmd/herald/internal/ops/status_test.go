@@ -79,7 +79,7 @@ func TestStatusPerEndpoint(t *testing.T) {
 		('billing', 'host-b:2', false, now(), NULL, now()),
 		('quiet', 'host-dead:3', true, now() - interval '2 hours', now() - interval '1 hour', now() - interval '1 hour')`)
 
-	s, err = ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{MaxPendingAge: 10 * time.Minute})
+	s, err = ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{MaxPendingAge: ptr(10 * time.Minute)})
 	require.NoError(t, err)
 	require.Equal(t, int64(3), s.Pending)
 	require.Equal(t, int64(1), s.DeadUnrouted)
@@ -126,7 +126,7 @@ func TestStatusPerEndpoint(t *testing.T) {
 	require.Contains(t, s.Attention, "shipping: 1 dead messages")
 	require.Contains(t, s.Attention, "1 dead messages without an endpoint (unroutable or invalid)")
 
-	s, err = ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{MaxPendingAge: -1})
+	s, err = ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{MaxPendingAge: ptr(time.Duration(0))})
 	require.NoError(t, err)
 	require.Len(t, s.Attention, 4, "no age rule")
 }
@@ -167,3 +167,5 @@ func TestStatusRatesNeedEveryAttemptLogged(t *testing.T) {
 	_, err := ops.GetStatus(b.ctx, b.pool, ops.StatusOptions{HistoryAttempts: "some"})
 	require.ErrorContains(t, err, "history.attempts")
 }
+
+func ptr[T any](v T) *T { return &v }
