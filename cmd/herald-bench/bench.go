@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,8 @@ type bench struct {
 	relayStarts    int
 	profiles       []string
 	closers        []io.Closer
+	peersBin       string // the peer programs, once built (buildPeers)
+	peersErr       error  // why the peers are skipped
 	res            *Results
 }
 
@@ -67,6 +70,7 @@ type Results struct {
 	PacedClaims     []DrainResult   `json:"paced_claim_backlogs,omitempty"`
 	ManyRelays      []DrainResult   `json:"many_relays"`
 	Slow            []DrainResult   `json:"slow_receivers,omitempty"`
+	SlowPeers       []PeerRun       `json:"slow_receivers_peers,omitempty"`
 	History         *HistoryResult  `json:"history,omitempty"`
 	Kill            []KillResult    `json:"relay_killed,omitempty"`
 	Restart         []RestartResult `json:"postgres_restarted,omitempty"`
@@ -886,8 +890,40 @@ func (b *bench) slowReceivers(ctx context.Context) error {
 		b.logDrain(r)
 		b.say("   steady %.0f deliveries/s, %.0f deferred", r.SteadyRate, r.Deferred)
 		b.res.Slow = append(b.res.Slow, r)
+		if err := b.slowRiver(ctx, round); err != nil {
+			return err
+		}
 	}
 	return b.truncate(ctx)
+}
+
+// slowRiver drains the slow phase's N with River (the peers' river-relay)
+// against the same receiver and delay, in the same round as Herald: one URL
+// where Herald has one per endpoint, since River has no endpoints, which
+// costs it nothing here (the receiver answers every path alike).
+func (b *bench) slowRiver(ctx context.Context, round int) error {
+	bin, err := b.buildPeers(ctx)
+	if err != nil {
+		if round == 1 {
+			b.note("slow receivers: River skipped: %v", err)
+		}
+		return nil
+	}
+	if err := b.checkpoint(ctx); err != nil {
+		return err
+	}
+	url := fmt.Sprintf("%s/slow?ms=%d", b.recv.hookURL(), b.opt.slowDelay.Milliseconds())
+	for _, workers := range riverSlowWorkers {
+		args := []string{"-workers", strconv.Itoa(workers), "-fetch-cooldown", "10ms", "-pool", "20", "-url", url}
+		pr, err := b.runPeer(ctx, filepath.Join(bin, "river-relay"), "river-relay", b.opt.slowN, args)
+		if err != nil {
+			return err
+		}
+		pr.Round = round
+		b.say("   river-relay %s: %.0f deliveries/s (%.2fs)", pr.Variant, pr.Rate, pr.Seconds)
+		b.res.SlowPeers = append(b.res.SlowPeers, pr)
+	}
+	return nil
 }
 
 // manyRelays drains N with 1, 2 and 4 relay processes, each first with Go's

@@ -50,7 +50,11 @@ const (
 
 var (
 	riverArgs = []string{"-workers", "200", "-fetch-cooldown", "10ms"}
-	naiveArgs = []string{"-workers", "4", "-limit", "100"}
+	// riverSlowWorkers are River's worker counts against slow receivers,
+	// where what bounds it is the requests it keeps in flight (workers ÷
+	// delay): its drain configuration's 200, and Herald's default window.
+	riverSlowWorkers = []int{200, 4096}
+	naiveArgs        = []string{"-workers", "4", "-limit", "100"}
 )
 
 // drainRounds alternates Herald with River and the naive relay (when the
@@ -139,44 +143,12 @@ func (b *bench) drainRounds(ctx context.Context) error {
 	return nil
 }
 
-// setupPeers builds the peer binaries into the work dir, creates the bench
-// role and peers database as the peers' run.sh does, and starts the peers'
-// receiver on 127.0.0.1:18080. A nil receiver and an error mean: skip.
+// setupPeers builds the peers (buildPeers) and starts the peers' receiver
+// on 127.0.0.1:18080. A nil receiver and an error mean: skip.
 func (b *bench) setupPeers(ctx context.Context) (string, *recvTarget, error) {
-	if b.opt.noPeers {
-		return "", nil, fmt.Errorf("-no-peers")
-	}
-	dir := b.opt.peers
-	if dir == "" {
-		dir = filepath.Join(b.root, "..", "shared", "peers")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
-		return "", nil, fmt.Errorf("no peers module at %s (pass -peers DIR)", dir)
-	}
-	bin := filepath.Join(b.tmp, "peers")
-	b.say("building peers from %s", dir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./cmd/river-relay", "./cmd/naive-relay", "./cmd/receiver")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", nil, fmt.Errorf("build peers: %v: %s", err, firstLine(string(out)))
-	}
-	admin, err := pgx.Connect(ctx, b.opt.adminDSN)
+	bin, err := b.buildPeers(ctx)
 	if err != nil {
 		return "", nil, err
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench') THEN
-		CREATE ROLE bench SUPERUSER LOGIN PASSWORD 'bench'; END IF; END $$`); err != nil {
-		return "", nil, fmt.Errorf("create role bench: %w", err)
-	}
-	var exists bool
-	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'peers')").Scan(&exists); err != nil {
-		return "", nil, err
-	}
-	if !exists {
-		if _, err := admin.Exec(ctx, "CREATE DATABASE peers OWNER bench"); err != nil {
-			return "", nil, fmt.Errorf("create database peers: %w", err)
-		}
 	}
 	c := http.Client{Timeout: time.Second}
 	if resp, err := c.Get("http://" + peersReceiverAddr + "/stats"); err == nil {
@@ -197,6 +169,56 @@ func (b *bench) setupPeers(ctx context.Context) (string, *recvTarget, error) {
 	}
 	r.stop()
 	return "", nil, fmt.Errorf("peers receiver did not start")
+}
+
+// buildPeers builds the peer programs into the work dir, once per run, and
+// creates the bench role and peers database as the peers' run.sh does. It
+// returns the directory of the binaries; an error means: skip the peers.
+func (b *bench) buildPeers(ctx context.Context) (string, error) {
+	if b.peersBin != "" || b.peersErr != nil {
+		return b.peersBin, b.peersErr
+	}
+	b.peersBin, b.peersErr = b.buildPeersOnce(ctx)
+	return b.peersBin, b.peersErr
+}
+
+func (b *bench) buildPeersOnce(ctx context.Context) (string, error) {
+	if b.opt.noPeers {
+		return "", fmt.Errorf("-no-peers")
+	}
+	dir := b.opt.peers
+	if dir == "" {
+		dir = filepath.Join(b.root, "..", "shared", "peers")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		return "", fmt.Errorf("no peers module at %s (pass -peers DIR)", dir)
+	}
+	bin := filepath.Join(b.tmp, "peers")
+	b.say("building peers from %s", dir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./cmd/river-relay", "./cmd/naive-relay", "./cmd/receiver")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build peers: %v: %s", err, firstLine(string(out)))
+	}
+	admin, err := pgx.Connect(ctx, b.opt.adminDSN)
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench') THEN
+		CREATE ROLE bench SUPERUSER LOGIN PASSWORD 'bench'; END IF; END $$`); err != nil {
+		return "", fmt.Errorf("create role bench: %w", err)
+	}
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'peers')").Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE peers OWNER bench"); err != nil {
+			return "", fmt.Errorf("create database peers: %w", err)
+		}
+	}
+	return bin, nil
 }
 
 // runPeer runs one peer drain and parses its RESULT line.

@@ -72,6 +72,9 @@ func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
 	now := time.Now().UnixNano()
 	r.total.Add(1)
 	id := req.Header.Get("Webhook-Id")
+	if id == "" {
+		id = req.Header.Get("X-Event-Id") // the peers' relays (River) send theirs here
+	}
 	if id != "" {
 		s := &r.shards[maphash.String(r.seed, id)%recvShards]
 		s.mu.Lock()

@@ -167,6 +167,31 @@ func (b *bench) buildTable() {
 		mr := slicesMax(rss)
 		b.row("  relay peak RSS MiB (max)", mr, "%.1f", "< 300", yesNo(mr < 300))
 		b.row("  pairs deferred to the retry lane (herald_deferred_total, max)", slicesMax(deferred), "%.0f", "", "")
+		// River, same rounds: from the start to the last delivery, as
+		// river-relay measures it, beside Herald's same figure.
+		var whole []float64
+		for _, d := range res.Slow {
+			whole = append(whole, d.Rate)
+		}
+		byWorkers := map[string][]float64{}
+		var variants []string
+		for _, p := range res.SlowPeers {
+			if _, ok := byWorkers[p.Variant]; !ok {
+				variants = append(variants, p.Variant)
+			}
+			byWorkers[p.Variant] = append(byWorkers[p.Variant], p.Rate)
+		}
+		if len(variants) > 0 {
+			b.row("  Herald, from the start to an empty outbox: deliveries/s (median)", median(whole), "%.0f", "", "")
+		}
+		for _, v := range variants {
+			rv := median(byWorkers[v])
+			workers, _, _ := strings.Cut(strings.TrimPrefix(v, "-workers "), " ")
+			b.row(fmt.Sprintf("  River, %s workers, same rounds and receiver: deliveries/s (median)", workers), rv, "%.0f", "", "")
+			if rv > 0 {
+				b.row(fmt.Sprintf("  Herald ÷ River (%s workers)", workers), median(whole)/rv, "%.2f×", "", "")
+			}
+		}
 	}
 	// 8. history
 	if h := res.History; h != nil && h.AllOnOff > 0 {
