@@ -294,10 +294,11 @@ type BreakerConfig struct {
 }
 
 // Sender makes one delivery attempt; *webhook.Endpoint implements it. It
-// returns nil for an acknowledgment and, for anything else, an error that
-// may be a *webhook.DeliveryError.
+// returns the receiver's acknowledgment, whose status the attempt log keeps
+// (outbox.attempts.status), and for anything else an error that may be a
+// *webhook.DeliveryError.
 type Sender interface {
-	Deliver(ctx context.Context, m *webhook.Message) error
+	Send(ctx context.Context, m *webhook.Message) (webhook.Result, error)
 }
 
 // Endpoint is a destination and the topics it subscribes to, as the relay

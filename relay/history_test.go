@@ -137,7 +137,7 @@ func TestAttemptLogRecordsEachAttempt(t *testing.T) {
 	require.Len(t, ok, 1)
 	require.Equal(t, "e", ok[0].endpoint)
 	require.Equal(t, 1, ok[0].attempt)
-	require.Nil(t, ok[0].status)
+	require.Equal(t, 204, *ok[0].status)
 	require.Nil(t, ok[0].class, "a success has no error class")
 	require.Nil(t, ok[0].errText)
 	require.WithinRange(t, ok[0].at, start.Add(-time.Second), time.Now())
@@ -176,6 +176,42 @@ func TestAttemptLogRecordsEachAttempt(t *testing.T) {
 	require.Equal(t, "nobody", down[0].endpoint)
 	require.Equal(t, "connect", *down[0].class)
 	require.Contains(t, *down[0].errText, "refused")
+}
+
+// TestAttemptLogKeepsTheStatusOfASuccess: a receiver that answers 202, and
+// one that answers 503 and then 200. Every attempt row holds the status the
+// receiver gave, the 2xx too: an operator can tell 200 from 202 or 204
+// (status was NULL for every success, since the Sender said nothing of it).
+func TestAttemptLogKeepsTheStatusOfASuccess(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, func(n int, r *http.Request) int {
+		switch {
+		case r.Header.Get("webhook-id") == "msg_accepted":
+			return http.StatusAccepted
+		case n == 1:
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "t")}})
+	enqueue(t, pool, outbox.Message{ID: "msg_accepted", Topic: "t", Payload: json.RawMessage(`{}`)},
+		outbox.Message{ID: "msg_retried", Topic: "t", Payload: json.RawMessage(`{}`)})
+	settled(t, pool)
+
+	statuses := func(id string) []any {
+		var out []any
+		for _, a := range attemptsOf(t, pool, id) {
+			if a.status == nil {
+				out = append(out, nil)
+				continue
+			}
+			out = append(out, *a.status)
+		}
+		return out
+	}
+	require.Equal(t, []any{202}, statuses("msg_accepted"))
+	require.Equal(t, []any{503, 200}, statuses("msg_retried"), "the hot lane's failure, then the retry lane's success")
 }
 
 // TestAttemptLogModes: all logs every attempt, failures only those that
