@@ -191,7 +191,8 @@ type HistoryConfig struct {
 	Attempts AttemptLog
 	// Messages copies each message delivered to all its endpoints into
 	// outbox.message_log, with its payload and headers, in the statement
-	// that deletes it. Defaults to false.
+	// that deletes it from the hot lane, or its last pair from the retry
+	// lane. Defaults to false.
 	Messages bool
 	// Retention is how long history is kept: MaintainHistory drops a day's
 	// partitions once the whole day is older than this, so rows live
