@@ -22,14 +22,20 @@ ALTER TABLE outbox.deliveries ADD COLUMN named_endpoint text;
 -- messages 2^31 apart share one, which only makes them wait for each other)
 -- makes the second wait until the first has committed, and its statement
 -- then sees the first's delete. The locks are taken in order, before any
--- row is deleted, so two acks never wait for each other in a cycle.
+-- row is deleted, so two acks never wait for each other in a cycle; and
+-- only for messages with another pair waiting (a message of one endpoint
+-- takes none), so that a flush holds few of the server's lock slots
+-- (max_locks_per_transaction), at most one per pair it acks.
 CREATE FUNCTION outbox.ack_retry_logged(seqs bigint[], endpoints text[])
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     saved text := current_setting('lock_timeout');
     k integer;
 BEGIN
-    FOR k IN SELECT DISTINCT (s & 2147483647)::integer FROM unnest(seqs) AS s ORDER BY 1 LOOP
+    FOR k IN SELECT DISTINCT (a.seq & 2147483647)::integer FROM unnest(seqs, endpoints) AS a(seq, endpoint)
+        WHERE EXISTS (SELECT 1 FROM outbox.deliveries o WHERE o.seq = a.seq AND o.endpoint <> a.endpoint)
+        ORDER BY 1
+    LOOP
         PERFORM pg_advisory_xact_lock(1215450212, k);
     END LOOP;
     BEGIN
@@ -42,15 +48,16 @@ BEGIN
             DELETE FROM outbox.deliveries x USING acked a
             WHERE x.seq = a.seq AND x.endpoint = a.endpoint
             RETURNING x.seq, x.id, x.topic, x.key, x.named_endpoint, x.payload, x.headers, x.created_at
+        ), msgs AS (
+            SELECT DISTINCT ON (seq) *, count(*) OVER (PARTITION BY seq) AS deleted FROM d ORDER BY seq
         )
         INSERT INTO outbox.message_log (delivered_at, seq, id, topic, key, endpoint, payload, headers, created_at)
-        SELECT DISTINCT ON (d.seq) now(), d.seq, d.id, d.topic, d.key, d.named_endpoint, d.payload, d.headers, d.created_at
-        FROM d
-        -- The statement sees the retry lane as it was before its delete.
-        WHERE NOT EXISTS (SELECT 1 FROM outbox.deliveries o
-                WHERE o.seq = d.seq AND NOT EXISTS (SELECT 1 FROM acked a WHERE a.seq = o.seq AND a.endpoint = o.endpoint))
-            AND NOT EXISTS (SELECT 1 FROM outbox.dead x WHERE x.id = d.id AND x.seq = d.seq)
-        ORDER BY d.seq;
+        SELECT now(), seq, id, topic, key, named_endpoint, payload, headers, created_at
+        FROM msgs m
+        -- The statement sees the retry lane as it was before its delete:
+        -- the message's last pairs are those it deleted.
+        WHERE m.deleted = (SELECT count(*) FROM outbox.deliveries o WHERE o.seq = m.seq)
+            AND NOT EXISTS (SELECT 1 FROM outbox.dead x WHERE x.id = m.id AND x.seq = m.seq);
     EXCEPTION WHEN OTHERS THEN
         DELETE FROM outbox.deliveries x USING unnest(seqs, endpoints) AS a(seq, endpoint)
         WHERE x.seq = a.seq AND x.endpoint = a.endpoint;
