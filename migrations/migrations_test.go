@@ -86,3 +86,48 @@ func TestUpSQLIsPlainSQL(t *testing.T) {
 		require.True(t, strings.Contains(m.UpSQL, "outbox."), m.Name)
 	}
 }
+
+// TestRetryHistoryOverData: migration 012 applies to a retry lane with
+// pairs waiting (they keep every column, named_endpoint NULL: routed by
+// topic) and goes down and up again without losing them.
+func TestRetryHistoryOverData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn := connect(t, heraldtest.EmptyURL(t))
+	_, err := migrations.Migrate(ctx, conn, 11)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO outbox.messages (id, topic, payload, endpoint) VALUES ('msg_hot', 't', '{}', 'a');
+INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, created_at, attempts,
+    first_attempt_at, last_attempt_at, next_attempt_at, last_status)
+VALUES (1, 'a', 'msg_1', 't', '{"n": 1}', 'k', now(), 2, now(), now(), now(), 503)`)
+	require.NoError(t, err)
+	pairs := func() string {
+		var s string
+		require.NoError(t, conn.QueryRow(ctx, `SELECT string_agg(concat_ws(' ', seq, endpoint, id, payload::text, key, attempts, last_status), ',')
+FROM outbox.deliveries`).Scan(&s))
+		return s
+	}
+	before := pairs()
+
+	st, err := migrations.Migrate(ctx, conn, 12)
+	require.NoError(t, err)
+	require.Equal(t, int32(12), st.To)
+	require.Equal(t, before, pairs())
+	var named *string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT named_endpoint FROM outbox.deliveries`).Scan(&named))
+	require.Nil(t, named)
+
+	_, err = migrations.Migrate(ctx, conn, 11)
+	require.NoError(t, err)
+	require.Equal(t, before, pairs(), "down keeps the pairs")
+	var fn bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT to_regproc('outbox.ack_retry_logged') IS NULL`).Scan(&fn))
+	require.True(t, fn, "down drops the function")
+
+	_, err = migrations.Migrate(ctx, conn, -1)
+	require.NoError(t, err)
+	require.Equal(t, before, pairs())
+	var hot int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM outbox.messages`).Scan(&hot))
+	require.Equal(t, 1, hot)
+}

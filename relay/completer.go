@@ -587,7 +587,12 @@ func (r *Relay) sendOutcomes(o *outcomes) error {
 		}
 	}
 	if len(o.ackSeq) > 0 {
-		queue(ackRetrySQL, 0, o.ackSeq, o.ackEndpoint)
+		if r.cfg.History.Messages {
+			b.Queue(ackRetryLoggedSQL, o.ackSeq, o.ackEndpoint)
+			reads = append(reads, history("message_log"))
+		} else {
+			queue(ackRetrySQL, 0, o.ackSeq, o.ackEndpoint)
+		}
 	}
 	if len(o.rsSeq) > 0 {
 		queue(rescheduleRetrySQL, len(o.rsSeq), o.rsSeq, o.rsEndpoint, o.rsLease, o.rsDelayMs, o.rsStatus,

@@ -191,7 +191,8 @@ type HistoryConfig struct {
 	Attempts AttemptLog
 	// Messages copies each message delivered to all its endpoints into
 	// outbox.message_log, with its payload and headers, in the statement
-	// that deletes it. Defaults to false.
+	// that deletes it from the hot lane, or its last pair from the retry
+	// lane. Defaults to false.
 	Messages bool
 	// Retention is how long history is kept: MaintainHistory drops a day's
 	// partitions once the whole day is older than this, so rows live
@@ -294,10 +295,11 @@ type BreakerConfig struct {
 }
 
 // Sender makes one delivery attempt; *webhook.Endpoint implements it. It
-// returns nil for an acknowledgment and, for anything else, an error that
-// may be a *webhook.DeliveryError.
+// returns the receiver's acknowledgment, whose status the attempt log keeps
+// (outbox.attempts.status), and for anything else an error that may be a
+// *webhook.DeliveryError.
 type Sender interface {
-	Deliver(ctx context.Context, m *webhook.Message) error
+	Send(ctx context.Context, m *webhook.Message) (webhook.Result, error)
 }
 
 // Endpoint is a destination and the topics it subscribes to, as the relay

@@ -137,7 +137,7 @@ func TestAttemptLogRecordsEachAttempt(t *testing.T) {
 	require.Len(t, ok, 1)
 	require.Equal(t, "e", ok[0].endpoint)
 	require.Equal(t, 1, ok[0].attempt)
-	require.Nil(t, ok[0].status)
+	require.Equal(t, 204, *ok[0].status)
 	require.Nil(t, ok[0].class, "a success has no error class")
 	require.Nil(t, ok[0].errText)
 	require.WithinRange(t, ok[0].at, start.Add(-time.Second), time.Now())
@@ -178,6 +178,42 @@ func TestAttemptLogRecordsEachAttempt(t *testing.T) {
 	require.Contains(t, *down[0].errText, "refused")
 }
 
+// TestAttemptLogKeepsTheStatusOfASuccess: a receiver that answers 202, and
+// one that answers 503 and then 200. Every attempt row holds the status the
+// receiver gave, the 2xx too: an operator can tell 200 from 202 or 204
+// (status was NULL for every success, since the Sender said nothing of it).
+func TestAttemptLogKeepsTheStatusOfASuccess(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, func(n int, r *http.Request) int {
+		switch {
+		case r.Header.Get("webhook-id") == "msg_accepted":
+			return http.StatusAccepted
+		case n == 1:
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "t")}})
+	enqueue(t, pool, outbox.Message{ID: "msg_accepted", Topic: "t", Payload: json.RawMessage(`{}`)},
+		outbox.Message{ID: "msg_retried", Topic: "t", Payload: json.RawMessage(`{}`)})
+	settled(t, pool)
+
+	statuses := func(id string) []any {
+		var out []any
+		for _, a := range attemptsOf(t, pool, id) {
+			if a.status == nil {
+				out = append(out, nil)
+				continue
+			}
+			out = append(out, *a.status)
+		}
+		return out
+	}
+	require.Equal(t, []any{202}, statuses("msg_accepted"))
+	require.Equal(t, []any{503, 200}, statuses("msg_retried"), "the hot lane's failure, then the retry lane's success")
+}
+
 // TestAttemptLogModes: all logs every attempt, failures only those that
 // failed, off none.
 func TestAttemptLogModes(t *testing.T) {
@@ -214,46 +250,143 @@ func TestAttemptLogModes(t *testing.T) {
 }
 
 // TestMessageLog: with history.messages, a message delivered to all its
-// endpoints is in outbox.message_log with its payload and headers, and one
-// that died is not; without, nothing is.
+// endpoints is in outbox.message_log with its payload and headers, whether
+// that took one round (msg_1, msg_2) or went through the retry lane:
+// msg_retried (a's first attempt fails, b's works), msg_named (for a only,
+// by name: the log keeps that name) and msg_both (both fail first: two
+// retry pairs, one log row). One that died, for all its endpoints
+// (msg_rejected) or one (msg_half), is not. Without, nothing is. (The retry
+// lane did not keep the endpoint a message named, and its ack logged
+// nothing.)
 func TestMessageLog(t *testing.T) {
 	t.Parallel()
 	for _, on := range []bool{true, false} {
 		t.Run(map[bool]string{true: "on", false: "off"}[on], func(t *testing.T) {
 			t.Parallel()
 			pool := heraldtest.Pool(t)
-			rc := newReceiver(t, func(n int, r *http.Request) int {
-				if r.Header.Get("webhook-id") == "msg_rejected" {
+			a := newReceiver(t, func(n int, r *http.Request) int {
+				switch id := r.Header.Get("webhook-id"); {
+				case id == "msg_rejected":
 					return http.StatusBadRequest // permanent: dies at once
+				case n == 1 && strings.Contains("msg_retried msg_named msg_both msg_half", id):
+					return http.StatusServiceUnavailable
+				}
+				return http.StatusOK
+			})
+			b := newReceiver(t, func(n int, r *http.Request) int {
+				switch id := r.Header.Get("webhook-id"); {
+				case id == "msg_rejected" || id == "msg_half":
+					return http.StatusBadRequest
+				case id == "msg_both" && n == 1:
+					return http.StatusServiceUnavailable
 				}
 				return http.StatusOK
 			})
 			startRelay(t, pool, relay.Config{
-				Endpoints: []relay.Endpoint{endpoint(t, "a", rc.srv.URL, "t"), endpoint(t, "b", rc.srv.URL, "t")},
+				Endpoints: []relay.Endpoint{endpoint(t, "a", a.srv.URL, "t"), endpoint(t, "b", b.srv.URL, "t")},
 				History:   relay.HistoryConfig{Messages: on},
 			})
 			enqueue(t, pool,
 				outbox.Message{ID: "msg_1", Topic: "t", Key: "k1", Payload: json.RawMessage(`{"n": 1}`), Headers: map[string]string{"X-Tenant": "acme"}},
 				outbox.Message{ID: "msg_2", Topic: "t", Payload: json.RawMessage(`{"n": 2}`)},
-				outbox.Message{ID: "msg_rejected", Topic: "t", Payload: json.RawMessage(`{}`)})
+				outbox.Message{ID: "msg_rejected", Topic: "t", Payload: json.RawMessage(`{}`)},
+				outbox.Message{ID: "msg_retried", Topic: "t", Key: "k2", Payload: json.RawMessage(`{"n": 3}`), Headers: map[string]string{"X-Tenant": "beta"}},
+				outbox.Message{ID: "msg_named", Topic: "t", Endpoint: "a", Payload: json.RawMessage(`{"n": 4}`)},
+				outbox.Message{ID: "msg_both", Topic: "t", Payload: json.RawMessage(`{"n": 5}`)},
+				outbox.Message{ID: "msg_half", Topic: "t", Payload: json.RawMessage(`{}`)})
 			settled(t, pool)
-			require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM outbox.dead`), "msg_rejected died for both endpoints")
+			require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM outbox.dead`), "msg_rejected died for both endpoints, msg_half for b")
 			if !on {
 				require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.message_log`))
 				return
 			}
-			require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM outbox.message_log`))
-			var topic, key, payload, headers string
-			var delivered, created time.Time
-			require.NoError(t, pool.QueryRow(context.Background(), `SELECT topic, key, payload::text, headers::text, delivered_at, created_at
-FROM outbox.message_log WHERE id = 'msg_1'`).Scan(&topic, &key, &payload, &headers, &delivered, &created))
-			require.Equal(t, "t", topic)
-			require.Equal(t, "k1", key)
-			require.Equal(t, `{"n": 1}`, payload, "the payload byte for byte")
-			require.Contains(t, headers, "acme")
-			require.False(t, delivered.Before(created))
+			require.Equal(t, []string{"msg_1", "msg_2", "msg_both", "msg_named", "msg_retried"},
+				ids(t, pool, `SELECT id FROM outbox.message_log ORDER BY id`), "each delivered message, once")
+			for _, want := range []struct{ id, key, named, payload, tenant string }{
+				{id: "msg_1", key: "k1", payload: `{"n": 1}`, tenant: "acme"},
+				{id: "msg_retried", key: "k2", payload: `{"n": 3}`, tenant: "beta"},
+				{id: "msg_named", named: "a", payload: `{"n": 4}`},
+			} {
+				var topic, key, named, payload, headers string
+				var delivered, created time.Time
+				require.NoError(t, pool.QueryRow(context.Background(), `SELECT topic, coalesce(key, ''), coalesce(endpoint, ''),
+    payload::text, coalesce(headers::text, ''), delivered_at, created_at
+FROM outbox.message_log WHERE id = $1`, want.id).Scan(&topic, &key, &named, &payload, &headers, &delivered, &created))
+				require.Equal(t, "t", topic)
+				require.Equal(t, want.key, key)
+				require.Equal(t, want.named, named, "the endpoint the message named; none when its topic routed it")
+				require.Equal(t, want.payload, payload, "the payload byte for byte")
+				require.Contains(t, headers, want.tenant)
+				require.False(t, delivered.Before(created))
+			}
 		})
 	}
+}
+
+// TestMessageLogOfLastPairsAckedAtOnce: two relays deliver the last two
+// pairs of a message at once, each acking in its own flush (transaction).
+// Each statement alone would see the other's pair still waiting, and
+// neither would log the message; the second must wait for the first and
+// then log it, once.
+func TestMessageLogOfLastPairsAckedAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := heraldtest.Pool(t)
+	heraldtest.Exec(t, pool, `INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, created_at, attempts,
+    first_attempt_at, last_attempt_at, next_attempt_at) VALUES
+    (7, 'a', 'msg_7', 't', '{}', now(), 1, now(), now(), now()),
+    (7, 'b', 'msg_7', 't', '{}', now(), 1, now(), now(), now())`)
+	ack := func(q interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}, endpoint string) error {
+		var failed *string
+		if err := q.QueryRow(ctx, `SELECT outbox.ack_retry_logged('{7}', $1)`, []string{endpoint}).Scan(&failed); err != nil {
+			return err
+		}
+		if failed != nil {
+			return fmt.Errorf("copy failed: %s", *failed)
+		}
+		return nil
+	}
+	first, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = first.Rollback(ctx) }()
+	require.NoError(t, ack(first, "a"))
+
+	second := make(chan error, 1)
+	go func() {
+		tx, err := pool.Begin(ctx)
+		if err == nil {
+			if err = ack(tx, "b"); err == nil {
+				err = tx.Commit(ctx)
+			}
+			_ = tx.Rollback(ctx)
+		}
+		second <- err
+	}()
+	// Commit the first once the second has either finished or is waiting.
+	var done bool
+	eventually(t, 10*time.Second, func() bool {
+		select {
+		case err := <-second:
+			require.NoError(t, err)
+			done = true
+			return true
+		default:
+		}
+		return count(t, pool, `SELECT count(*) FROM pg_locks WHERE NOT granted`) > 0
+	}, "the second ack finished or waits")
+	require.NoError(t, first.Commit(ctx))
+	if !done {
+		select {
+		case err := <-second:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second ack still waits after the first committed")
+		}
+	}
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM outbox.deliveries`))
+	require.Equal(t, []string{"msg_7"}, ids(t, pool, `SELECT id FROM outbox.message_log`), "logged once")
 }
 
 // TestHistoryWriteFailureDoesNotStopDelivery: today's partitions are gone

@@ -308,13 +308,13 @@ type stubbornSender struct {
 	deadlines []time.Time
 }
 
-func (s *stubbornSender) Deliver(ctx context.Context, _ *webhook.Message) error {
+func (s *stubbornSender) Send(ctx context.Context, _ *webhook.Message) (webhook.Result, error) {
 	d, _ := ctx.Deadline()
 	s.mu.Lock()
 	s.deadlines = append(s.deadlines, d)
 	s.mu.Unlock()
 	<-ctx.Done()
-	return ctx.Err()
+	return webhook.Result{}, ctx.Err()
 }
 
 // TestRelayBoundsAnAttemptWhateverTheSenderDoes: a custom Sender that never

@@ -234,14 +234,14 @@ const settleHotHead = `WITH settled AS (
     DELETE FROM outbox.messages m
     USING unnest($1::bigint[], $2::bigint[]) AS s(seq, lease)
     WHERE m.seq = s.seq AND m.lease = s.lease
-    RETURNING m.seq, m.id, m.topic, m.payload, m.key, m.headers, m.created_at
+    RETURNING m.seq, m.id, m.topic, m.payload, m.key, m.endpoint, m.headers, m.created_at
 ), pairs AS (
     SELECT * FROM unnest($3::bigint[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[], $9::text[], $10::text[], $11::bool[])
         AS p(seq, endpoint, attempts, delay_ms, status, error, response, dead_reason, attempted)
 ), retry AS (
-    INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, headers, created_at, attempts,
+    INSERT INTO outbox.deliveries (seq, endpoint, id, topic, payload, key, named_endpoint, headers, created_at, attempts,
         first_attempt_at, last_attempt_at, next_attempt_at, last_status, last_error, last_response)
-    SELECT s.seq, p.endpoint, s.id, s.topic, s.payload, s.key, s.headers, s.created_at, p.attempts,
+    SELECT s.seq, p.endpoint, s.id, s.topic, s.payload, s.key, s.endpoint, s.headers, s.created_at, p.attempts,
         now(), now(), now() + p.delay_ms * interval '1 millisecond',
         nullif(p.status, 0), nullif(p.error, ''), nullif(p.response, '')
     FROM settled s JOIN pairs p ON p.seq = s.seq
@@ -271,6 +271,12 @@ var settleHotAlertingSQL = settleHotHead + `
 const ackRetrySQL = `DELETE FROM outbox.deliveries d
 USING unnest($1::bigint[], $2::text[]) AS k(seq, endpoint)
 WHERE d.seq = k.seq AND d.endpoint = k.endpoint`
+
+// ackRetryLoggedSQL is ackRetrySQL with history.messages: a message whose
+// last pair this delivers is copied into outbox.message_log, unless a pair
+// of it died; the pairs are deleted without the copy if it fails
+// (migrations/012). It returns that failure, or NULL.
+const ackRetryLoggedSQL = `SELECT outbox.ack_retry_logged($1::bigint[], $2::text[])`
 
 // rescheduleRetrySQL records a failed attempt of pairs in the retry lane.
 // $4 delay ms; $8 attempted = false releases a pair that was not attempted:

@@ -274,8 +274,9 @@ func (r *Relay) start(ctx context.Context) error {
 	if err := r.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("relay: ping database: %w", err)
 	}
-	var ok, relays bool
-	if err := r.pool.QueryRow(ctx, `SELECT to_regclass('outbox.deliveries') IS NOT NULL, to_regclass('outbox.relays') IS NOT NULL`).Scan(&ok, &relays); err != nil {
+	var ok, relays, retryHistory bool
+	if err := r.pool.QueryRow(ctx, `SELECT to_regclass('outbox.deliveries') IS NOT NULL, to_regclass('outbox.relays') IS NOT NULL,
+    to_regproc('outbox.ack_retry_logged') IS NOT NULL`).Scan(&ok, &relays, &retryHistory); err != nil {
 		return fmt.Errorf("relay: check schema: %w", err)
 	}
 	if !ok {
@@ -283,6 +284,9 @@ func (r *Relay) start(ctx context.Context) error {
 	}
 	if !relays {
 		return errors.New("relay: table outbox.relays not found (migration 010): run `herald migrate` first")
+	}
+	if !retryHistory {
+		return errors.New("relay: function outbox.ack_retry_logged not found (migration 012): run `herald migrate` first")
 	}
 	if err := r.register(ctx); err != nil {
 		return fmt.Errorf("relay: %w", err)

@@ -16,7 +16,9 @@ import (
 // (it holds a slice): a user's Sender may well be one.
 type valueSender struct{ tags []string }
 
-func (valueSender) Deliver(context.Context, *webhook.Message) error { return nil }
+func (valueSender) Send(context.Context, *webhook.Message) (webhook.Result, error) {
+	return webhook.Result{Status: 200}, nil
+}
 
 // TestSendersThatCannotBeComparedAreAccepted: SetEndpoints compared Senders
 // with ==, which panics for a Sender of a type that is not comparable.

@@ -67,7 +67,7 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 	// Cancelled by the watchdog if the relay can no longer prove it holds
 	// the row: another relay may take it over.
 	stopWatch := context.AfterFunc(g.ctx, cancel)
-	err := ep.Sender.Deliver(actx, msg)
+	res, err := ep.Sender.Send(actx, msg)
 	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 	stopWatch()
 	cancel()
@@ -82,7 +82,7 @@ func (r *Relay) attempt(ctx context.Context, p *pair) {
 	ep.metrics.attemptSeconds.Observe(p.took.Seconds())
 	p.attempted = true
 	if err == nil {
-		p.result = resultOK
+		p.result, p.status = resultOK, res.Status
 		return
 	}
 	p.result = resultRetry

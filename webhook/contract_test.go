@@ -367,6 +367,7 @@ func testStatus(t *testing.T, tr transport) {
 	}{
 		{name: "200", status: 200, wantOK: true},
 		{name: "201", status: 201, wantOK: true},
+		{name: "202", status: 202, wantOK: true},
 		{name: "204", status: 204, wantOK: true},
 		{name: "500 retryable", status: 500, retryable: true},
 		{name: "502 retryable", status: 502, retryable: true},
@@ -400,11 +401,13 @@ func testStatus(t *testing.T, tr transport) {
 			})
 			ep := tr.endpoint(t, ClientConfig{}, EndpointConfig{URL: srv.URL, PermanentStatuses: tt.permanent})
 
-			err := ep.Deliver(context.Background(), &Message{ID: "msg_1", Body: []byte(`{}`)})
+			res, err := ep.Send(context.Background(), &Message{ID: "msg_1", Body: []byte(`{}`)})
 			if tt.wantOK {
 				require.NoError(t, err)
+				require.Equal(t, Result{Status: tt.status}, res, "a success says which 2xx")
 				return
 			}
+			require.Zero(t, res)
 			de := requireDeliveryError(t, err)
 			require.Equal(t, tt.status, de.Status)
 			require.Equal(t, "status "+strconv.Itoa(tt.status), de.Reason)

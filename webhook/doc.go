@@ -10,7 +10,8 @@
 // A [Client] holds what all endpoints share (the address policy, response
 // limits, User-Agent); [Client.Endpoint] validates an [EndpointConfig] and
 // returns an [Endpoint] with its own connection pool. The relay calls
-// [Endpoint.Deliver] once per attempt:
+// [Endpoint.Send] once per attempt; [Endpoint.Deliver] is Send for callers
+// that need no more than whether the receiver acknowledged:
 //
 //	ep, err := webhook.NewClient(webhook.ClientConfig{}).Endpoint(webhook.EndpointConfig{
 //		Name:    "orders",
@@ -22,7 +23,8 @@
 //	var de *webhook.DeliveryError
 //	if errors.As(err, &de) && de.Retryable { /* schedule another attempt */ }
 //
-// Deliver makes exactly one attempt. It returns nil for a 2xx, and a
+// Each makes exactly one attempt. Send returns the [Result] of a 2xx (which
+// 2xx, for the attempt log), Deliver nil; both return a
 // [*DeliveryError] otherwise, which says whether to retry (Retryable), whether
 // the receiver is gone for good (410, Gone), how long the receiver asked to
 // wait (RetryAfter on 429 and 503), and a short Reason that is safe to store.

@@ -414,13 +414,20 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 // drainPool holds buffers for reading response bodies.
 var drainPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
-// Deliver makes one attempt to deliver m: a POST of m.Body, exactly as
-// given, with Content-Type: application/json, the User-Agent, the endpoint's
+// Result is a receiver's acknowledgment of a delivery.
+type Result struct {
+	// Status is the 2xx the receiver answered with.
+	Status int
+}
+
+// Send makes one attempt to deliver m: a POST of m.Body, exactly as given,
+// with Content-Type: application/json, the User-Agent, the endpoint's
 // static headers, m.Headers, webhook-id (m.ID), webhook-timestamp (now, in
 // Unix seconds) and, when the endpoint has secrets, webhook-signature.
 //
-// It returns nil for a 2xx and a *DeliveryError otherwise. The attempt is
-// bounded by ctx and by the endpoint's Timeout, and redirects are not
+// It returns the Result of a 2xx, and a *DeliveryError otherwise (with a
+// zero Result: the error holds the status, if an answer came). The attempt
+// is bounded by ctx and by the endpoint's Timeout, and redirects are not
 // followed unless configured.
 //
 // A 2xx is success as soon as its status line arrives: the receiver has
@@ -428,15 +435,15 @@ var drainPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b 
 // reused, up to MaxResponseBytes and within Timeout; a longer, slower or
 // broken body closes the connection but does not fail the delivery, since
 // sending the message again would only duplicate it.
-func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
+func (e *Endpoint) Send(ctx context.Context, m *Message) (Result, error) {
 	headers, err := checkMessage(m)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	body := m.Body
 	if e.format != FormatStandardWebhooks {
 		if body, headers, err = e.cloudEvent(m, headers); err != nil {
-			return err
+			return Result{}, err
 		}
 	}
 
@@ -456,6 +463,13 @@ func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
 		return e.deliverH1(ctx, m.ID, body, headers, stamp, tsLen)
 	}
 	return e.deliverHTTP(ctx, m.ID, body, headers, stamp, tsLen)
+}
+
+// Deliver is Send for callers that need only to know whether the receiver
+// acknowledged m: nil for a 2xx, a *DeliveryError otherwise.
+func (e *Endpoint) Deliver(ctx context.Context, m *Message) error {
+	_, err := e.Send(ctx, m)
+	return err
 }
 
 // checkMessage checks what of m goes into the request head as it is, and
@@ -495,9 +509,9 @@ func canonicalHeaders(hs []Header) ([]Header, error) {
 	return out, nil
 }
 
-// deliverHTTP makes the attempt of Deliver with net/http. stamp holds the
+// deliverHTTP makes the attempt of Send with net/http. stamp holds the
 // timestamp (its first tsLen bytes) and then the signatures.
-func (e *Endpoint) deliverHTTP(parent context.Context, id string, body []byte, headers []Header, stamp string, tsLen int) error {
+func (e *Endpoint) deliverHTTP(parent context.Context, id string, body []byte, headers []Header, stamp string, tsLen int) (Result, error) {
 	nvals := 2 + len(headers)
 	if tsLen < len(stamp) {
 		nvals++
@@ -545,26 +559,26 @@ func (e *Endpoint) deliverHTTP(parent context.Context, id string, body []byte, h
 		resp, err = e.transport.RoundTrip(req)
 	}
 	if err != nil {
-		return e.transportError(parent, ctx, err)
+		return Result{}, e.transportError(parent, ctx, err)
 	}
-	_, err = e.response(ctx, resp)
-	return err
+	res, _, err := e.response(ctx, resp)
+	return res, err
 }
 
 // response classifies a response and drains its body. clean reports that
 // the body was read to its end, so that the connection can carry another
 // request.
-func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean bool, err error) {
+func (e *Endpoint) response(ctx context.Context, resp *http.Response) (res Result, clean bool, err error) {
 	status := resp.StatusCode
 	if status >= 200 && status <= 299 {
 		_, err := e.drain(ctx, resp, nil)
-		return err == nil, nil
+		return Result{Status: status}, err == nil, nil
 	}
 	if status < 100 || status > 599 {
 		// RFC 9110 15: not an HTTP status, and 0 would read as "no
 		// response" in DeliveryError.Status. The connection is closed.
 		resp.Body.Close()
-		return false, &DeliveryError{Reason: "invalid response: status code " + strconv.Itoa(status) + " is outside 100..599", Retryable: true}
+		return Result{}, false, &DeliveryError{Reason: "invalid response: status code " + strconv.Itoa(status) + " is outside 100..599", Retryable: true}
 	}
 	de := &DeliveryError{Status: status, Reason: statusReason(status), Retryable: true}
 	switch {
@@ -585,7 +599,7 @@ func (e *Endpoint) response(ctx context.Context, resp *http.Response) (clean boo
 	if de.Err != nil && (ctx.Err() != nil || isTimeout(de.Err)) {
 		de.Err = errors.Join(errors.New(e.timeoutReason+" reading the response"), de.Err)
 	}
-	return de.Err == nil, de
+	return Result{}, de.Err == nil, de
 }
 
 // drain reads the body up to MaxResponseBytes, appending the first

@@ -227,11 +227,11 @@ func FuzzH1Response(f *testing.F) {
 		if resp.StatusCode >= 100 && resp.StatusCode <= 199 {
 			t.Fatalf("%q: informational status %d returned", answer, resp.StatusCode)
 		}
-		_, err = ep.response(ctx, resp)
+		res, _, err := ep.response(ctx, resp)
 		checkTime(t, start)
 		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-			if err != nil {
-				t.Fatalf("%q: a 2xx failed: %v", answer, err)
+			if err != nil || res.Status != resp.StatusCode {
+				t.Fatalf("%q: a 2xx gave %+v, %v", answer, res, err)
 			}
 			return
 		}

@@ -238,9 +238,9 @@ func (p *h1Pool) closeIdle() {
 	}
 }
 
-// deliverH1 makes the attempt of Deliver on the endpoint's h1Pool. stamp
+// deliverH1 makes the attempt of Send on the endpoint's h1Pool. stamp
 // holds the timestamp (its first tsLen bytes) and then the signatures.
-func (e *Endpoint) deliverH1(parent context.Context, id string, body []byte, headers []Header, stamp string, tsLen int) error {
+func (e *Endpoint) deliverH1(parent context.Context, id string, body []byte, headers []Header, stamp string, tsLen int) (Result, error) {
 	now := time.Now()
 	// The connection's own deadline is the attempt's; the parent's
 	// deadline or cancellation reaches it through bind, so that an error
@@ -251,7 +251,7 @@ func (e *Endpoint) deliverH1(parent context.Context, id string, body []byte, hea
 
 	c, reused, err := e.h1.get(ctx, now)
 	if err != nil {
-		return e.transportError(parent, ctx, err)
+		return Result{}, e.transportError(parent, ctx, err)
 	}
 	for {
 		stop, err := c.bind(ctx, deadline)
@@ -260,14 +260,14 @@ func (e *Endpoint) deliverH1(parent context.Context, id string, body []byte, hea
 			resp, err = e.exchange(c, id, body, headers, stamp, tsLen)
 		}
 		if err == nil {
-			clean, err := e.response(ctx, resp)
+			res, clean, err := e.response(ctx, resp)
 			// A connection whose deadline the context moved is unusable.
 			if stop() && clean && !resp.Close {
 				e.h1.put(c, time.Now())
 			} else {
 				c.nc.Close()
 			}
-			return err
+			return res, err
 		}
 		stop()
 		c.nc.Close()
@@ -278,10 +278,10 @@ func (e *Endpoint) deliverH1(parent context.Context, id string, body []byte, hea
 		// after reading it without answering; webhook-id lets it
 		// deduplicate.
 		if !reused || !staleConn(err) || ctx.Err() != nil {
-			return e.transportError(parent, ctx, err)
+			return Result{}, e.transportError(parent, ctx, err)
 		}
 		if c, err = e.h1.dialConn(ctx); err != nil {
-			return e.transportError(parent, ctx, err)
+			return Result{}, e.transportError(parent, ctx, err)
 		}
 		reused = false
 	}

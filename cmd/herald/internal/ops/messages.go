@@ -119,9 +119,8 @@ type Attempt struct {
 	Endpoint   string    `json:"endpoint"`
 	Attempt    int       `json:"attempt"`
 	DurationMS float64   `json:"duration_ms"`
-	// Status is the HTTP status of a failed attempt; nil when no response
-	// came, and for a success (no ErrorClass), since relay.Sender reports
-	// no status for a 2xx.
+	// Status is the HTTP status the endpoint answered, the 2xx of a
+	// success too; nil when no response came.
 	Status *int `json:"status"`
 	// ErrorClass is "" for a success.
 	ErrorClass string `json:"error_class,omitempty"`
