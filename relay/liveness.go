@@ -90,7 +90,9 @@ func (r *Relay) watch(g *generation) {
 	}
 	if g.ctx.Err() == nil {
 		r.m.lapses.Inc()
+		// late is how much of heartbeatMargin the watchdog itself used up.
 		r.log.Error().Int64("relay_id", g.id).Dur("heartbeat_timeout", r.cfg.HeartbeatTimeout).
+			Dur("late", r.now()-time.Duration(g.fence.Load())).
 			Msg("no heartbeat reached PostgreSQL in time: cancelling requests in flight; their messages will be delivered again")
 	}
 	g.cancel()
