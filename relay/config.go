@@ -38,17 +38,22 @@ const (
 	ShutdownTimeoutDefault = 30 * time.Second
 	VacuumThresholdDefault = 20000
 	// HeartbeatIntervalDefault is how often a relay proves it is alive.
-	HeartbeatIntervalDefault = 500 * time.Millisecond
+	HeartbeatIntervalDefault = 250 * time.Millisecond
 	// HeartbeatTimeoutDefault is how long a heartbeat keeps a relay alive
 	// (by PostgreSQL's clock): a relay that stops sending heartbeats has its
-	// work taken over this long after its last one, plus a heartbeat of
-	// another relay.
-	HeartbeatTimeoutDefault = 3 * time.Second
+	// work taken over this long after its last one. The relay cancels its
+	// own requests when it has had no heartbeat through for this less
+	// heartbeatMargin, so a PostgreSQL stall longer than that less a
+	// HeartbeatInterval (1.25s) costs duplicates (docs/guarantees.md).
+	HeartbeatTimeoutDefault = 2 * time.Second
 	// heartbeatMargin is how much sooner than PostgreSQL a relay considers
 	// its own heartbeat lapsed, and cancels its requests in flight: room for
-	// its clock against PostgreSQL's, for a cancelled request to end at the
-	// receiver, and for a scheduling delay of the watchdog.
-	heartbeatMargin = time.Second
+	// its clock against PostgreSQL's (parts per million: a millisecond at
+	// most), for the watchdog being scheduled late (45 ms at worst measured
+	// on a loaded 2-core machine, race detector on), and for a cancelled
+	// request to end at the receiver (a one-way trip of the network). Ten
+	// times what was measured, not a stopped process: docs/guarantees.md.
+	heartbeatMargin = 500 * time.Millisecond
 	// claimTimeout bounds one claim round trip.
 	claimTimeout = 30 * time.Second
 	// vacuumCheckInterval is how often dead row versions are counted.
@@ -139,17 +144,17 @@ type Config struct {
 	// no-op logger.
 	Logger zerolog.Logger
 	// HeartbeatInterval is how often the relay renews its liveness in
-	// outbox.relays. Defaults to 500ms.
+	// outbox.relays. Defaults to HeartbeatIntervalDefault (250ms).
 	HeartbeatInterval time.Duration
 	// HeartbeatTimeout is how long one heartbeat keeps the relay alive, by
-	// PostgreSQL's clock. Once it has passed without a heartbeat, the next
-	// heartbeat of any relay declares the relay dead and claims take over
-	// its rows without waiting out their lease. The relay itself cancels
-	// its requests in flight 1s sooner (by its own clock, counted from when
-	// it sent its last heartbeat that succeeded), and registers again under
-	// a new id, so that two relays never deliver one message at the same
-	// time. At least 3 x HeartbeatInterval and 1s + 2 x HeartbeatInterval.
-	// Defaults to 3s.
+	// PostgreSQL's clock. Once it has passed without a heartbeat, the other
+	// relays declare the relay dead and claims take over its rows without
+	// waiting out their lease. The relay itself cancels its requests in
+	// flight 500ms sooner (by its own clock, counted from when it sent its
+	// last heartbeat that succeeded), and registers again under a new id,
+	// so that two relays never deliver one message at the same time. At
+	// least 3 x HeartbeatInterval and 500ms + 2 x HeartbeatInterval.
+	// Defaults to HeartbeatTimeoutDefault (2s).
 	HeartbeatTimeout time.Duration
 	// Metrics, if set, records Prometheus metrics.
 	Metrics *Metrics
@@ -243,7 +248,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("HeartbeatInterval must be positive (got %s)", c.HeartbeatInterval))
 	}
 	if least := HeartbeatTimeoutLeast(c.HeartbeatInterval); c.HeartbeatTimeout < least {
-		errs = append(errs, fmt.Errorf("HeartbeatTimeout %s must be at least 3 x HeartbeatInterval and 1s + 2 x HeartbeatInterval (%s)",
+		errs = append(errs, fmt.Errorf("HeartbeatTimeout %s must be at least 3 x HeartbeatInterval and 500ms + 2 x HeartbeatInterval (%s)",
 			c.HeartbeatTimeout, least))
 	}
 	seen := make(map[string]bool, len(c.Endpoints))
@@ -274,7 +279,7 @@ func (c Config) validate() error {
 
 // HeartbeatTimeoutLeast is the shortest HeartbeatTimeout for interval:
 // two heartbeats may be late or lost without the relay cancelling its
-// requests, its own deadline being HeartbeatTimeout - 1s after each.
+// requests, its own deadline being HeartbeatTimeout - 500ms after each.
 func HeartbeatTimeoutLeast(interval time.Duration) time.Duration {
 	return max(3*interval, heartbeatMargin+2*interval)
 }

@@ -59,7 +59,7 @@ func (r *Relay) dispatch(jobs []*job) int {
 				if j.lane == hotLane {
 					hotPairs++
 				}
-				p.ep.enqueue(p)
+				p.ep.enqueue(p, j.lane == hotLane && j.attempts > 1)
 			default:
 				p.result = resultDeferred
 				r.results <- p

@@ -33,6 +33,10 @@ type endpointState struct {
 
 	qmu   sync.Mutex
 	queue []*pair // admitted pairs waiting for one of the endpoint's slots
+	// again are queued pairs of hot messages claimed before (taken over
+	// from a dead relay, or whose lease lapsed): due before anything in
+	// queue and kept waiting since, they take the next slots.
+	again []*pair
 
 	mu       sync.Mutex
 	failures int       // consecutive failed attempts
@@ -119,7 +123,7 @@ func (st *endpointState) admit(now time.Time) (admission, time.Duration) {
 		st.unprobe(probe)
 		st.qmu.Lock()
 		defer st.qmu.Unlock()
-		if len(st.queue) < st.queueCap() {
+		if st.queued() < st.queueCap() {
 			return queued, wait
 		}
 		if turn != nil {
@@ -189,12 +193,20 @@ func (st *endpointState) observe(d time.Duration) {
 	st.latency.Store((4*old + int64(d)) / 5)
 }
 
-// enqueue adds an admitted pair to the endpoint's queue.
-func (st *endpointState) enqueue(p *pair) {
+// enqueue adds an admitted pair to the endpoint's queue; first puts it
+// before the pairs that are not (see again).
+func (st *endpointState) enqueue(p *pair, first bool) {
 	st.qmu.Lock()
-	st.queue = append(st.queue, p)
+	if first {
+		st.again = append(st.again, p)
+	} else {
+		st.queue = append(st.queue, p)
+	}
 	st.qmu.Unlock()
 }
+
+// queued is how many pairs wait for a slot. Callers hold qmu.
+func (st *endpointState) queued() int { return len(st.again) + len(st.queue) }
 
 // next takes the next queued pair once a slot is free, and reserves the
 // slot for it. A pair taken while the endpoint is paused is returned with
@@ -202,15 +214,19 @@ func (st *endpointState) enqueue(p *pair) {
 func (st *endpointState) next() (p *pair, paused bool) {
 	st.qmu.Lock()
 	defer st.qmu.Unlock()
-	if len(st.queue) == 0 {
+	if st.queued() == 0 {
 		return nil, false
 	}
 	if st.MaxInFlight > 0 && st.inFlight.Load() >= int64(st.MaxInFlight) {
 		return nil, false
 	}
-	p = st.queue[0]
-	st.queue[0] = nil
-	st.queue = st.queue[1:]
+	q := &st.queue
+	if len(st.again) > 0 {
+		q = &st.again
+	}
+	p = (*q)[0]
+	(*q)[0] = nil
+	*q = (*q)[1:]
 	if isPaused, _ := st.paused(); isPaused {
 		return p, true
 	}
@@ -236,7 +252,7 @@ func (st *endpointState) freeCapacity(now time.Time) int {
 	free := math.MaxInt
 	if st.MaxInFlight > 0 {
 		st.qmu.Lock()
-		free = st.MaxInFlight + st.queueCap() - int(st.inFlight.Load()) - len(st.queue)
+		free = st.MaxInFlight + st.queueCap() - int(st.inFlight.Load()) - st.queued()
 		st.qmu.Unlock()
 	}
 	if st.limiter != nil {
@@ -272,7 +288,7 @@ func (st *endpointState) off() bool { return st.Disabled || st.unusable != "" }
 func (st *endpointState) busy() bool {
 	st.qmu.Lock()
 	defer st.qmu.Unlock()
-	return st.inFlight.Load() > 0 || len(st.queue) > 0
+	return st.inFlight.Load() > 0 || st.queued() > 0
 }
 
 // closeIfIdle closes the Sender of a replaced endpoint once it has nothing

@@ -13,8 +13,9 @@ import (
 
 // A relay proves it is alive with a row in outbox.relays that it renews
 // every HeartbeatInterval (renewSQL); claims record it as the holder of the
-// rows they take. Once a relay's alive_until has passed, the next heartbeat
-// of any relay declares it dead (reapSQL) and claims take over its rows at
+// rows they take. Each relay learns the other relays' alive_until from its
+// own heartbeats and, as the earliest passes, declares that relay dead if it
+// has not renewed meanwhile (reapSQL); claims then take over its rows at
 // once instead of waiting out their lease.
 //
 // The safety half is here: a relay holds its rows only while it can prove
@@ -89,7 +90,9 @@ func (r *Relay) watch(g *generation) {
 	}
 	if g.ctx.Err() == nil {
 		r.m.lapses.Inc()
+		// late is how much of heartbeatMargin the watchdog itself used up.
 		r.log.Error().Int64("relay_id", g.id).Dur("heartbeat_timeout", r.cfg.HeartbeatTimeout).
+			Dur("late", r.now()-time.Duration(g.fence.Load())).
 			Msg("no heartbeat reached PostgreSQL in time: cancelling requests in flight; their messages will be delivered again")
 	}
 	g.cancel()
@@ -102,25 +105,25 @@ func (g *generation) lapse() {
 }
 
 // heartbeat renews the live generation, or registers a new one if it has
-// lapsed, then declares dead the relays that lapsed.
-func (r *Relay) heartbeat(ctx context.Context) error {
+// lapsed, then declares dead the relays that lapsed. next is as reap's.
+func (r *Relay) heartbeat(ctx context.Context) (next time.Duration, err error) {
 	g := r.gen.Load()
 	if !r.holds(g) {
 		if err := r.register(ctx); err != nil {
-			return err
+			return -1, err
 		}
 	} else {
 		sent := r.now()
 		tag, err := r.syncExecTag(ctx, renewSQL, g.id, r.cfg.HeartbeatTimeout.Milliseconds())
 		switch {
 		case err != nil:
-			return fmt.Errorf("heartbeat: %w", err)
+			return -1, fmt.Errorf("heartbeat: %w", err)
 		case tag.RowsAffected() == 0:
 			r.m.lapses.Inc()
 			r.log.Error().Int64("relay_id", g.id).Msg("declared dead by another relay: cancelling requests in flight and registering again")
 			g.lapse()
 			if err := r.register(ctx); err != nil {
-				return err
+				return -1, err
 			}
 		default:
 			fence := int64(sent + r.cfg.HeartbeatTimeout - heartbeatMargin)
@@ -132,14 +135,24 @@ func (r *Relay) heartbeat(ctx context.Context) error {
 }
 
 // reap declares dead the relays whose heartbeat lapsed and makes their
-// retry-lane pairs due (see reapSQL).
-func (r *Relay) reap(ctx context.Context) error {
+// retry-lane pairs due (see reapSQL). next is how long until the earliest
+// alive_until of the other live relays passes, negative if there is none.
+func (r *Relay) reap(ctx context.Context) (next time.Duration, err error) {
+	var self int64
+	if g := r.gen.Load(); g != nil {
+		self = g.id
+	}
 	var dead, rescued int64
-	if err := r.pool.QueryRow(ctx, reapSQL, r.cfg.Lease.Milliseconds()).Scan(&dead, &rescued); err != nil {
-		return fmt.Errorf("reap dead relays: %w", err)
+	var nextMs *float64
+	if err := r.pool.QueryRow(ctx, reapSQL, r.cfg.Lease.Milliseconds(), self).Scan(&dead, &rescued, &nextMs); err != nil {
+		return -1, fmt.Errorf("reap dead relays: %w", err)
+	}
+	next = -1
+	if nextMs != nil {
+		next = time.Duration(*nextMs * float64(time.Millisecond))
 	}
 	if dead == 0 {
-		return nil
+		return next, nil
 	}
 	r.m.takenOver.WithLabelValues("retry").Add(float64(rescued))
 	r.stats.takenOver.Add(rescued)
@@ -147,17 +160,52 @@ func (r *Relay) reap(ctx context.Context) error {
 		Msg("relays declared dead (no heartbeat within heartbeat_timeout): their messages are taken over")
 	r.retryDue.Store(true)
 	signal(r.wake)
-	return nil
+	return next, nil
 }
 
-// runHeartbeat sends a heartbeat every HeartbeatInterval until ctx ends.
+// runHeartbeat sends a heartbeat every HeartbeatInterval until ctx ends,
+// and reaps again as the earliest alive_until of the other relays passes:
+// a relay that died is declared dead then, not up to a HeartbeatInterval
+// later, and its rows are claimed at once. While the others renew, each
+// heartbeat pushes that moment on, and the extra reap never runs.
 func (r *Relay) runHeartbeat(ctx context.Context) {
-	r.every(ctx, r.cfg.HeartbeatInterval, "heartbeat", func(ctx context.Context) error {
+	beat := time.NewTicker(r.cfg.HeartbeatInterval)
+	defer beat.Stop()
+	// The first reap is at once: a relay that starts takes over the dead
+	// relays' rows without waiting for its first heartbeat.
+	due := time.NewTimer(0)
+	defer due.Stop()
+	eb := newErrorBackoff()
+	for {
+		var op string
+		var fn func(context.Context) (time.Duration, error)
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat.C:
+			op, fn = "heartbeat", r.heartbeat
+		case <-due.C:
+			op, fn = "reap", r.reap
+		}
 		// A heartbeat that takes longer than the timeout proves nothing.
 		hctx, cancel := context.WithTimeout(ctx, r.cfg.HeartbeatTimeout)
-		defer cancel()
-		return r.heartbeat(hctx)
-	})
+		next, err := fn(hctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.m.dbErrors.WithLabelValues(op).Inc()
+			eb.failed(r.log, err, op)
+			continue // the next heartbeat reaps, and schedules again
+		}
+		eb.recovered(r.log, op)
+		if next >= 0 {
+			// next was counted from the statement's now(), before its
+			// answer arrived: the timer fires after that alive_until.
+			resetTimer(due, next+time.Millisecond)
+		}
+	}
 }
 
 // retire ends the relay's liveness once it has nothing in flight.

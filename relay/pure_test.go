@@ -119,10 +119,10 @@ func TestAdmissionBoundsInFlightAndQueue(t *testing.T) {
 		adm, _ := st.admit(now)
 		require.Equal(t, admitted, adm)
 	}
-	for range st.queueCap() {
+	for i := range st.queueCap() {
 		adm, _ := st.admit(now)
 		require.Equal(t, queued, adm, "past max_in_flight, pairs wait in memory")
-		st.enqueue(&pair{})
+		st.enqueue(&pair{}, i%2 == 0) // claimed before or not, each counts
 	}
 	adm, _ := st.admit(now)
 	require.Equal(t, deferredBusy, adm, "past the queue, they wait in the retry lane")

@@ -411,7 +411,12 @@ const retireSQL = `UPDATE outbox.relays SET alive_until = now() WHERE id = $1 AN
 // their rows are due by then anyway). The pairs are found through
 // deliveries_due_idx among those not yet due, and only when a relay was
 // declared dead (the EXISTS is evaluated once). It returns how many relays
-// it declared dead and how many pairs it made due.
+// it declared dead, how many pairs it made due, and how many milliseconds
+// from its now() the earliest alive_until of the other live relays is ($2
+// the reaping relay's id; NULL when there is none): the relay reaps again
+// then (see Relay.runHeartbeat). The outer SELECT sees the relays as they
+// were before the statement, so those it just declared dead, already past
+// their alive_until, are not counted.
 const reapSQL = `WITH dead AS (
     UPDATE outbox.relays SET dead_at = now()
     WHERE dead_at IS NULL AND alive_until < now()
@@ -424,7 +429,9 @@ const reapSQL = `WITH dead AS (
 ), forgotten AS (
     DELETE FROM outbox.relays WHERE dead_at < now() - $1 * interval '1 millisecond'
 )
-SELECT (SELECT count(*) FROM dead), (SELECT count(*) FROM rescued)`
+SELECT (SELECT count(*) FROM dead), (SELECT count(*) FROM rescued),
+    (SELECT extract(epoch FROM min(alive_until) - now()) * 1000 FROM outbox.relays
+     WHERE dead_at IS NULL AND alive_until >= now() AND id <> $2)::float8`
 
 // syncCommitSQL makes the transaction of a liveness write commit
 // synchronously.

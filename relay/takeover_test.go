@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	neturl "net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,4 +200,91 @@ func awaitClosed(t *testing.T, ch <-chan struct{}, d time.Duration, what string)
 	case <-time.After(d):
 		t.Fatalf("not %s within %s", what, d)
 	}
+}
+
+// TestDeadRelaysRowsAreTakenOverAsItsAliveUntilPasses leaves messages held
+// by a relay that will never renew its heartbeat, whose alive_until is 4 s
+// away, and starts a relay whose own heartbeat comes only every 10 s. The
+// live relay knows the other's alive_until from its own registration, so
+// it must declare the other dead, and take its messages, as alive_until
+// passes, not at its next heartbeat (6 s or more later).
+func TestDeadRelaysRowsAreTakenOverAsItsAliveUntilPasses(t *testing.T) {
+	t.Parallel()
+	const n, dead = 5, int64(42)
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	enqueue(t, pool, numberedMessages("msg_due", n)...)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO outbox.relays (id, alive_until) VALUES ($1, now() + interval '4 seconds')`, dead)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE outbox.messages SET visible_at = now() + interval '1 minute', attempts = 1, lease = 1, holder = $1`, dead)
+	require.NoError(t, err)
+
+	next := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "ep", rc.srv.URL, "*")},
+		Lease: relay.LeaseDefault, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 30 * time.Second})
+	eventually(t, 20*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0
+	}, "the dead relay's messages delivered")
+	var aliveUntil, deadAt time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT alive_until, dead_at FROM outbox.relays WHERE id = $1`, dead).Scan(&aliveUntil, &deadAt))
+	// PostgreSQL's clock: declared dead soon after alive_until, where the
+	// next heartbeat would come 6 s or more after it. The bound leaves a
+	// loaded machine seconds of scheduling delay.
+	t.Logf("declared dead %s after its alive_until", deadAt.Sub(aliveUntil))
+	require.Less(t, deadAt.Sub(aliveUntil), 2*time.Second, "declared dead as alive_until passed, not at the next heartbeat")
+	// The receiver's clock is this machine's, as PostgreSQL's is.
+	for _, req := range rc.requests() {
+		require.Less(t, req.at.Sub(aliveUntil), 3*time.Second, "%s delivered soon after it was taken over", req.id)
+	}
+	require.Equal(t, n, rc.uniqueIDs())
+	require.EqualValues(t, n, next.Stats().TakenOver)
+}
+
+// TestTakenOverMessagesGoBeforeTheQueue has a relay working through a
+// queue of 40 fresh messages for an endpoint that takes one request at a
+// time, 100 ms each, when the relay holding three older messages dies. The
+// three were due before anything in the queue, and have waited since the
+// dead relay claimed them: they must be sent next, not after the queue
+// (which would keep them 3 s or more).
+func TestTakenOverMessagesGoBeforeTheQueue(t *testing.T) {
+	t.Parallel()
+	const fresh, held, dead = 40, 3, int64(43)
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, func(int, *http.Request) int {
+		time.Sleep(100 * time.Millisecond) // the receiver's work
+		return http.StatusOK
+	})
+	ctx := context.Background()
+	enqueue(t, pool, numberedMessages("msg_held", held)...)
+	_, err := pool.Exec(ctx, `INSERT INTO outbox.relays (id, alive_until) VALUES ($1, now() + interval '1 hour')`, dead)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE outbox.messages SET visible_at = now() + interval '1 minute', attempts = 1, lease = 1, holder = $1`, dead)
+	require.NoError(t, err)
+	enqueue(t, pool, numberedMessages("msg_fresh", fresh)...)
+
+	ep := endpoint(t, "ep", rc.srv.URL, "*")
+	ep.MaxInFlight = 1
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{ep}, Lease: relay.LeaseDefault})
+	eventually(t, 15*time.Second, func() bool { return len(rc.requests()) >= 5 }, "the queue being worked through")
+	_, err = pool.Exec(ctx, `UPDATE outbox.relays SET alive_until = now() WHERE id = $1`, dead)
+	require.NoError(t, err)
+	eventually(t, 20*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.messages`) == 0
+	}, "every message delivered")
+
+	reqs := rc.requests()
+	require.Len(t, reqs, fresh+held)
+	firstHeld, freshAfter := -1, 0
+	for i, r := range reqs {
+		switch {
+		case strings.HasPrefix(r.id, "msg_held") && firstHeld < 0:
+			firstHeld = i
+		case strings.HasPrefix(r.id, "msg_fresh") && firstHeld >= 0:
+			freshAfter++
+		}
+	}
+	t.Logf("the first taken-over message was request %d of %d; %d fresh ones came after it", firstHeld+1, len(reqs), freshAfter)
+	// It died with about 35 fresh messages still to send; a loaded
+	// machine may take a second or two more to see it, 10 to 20 of them.
+	require.GreaterOrEqual(t, freshAfter, 10, "the taken-over messages went before the fresh ones queued")
 }

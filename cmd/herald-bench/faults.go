@@ -47,9 +47,17 @@ type KillResult struct {
 	// TakeoverLastSeconds to the last one.
 	TakeoverSeconds     float64 `json:"takeover_s"`
 	TakeoverLastSeconds float64 `json:"takeover_last_s"`
-	Posts               int64   `json:"receiver_posts"`
-	Unique              int64   `json:"receiver_unique"`
-	AllDelivered        bool    `json:"all_delivered"`
+	// Where the takeover's time goes, each from the kill, by PostgreSQL's
+	// clock (on this machine, the bench's): the dead relay's alive_until
+	// (its last heartbeat plus heartbeat_timeout), its dead_at (when a
+	// relay declared it dead), and the first claim that took one of its
+	// rows (visible_at - lease of the rows seen taken over).
+	AliveUntilSeconds float64 `json:"alive_until_s"`
+	DeadAtSeconds     float64 `json:"dead_at_s"`
+	ClaimedSeconds    float64 `json:"claimed_s"`
+	Posts             int64   `json:"receiver_posts"`
+	Unique            int64   `json:"receiver_unique"`
+	AllDelivered      bool    `json:"all_delivered"`
 }
 
 // killRelay drains n messages with two relays posting to a receiver that
@@ -151,6 +159,8 @@ func (b *bench) killRelay(ctx context.Context) error {
 	// acknowledgement's batching), so the watch polls often; a takeover
 	// claim takes many rows at once, and the ones seen stand for it.
 	takenOver := map[string]bool{}
+	lease := cmp.Or(b.opt.lease, relay.LeaseDefault)
+	var firstClaim time.Time
 	for {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("after the kill: receiver has %d of %d after %s (%v)", st.Unique, n, time.Since(t0).Round(time.Millisecond), ctx.Err())
@@ -158,17 +168,21 @@ func (b *bench) killRelay(ctx context.Context) error {
 		if err := procs[0].alive(); err != nil {
 			return err
 		}
-		rows, err := b.pool.Query(ctx, `SELECT m.seq FROM unnest($1::bigint[], $2::int[]) AS s(seq, attempts)
-			JOIN outbox.messages m ON m.seq = s.seq WHERE m.attempts > s.attempts`, seqs, attempts)
+		rows, err := b.pool.Query(ctx, `SELECT m.seq, m.visible_at - $3 * interval '1 millisecond' FROM unnest($1::bigint[], $2::int[]) AS s(seq, attempts)
+			JOIN outbox.messages m ON m.seq = s.seq WHERE m.attempts > s.attempts`, seqs, attempts, lease.Milliseconds())
 		if err != nil {
 			return err
 		}
-		again, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return err
-		}
-		for _, seq := range again {
+		var seq int64
+		var claimedAt time.Time
+		if _, err := pgx.ForEachRow(rows, []any{&seq, &claimedAt}, func() error {
 			takenOver[idOf[seq]] = true
+			if firstClaim.IsZero() || claimedAt.Before(firstClaim) {
+				firstClaim = claimedAt
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
 		if st, err = b.recv.stats(); err != nil {
 			return err
@@ -185,6 +199,19 @@ func (b *bench) killRelay(ctx context.Context) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.Seconds = round(time.Since(t0).Seconds(), 3)
+	// The dead relay's row stays (dead) for a lease; the live one's is
+	// never dead.
+	var aliveUntil, deadAt time.Time
+	if err := b.pool.QueryRow(ctx, `SELECT alive_until, dead_at FROM outbox.relays WHERE dead_at >= $1 ORDER BY dead_at LIMIT 1`,
+		killAt.Add(-time.Second)).Scan(&aliveUntil, &deadAt); err == nil {
+		r.AliveUntilSeconds = round(aliveUntil.Sub(killAt).Seconds(), 3)
+		r.DeadAtSeconds = round(deadAt.Sub(killAt).Seconds(), 3)
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if !firstClaim.IsZero() {
+		r.ClaimedSeconds = round(firstClaim.Sub(killAt).Seconds(), 3)
+	}
 	if err := procs[0].stop(); err != nil {
 		return err
 	}
@@ -213,8 +240,9 @@ func (b *bench) killRelay(ctx context.Context) error {
 		}
 	}
 	b.res.Kill = append(b.res.Kill, r)
-	b.say("   kill: %d msgs, 2 relays, receiver %s: one SIGKILLed at %d received with %d rows leased; run %.2fs; takeover %.2fs after the kill (last %.2fs, %d rows seen taken over); %d posts, %d unique",
-		n, faultDelay, r.ReceivedAtKill, r.LeasedAtKill, r.Seconds, r.TakeoverSeconds, r.TakeoverLastSeconds, r.TakenOver, r.Posts, r.Unique)
+	b.say("   kill: %d msgs, 2 relays, receiver %s: one SIGKILLed at %d received with %d rows leased; run %.2fs; takeover %.2fs after the kill (last %.2fs, %d rows seen taken over; from the kill: alive_until %.3fs, dead_at %.3fs, first claim %.3fs); %d posts, %d unique",
+		n, faultDelay, r.ReceivedAtKill, r.LeasedAtKill, r.Seconds, r.TakeoverSeconds, r.TakeoverLastSeconds, r.TakenOver,
+		r.AliveUntilSeconds, r.DeadAtSeconds, r.ClaimedSeconds, r.Posts, r.Unique)
 	if !r.AllDelivered {
 		return fmt.Errorf("kill: receiver has %d unique ids, want %d", st.Unique, n)
 	}

@@ -258,12 +258,12 @@ type Relay struct {
 	// plus RelayLeaseMargin. Defaults to RelayLeaseDefault (60s).
 	Lease time.Duration `yaml:"lease"`
 	// HeartbeatInterval is how often the relay proves it is alive in
-	// outbox.relays, 10ms..10s. Defaults to RelayHeartbeatIntervalDefault (500ms).
+	// outbox.relays, 10ms..10s. Defaults to RelayHeartbeatIntervalDefault (250ms).
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// HeartbeatTimeout is how long one heartbeat keeps the relay alive:
 	// another relay takes over its messages this long after its last
 	// heartbeat, whatever the lease. At least 3 x heartbeat_interval and
-	// 1s + 2 x heartbeat_interval. Defaults to RelayHeartbeatTimeoutDefault (3s).
+	// 500ms + 2 x heartbeat_interval. Defaults to RelayHeartbeatTimeoutDefault (2s).
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// PollInterval is how often the relay polls when no NOTIFY arrives,
 	// 10ms..1m. Defaults to RelayPollIntervalDefault (1s).

@@ -460,7 +460,7 @@ func TestParseErrors(t *testing.T) {
 			name: "HeartbeatTimeoutTooShort",
 			yaml: base + "relay:\n  heartbeat_interval: 1s\n  heartbeat_timeout: 2s\n",
 			want: []string{
-				`herald.yaml:5: relay.heartbeat_timeout: must be at least 3 x relay.heartbeat_interval and 1s + 2 x relay.heartbeat_interval (3s) (got "2s")`,
+				`herald.yaml:5: relay.heartbeat_timeout: must be at least 3 x relay.heartbeat_interval and 500ms + 2 x relay.heartbeat_interval (3s) (got "2s")`,
 			},
 		},
 		{

@@ -126,7 +126,7 @@ func (c *Config) check(report func(path, value string, err error)) (warnings []s
 	durRange("relay.heartbeat_interval", c.Relay.HeartbeatInterval, RelayHeartbeatIntervalMin, RelayHeartbeatIntervalMax)
 	if least := relay.HeartbeatTimeoutLeast(c.Relay.HeartbeatInterval); c.Relay.HeartbeatTimeout < least {
 		report("relay.heartbeat_timeout", fmtDuration(c.Relay.HeartbeatTimeout), fmt.Errorf(
-			"must be at least 3 x relay.heartbeat_interval and 1s + 2 x relay.heartbeat_interval (%s)", fmtDuration(least)))
+			"must be at least 3 x relay.heartbeat_interval and 500ms + 2 x relay.heartbeat_interval (%s)", fmtDuration(least)))
 	}
 	longestPath, longest := "delivery.timeout", c.Delivery.Timeout
 	for i, e := range c.Endpoints {
