@@ -263,7 +263,7 @@ type Relay struct {
 	// HeartbeatTimeout is how long one heartbeat keeps the relay alive:
 	// another relay takes over its messages this long after its last
 	// heartbeat, whatever the lease. At least 3 x heartbeat_interval and
-	// 500ms + 2 x heartbeat_interval. Defaults to RelayHeartbeatTimeoutDefault (2s).
+	// 500ms + 2 x heartbeat_interval. Defaults to RelayHeartbeatTimeoutDefault (1.8s).
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// PollInterval is how often the relay polls when no NOTIFY arrives,
 	// 10ms..1m. Defaults to RelayPollIntervalDefault (1s).
