@@ -132,7 +132,11 @@ func TestRelayDeclaredDeadNeverResumesUnderItsID(t *testing.T) {
 	rc, allHanging := hangFirst(t, n, 0)
 	enqueue(t, pool, numberedMessages("msg_dead", n)...)
 	r := startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{slowEndpoint(t, rc.srv.URL)},
-		Lease: relay.LeaseDefault, HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 1500 * time.Millisecond})
+		// The test declares the relay dead itself: a timeout it cannot reach
+		// by a scheduling delay (1.5 s lapsed once under -race at load 10,
+		// releasing every request twice), while a renewal every 100 ms soon
+		// finds the row dead.
+		Lease: relay.LeaseDefault, HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 10 * time.Second})
 	awaitClosed(t, allHanging, 15*time.Second, "all requests in flight")
 	var first int64
 	require.NoError(t, pool.QueryRow(context.Background(), `UPDATE outbox.relays SET dead_at = now() RETURNING id`).Scan(&first))
