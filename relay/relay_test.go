@@ -121,6 +121,13 @@ func startRelay(t *testing.T, pool *pgxpool.Pool, cfg relay.Config) *relay.Relay
 	t.Helper()
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.Listen = true
+	if cfg.HeartbeatTimeout == 0 {
+		// Tests of delivery count requests exactly; a relay that lapses
+		// (its heartbeat late by over a second under -race on a loaded
+		// machine) cancels its requests and sends them again. Takeover
+		// tests set their own timeout.
+		cfg.HeartbeatTimeout = 10 * time.Second
+	}
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
 	if cfg.Retry == nil {
 		cfg.Retry = fastRetry()
