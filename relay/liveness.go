@@ -144,7 +144,12 @@ func (r *Relay) reap(ctx context.Context) (next time.Duration, err error) {
 	}
 	var dead, rescued int64
 	var nextMs *float64
-	if err := r.pool.QueryRow(ctx, reapSQL, r.cfg.Lease.Milliseconds(), self).Scan(&dead, &rescued, &nextMs); err != nil {
+	conn, err := r.beat.get(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("reap dead relays: %w", err)
+	}
+	if err := conn.QueryRow(ctx, reapSQL, r.cfg.Lease.Milliseconds(), self).Scan(&dead, &rescued, &nextMs); err != nil {
+		r.beat.failed()
 		return -1, fmt.Errorf("reap dead relays: %w", err)
 	}
 	next = -1
@@ -218,6 +223,44 @@ func (r *Relay) retire(ctx context.Context) {
 	if err := r.syncExec(ctx, retireSQL, g.id); err != nil {
 		r.log.Warn().Err(err).Int64("relay_id", g.id).Msg("could not retire the relay: its rows are taken over after heartbeat_timeout")
 	}
+	r.beat.close(ctx)
+}
+
+// beatConn is the liveness statements' own connection, outside the pool,
+// as the listener's is. In the pool, a heartbeat would wait behind claims,
+// outcome flushes, maintenance and the admin API's long reads whenever
+// they hold every connection, and the relay would lapse, cancelling every
+// request in flight, while PostgreSQL answers at once. It is used by one
+// goroutine at a time: Start registers, then runHeartbeat owns it, then
+// Stop retires and closes it.
+type beatConn struct {
+	cfg  *pgx.ConnConfig
+	conn *pgx.Conn // nil until needed, and after an error
+}
+
+// get returns the connection, connecting first if there is none.
+func (b *beatConn) get(ctx context.Context) (*pgx.Conn, error) {
+	if b.conn == nil {
+		conn, err := pgx.ConnectConfig(ctx, b.cfg.Copy())
+		if err != nil {
+			return nil, fmt.Errorf("connect: %w", err)
+		}
+		b.conn = conn
+	}
+	return b.conn, nil
+}
+
+// failed drops the connection after an error: a statement cut off by its
+// deadline leaves it closed or in doubt, and the next use connects again.
+func (b *beatConn) failed() { b.close(context.Background()) }
+
+func (b *beatConn) close(ctx context.Context) {
+	if b.conn != nil {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_ = b.conn.Close(ctx)
+		b.conn = nil
+	}
 }
 
 // syncExec runs a liveness write with synchronous commit whatever the
@@ -229,12 +272,19 @@ func (r *Relay) syncExec(ctx context.Context, sql string, args ...any) error {
 }
 
 func (r *Relay) syncExecTag(ctx context.Context, sql string, args ...any) (tag pgconn.CommandTag, err error) {
-	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+	conn, err := r.beat.get(ctx)
+	if err != nil {
+		return tag, err
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, syncCommitSQL); err != nil {
 			return err
 		}
 		tag, err = tx.Exec(ctx, sql, args...)
 		return err
 	})
+	if err != nil {
+		r.beat.failed()
+	}
 	return tag, err
 }

@@ -35,6 +35,7 @@ type Relay struct {
 	epoch time.Time
 	// gen is the relay's registration in outbox.relays (liveness.go).
 	gen           atomic.Pointer[generation]
+	beat          beatConn // the liveness statements' connection (liveness.go)
 	stopHeartbeat context.CancelFunc
 	heartbeatDone chan struct{}
 	stats         stats
@@ -134,6 +135,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		completerDone: make(chan struct{}),
 		heartbeatDone: make(chan struct{}),
 		epoch:         time.Now(),
+		beat:          beatConn{cfg: pool.Config().ConnConfig},
 	}
 	rt := newRouter(cfg.Endpoints, nil, m, cfg.Lease-attemptMargin)
 	r.router.Store(rt)
@@ -295,6 +297,7 @@ func (r *Relay) start(ctx context.Context) error {
 	// than its tables: a database migrated before them would fail every
 	// outcome flush that writes history, so this relay writes none.
 	if err := r.pool.QueryRow(ctx, historyFunctionsSQL).Scan(&ok); err != nil {
+		r.retire(ctx)
 		return fmt.Errorf("relay: check schema: %w", err)
 	}
 	if !ok && (r.cfg.History.Attempts != AttemptLogOff || r.cfg.History.Messages) {

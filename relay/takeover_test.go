@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-relay/herald/internal/faultproxy"
@@ -291,4 +292,46 @@ func TestTakenOverMessagesGoBeforeTheQueue(t *testing.T) {
 	// It died with about 35 fresh messages still to send; a loaded
 	// machine may take a second or two more to see it, 10 to 20 of them.
 	require.GreaterOrEqual(t, freshAfter, 10, "the taken-over messages went before the fresh ones queued")
+}
+
+// TestHeartbeatDoesNotWaitForTheBusyPool: the relay's pool is shared with
+// its claims, outcome writes, maintenance and the admin API's queries
+// (herald status reads for seconds at a million rows). A heartbeat that
+// waits there for a free connection while PostgreSQL itself answers at
+// once would make the relay lapse, cancel every request in flight and
+// deliver them again: duplicates for no fault at all.
+func TestHeartbeatDoesNotWaitForTheBusyPool(t *testing.T) {
+	t.Parallel()
+	pool := heraldtest.Pool(t)
+	rc := newReceiver(t, nil)
+	startRelay(t, pool, relay.Config{Endpoints: []relay.Endpoint{endpoint(t, "e", rc.srv.URL, "*")},
+		HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 1500 * time.Millisecond})
+	eventually(t, 10*time.Second, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox.relays`) == 1
+	}, "relay registered")
+
+	// Take every connection of the pool (the listener's is its own: see
+	// listener.go), waiting for those the relay is using to come back, and
+	// hold them for three times the relay's fence (1 s).
+	var held []*pgxpool.Conn
+	for range 50 {
+		if len(held) == int(pool.Stat().MaxConns()) {
+			break
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		if c, err := pool.Acquire(ctx); err == nil {
+			held = append(held, c)
+		}
+		cancel()
+	}
+	require.Len(t, held, int(pool.Stat().MaxConns()), "every connection of the pool held")
+	time.Sleep(3 * time.Second)
+	for _, c := range held {
+		c.Release()
+	}
+
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM outbox.relays`),
+		"the relay lapsed and registered again while its pool was busy")
+	enqueue(t, pool, messages(5, "t")...)
+	eventually(t, 10*time.Second, func() bool { return rc.uniqueIDs() == 5 }, "delivered after")
 }
