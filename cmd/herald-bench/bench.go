@@ -570,6 +570,10 @@ type DrainResult struct {
 	Seconds       float64 `json:"seconds"`          // relay start -> receiver has all and the table is empty
 	Rate          float64 `json:"deliveries_per_s"` // N / Seconds
 	RecvSeconds   float64 `json:"receiver_seconds"` // relay start -> receiver has all
+	// FirstSeconds is relay start -> the receiver's first post (within the
+	// 10 ms the drain polls at): the start-up a drain's rate includes,
+	// apart from its steady rate and the tail of acknowledgements.
+	FirstSeconds float64 `json:"first_delivery_seconds,omitempty"`
 	// SteadyRate is the rate between 10% and 90% of N received: what the
 	// relays sustain, without their start-up and the tail.
 	SteadyRate     float64 `json:"steady_deliveries_per_s,omitempty"`
@@ -588,9 +592,12 @@ type DrainResult struct {
 	CPUPerMsgUs        CPU     `json:"cpu_us_per_delivery"`
 	RSSMiB             float64 `json:"relay_peak_rss_mib"` // max over the relays
 	Posts              int64   `json:"receiver_posts"`
-	Unique             int64   `json:"receiver_unique"`
-	Writes             *Writes `json:"writes,omitempty"`
-	Leftover           int64   `json:"rows_left_in_deliveries_and_dead"`
+	// RecvConns is how many connections the receiver accepted during the
+	// drain (herald-bench's receiver only).
+	RecvConns int64   `json:"receiver_connections,omitempty"`
+	Unique    int64   `json:"receiver_unique"`
+	Writes    *Writes `json:"writes,omitempty"`
+	Leftover  int64   `json:"rows_left_in_deliveries_and_dead"`
 	// Endpoints and DelayMs describe the slow phase: that many endpoints,
 	// one topic each, whose receivers answer after DelayMs.
 	Endpoints int     `json:"endpoints,omitempty"`
@@ -680,7 +687,7 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 
 	timeout := 60*time.Second + time.Duration(s.n)*time.Millisecond/2 // >= 2k/s
 	deadline := t0.Add(timeout)
-	var sliceAt, recvAt, at10, at90 time.Time
+	var sliceAt, recvAt, firstAt, at10, at90 time.Time
 	// Claims are timed over the slice after its first tenth: the first
 	// claims of a new process also prepare their statements and warm a new
 	// backend's caches.
@@ -721,6 +728,9 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		}
 		if st, err = s.recv.stats(); err != nil {
 			return fail(err)
+		}
+		if firstAt.IsZero() && st.Unique > 0 {
+			firstAt = time.Now()
 		}
 		if at10.IsZero() && st.Unique >= int64(s.n)/10 {
 			at10 = time.Now()
@@ -786,13 +796,14 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		return r, err
 	}
 	st, _ = s.recv.stats()
-	r.Posts, r.Unique = st.Total, st.Unique
+	r.Posts, r.Unique, r.RecvConns = st.Total, st.Unique, st.Conns
 	r.SliceSeconds = round(sliceAt.Sub(t0).Seconds(), 4)
 	r.SliceRate = round(float64(r.SliceN)/sliceAt.Sub(t0).Seconds(), 1)
 	delivered := r.SliceN
 	if !s.stopAtSlice {
 		r.Seconds = round(doneAt.Sub(t0).Seconds(), 4)
 		r.RecvSeconds = round(recvAt.Sub(t0).Seconds(), 4)
+		r.FirstSeconds = round(firstAt.Sub(t0).Seconds(), 4)
 		r.Rate = round(float64(s.n)/doneAt.Sub(t0).Seconds(), 1)
 		if d := at90.Sub(at10); d > 0 {
 			r.SteadyRate = round(float64(s.n*9/10-s.n/10)/d.Seconds(), 1)

@@ -60,6 +60,10 @@ func (b *bench) manyEndpoints(ctx context.Context) error {
 		}
 		many.Round = rnd
 		b.logDrain(many)
+		for _, r := range []DrainResult{one, many} {
+			b.say("   %s: first delivery after %.2fs, steady %.0f deliveries/s, last acknowledgement %.2fs after the last delivery, %d connections",
+				r.Label, r.FirstSeconds, r.SteadyRate, r.Seconds-r.RecvSeconds, r.RecvConns)
+		}
 		res.One, res.Many = append(res.One, one), append(res.Many, many)
 		ratio := round(many.Rate/one.Rate, 3)
 		res.Ratios = append(res.Ratios, ratio)
