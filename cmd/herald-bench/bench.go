@@ -592,6 +592,13 @@ type DrainResult struct {
 	CPUPerMsgUs        CPU     `json:"cpu_us_per_delivery"`
 	RSSMiB             float64 `json:"relay_peak_rss_mib"` // max over the relays
 	Posts              int64   `json:"receiver_posts"`
+	// Memory is the first relay's, halfway through the drain (drainSpec.memory).
+	Memory *GoMemory `json:"memory_at_half,omitempty"`
+	// Claims and Flushes are the relays' claim statements (both lanes)
+	// and outcome flushes over the whole drain: its round trips to
+	// PostgreSQL, apart from heartbeats and maintenance.
+	Claims  float64 `json:"claims,omitempty"`
+	Flushes float64 `json:"outcome_flushes,omitempty"`
 	// RecvConns is how many connections the receiver accepted during the
 	// drain (herald-bench's receiver only).
 	RecvConns int64   `json:"receiver_connections,omitempty"`
@@ -617,6 +624,9 @@ type drainSpec struct {
 	stopAtSlice bool // stop the relays once the slice is delivered (claim phase)
 	vacuum      bool // VACUUM the backlog before the relays start
 	writes      bool // measure pg_stat_user_tables deltas
+	// memory scrapes the first relay's Go memory gauges once half the
+	// messages have arrived (one more scrape inside the timed window).
+	memory bool
 	// prep is what the backlog gets before the relays start: "" ANALYZE;
 	// the stale phase's variants: "none", "count" (a full read that sets
 	// its hint bits, no ANALYZE), "nobitmap" (no ANALYZE, bitmap scans
@@ -687,7 +697,7 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 
 	timeout := 60*time.Second + time.Duration(s.n)*time.Millisecond/2 // >= 2k/s
 	deadline := t0.Add(timeout)
-	var sliceAt, recvAt, firstAt, at10, at90 time.Time
+	var sliceAt, recvAt, firstAt, at10, at50, at90 time.Time
 	// Claims are timed over the slice after its first tenth: the first
 	// claims of a new process also prepare their statements and warm a new
 	// backend's caches.
@@ -734,6 +744,12 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		}
 		if at10.IsZero() && st.Unique >= int64(s.n)/10 {
 			at10 = time.Now()
+		}
+		if at50.IsZero() && st.Unique >= int64(s.n)/2 {
+			at50 = time.Now()
+			if s.memory {
+				r.Memory = scrapeMemory(procs[0].metricsURL)
+			}
 		}
 		if at90.IsZero() && st.Unique >= int64(s.n)*9/10 {
 			at90 = time.Now()
@@ -785,11 +801,22 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 	}
 	var rowsClaimed float64
 	for _, p := range procs {
-		if h, err := scrape(p.metricsURL, "herald_claimed_total", `lane="hot"`); err == nil {
+		page, err := fetchMetrics(p.metricsURL)
+		if err != nil {
+			continue
+		}
+		if h, err := parseMetric(page, "herald_claimed_total", `lane="hot"`); err == nil {
 			rowsClaimed += h.sample
 		}
-		if h, err := scrape(p.metricsURL, "herald_deferred_total", ""); err == nil {
+		if h, err := parseMetric(page, "herald_deferred_total", ""); err == nil {
 			r.Deferred += h.sample
+		}
+		// Round trips: claims (both lanes) and outcome flushes.
+		if h, err := parseMetric(page, "herald_claim_seconds", ""); err == nil {
+			r.Claims += h.count
+		}
+		if h, err := parseMetric(page, "herald_ack_flush_seconds", ""); err == nil {
+			r.Flushes += h.count
 		}
 	}
 	if err := stopAll(); err != nil {
