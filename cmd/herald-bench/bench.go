@@ -599,6 +599,10 @@ type DrainResult struct {
 	// PostgreSQL, apart from heartbeats and maintenance.
 	Claims  float64 `json:"claims,omitempty"`
 	Flushes float64 `json:"outcome_flushes,omitempty"`
+	// FlushSeconds is the time the outcome flushes took, together: the
+	// completer writes one at a time, so near the drain's length it is
+	// what bounds the drain.
+	FlushSeconds float64 `json:"outcome_flush_seconds,omitempty"`
 	// RecvConns is how many connections the receiver accepted during the
 	// drain (herald-bench's receiver only).
 	RecvConns int64   `json:"receiver_connections,omitempty"`
@@ -817,6 +821,7 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		}
 		if h, err := parseMetric(page, "herald_ack_flush_seconds", ""); err == nil {
 			r.Flushes += h.count
+			r.FlushSeconds += round(h.sum, 3)
 		}
 	}
 	if err := stopAll(); err != nil {

@@ -61,8 +61,8 @@ func (b *bench) manyEndpoints(ctx context.Context) error {
 		many.Round = rnd
 		b.logDrain(many)
 		for _, r := range []DrainResult{one, many} {
-			b.say("   %s: first delivery after %.2fs, steady %.0f deliveries/s, last acknowledgement %.2fs after the last delivery, %d connections, %.0f claims and %.0f outcome flushes",
-				r.Label, r.FirstSeconds, r.SteadyRate, r.Seconds-r.RecvSeconds, r.RecvConns, r.Claims, r.Flushes)
+			b.say("   %s: first delivery after %.2fs, steady %.0f deliveries/s, last acknowledgement %.2fs after the last delivery, %d connections, %.0f claims and %.0f outcome flushes (%.2fs of flushing)",
+				r.Label, r.FirstSeconds, r.SteadyRate, r.Seconds-r.RecvSeconds, r.RecvConns, r.Claims, r.Flushes, r.FlushSeconds)
 			if m := r.Memory; m != nil {
 				b.say("   %s: halfway, %.0f goroutines, stacks %.1f MiB, heap in use %.1f MiB, next GC at %.1f MiB", r.Label, m.Goroutines, m.StackMiB, m.HeapMiB, m.NextGCMiB)
 			}
