@@ -102,3 +102,6 @@ func HoldOutcomes(r *Relay) (release func()) {
 	var once sync.Once
 	return func() { once.Do(func() { close(r.holdOutcomes) }) }
 }
+
+// WorkersStarted is how many worker goroutines r has started.
+func WorkersStarted(r *Relay) int64 { return r.stats.workersStarted.Load() }

@@ -24,6 +24,7 @@ type Relay struct {
 	tracer trace.Tracer // nil: tracing off, see newTracer
 
 	results chan *pair // finished pairs, for the completer
+	handoff chan *pair // admitted pairs, to a worker waiting for one (unbuffered)
 	wake    chan struct{}
 	room    chan struct{}
 
@@ -72,6 +73,7 @@ type stats struct {
 	deferred                           atomic.Int64
 	claims, claimedRows                atomic.Int64
 	takenOver                          atomic.Int64
+	workersStarted                     atomic.Int64 // goroutines, for tests
 }
 
 // Stats is a snapshot of a relay's counters since it started.
@@ -128,6 +130,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		// Room for a full window of fan-out; the claimer sizes claims so
 		// that rarely more than MaxInFlight pairs finish at once.
 		results:       make(chan *pair, 2*cfg.MaxInFlight),
+		handoff:       make(chan *pair),
 		wake:          make(chan struct{}, 1),
 		room:          make(chan struct{}, 1),
 		claimerDone:   make(chan struct{}),

@@ -9,24 +9,41 @@ import (
 	"github.com/herald-relay/herald/webhook"
 )
 
-// startWorker starts a worker for p. Workers are started per admitted pair,
-// not kept in a pool the size of the window: the window can then be as wide
-// as slow receivers need (thousands of requests in flight) while an idle or
-// fast relay holds only the goroutines it uses. Only the claimer starts
-// workers, and never after claimerDone is closed.
+// startWorker hands p to a worker: one waiting for work if there is one,
+// else a new goroutine. Workers are started per admitted pair, not kept in
+// a pool the size of the window: the window can then be as wide as slow
+// receivers need (thousands of requests in flight) while an idle or fast
+// relay holds only the goroutines it uses. A worker that runs out of work
+// waits workerIdleTimeout for more before it ends: a new goroutine grows
+// its stack to what a delivery needs (several copies), which cost a relay
+// serving thousands of endpoints, a few requests each, more CPU per
+// delivery than dialling them. Only the claimer starts workers, and never
+// after claimerDone is closed.
 func (r *Relay) startWorker(p *pair) {
+	select {
+	case r.handoff <- p:
+		return
+	default:
+	}
 	r.workers.Add(1)
+	r.stats.workersStarted.Add(1)
 	go func() {
 		defer r.workers.Done()
 		r.runWorker(r.workCtx, p)
 	}()
 }
 
+// workerIdleTimeout is how long a worker with nothing to do waits for the
+// claimer to hand it a pair before it ends.
+const workerIdleTimeout = 2 * time.Second
+
 // runWorker makes delivery attempts: p's, then those of the pairs queued
-// for its endpoint, while there are any. A pair is attempted only if the
-// relay is not stopping and the attempt is sure to end while the lease
-// holds; otherwise it is released untouched.
+// for its endpoint, while there are any, then those the claimer hands it,
+// until it has waited workerIdleTimeout for one or the claimer is done. A
+// pair is attempted only if the relay is not stopping and the attempt is
+// sure to end while the lease holds; otherwise it is released untouched.
 func (r *Relay) runWorker(ctx context.Context, p *pair) {
+	var idle *time.Timer
 	for p != nil {
 		r.attempt(ctx, p)
 		r.endpointDone(p)
@@ -41,6 +58,17 @@ func (r *Relay) runWorker(ctx context.Context, p *pair) {
 		}
 		if next == nil {
 			p.ep.closeIfIdle() // the last request of a replaced endpoint
+			if idle == nil {
+				idle = time.NewTimer(workerIdleTimeout)
+				defer idle.Stop()
+			} else {
+				idle.Reset(workerIdleTimeout)
+			}
+			select {
+			case next = <-r.handoff:
+			case <-idle.C:
+			case <-r.claimerDone:
+			}
 		}
 		p = next
 	}

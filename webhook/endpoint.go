@@ -99,7 +99,7 @@ type Endpoint struct {
 	maxResponse     int64
 	maxHead         int64 // ClientConfig.MaxResponseHeaderBytes
 	keepResponse    int
-	transport       *http.Transport
+	transport       *http.Transport // nil when h1 carries every request
 	client          *http.Client
 	// h1 is set for plain-http endpoints reached without a proxy and
 	// without following redirects, unless ClientConfig.DisableLeanPool;
@@ -232,8 +232,16 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		resolver: c.cfg.Resolver,
 		dialer:   net.Dialer{KeepAlive: 30 * time.Second},
 	}
+	proxy := d.proxyFunc()
+	if u.Scheme == "http" && !e.followRedirects && !proxied(proxy, e.template) && !c.cfg.DisableLeanPool {
+		// The lean pool carries every request: no net/http Transport, which
+		// would cost each of a relay's thousands of endpoints a few KB of
+		// heap (times GOGC in the relay's RSS) for nothing.
+		e.useH1(d.DialContext, maxConns)
+		return e, nil
+	}
 	e.transport = &http.Transport{
-		Proxy:       d.proxyFunc(),
+		Proxy:       proxy,
 		DialContext: d.DialContext,
 		// A custom dialer and TLS config turn HTTP/2 off unless forced.
 		ForceAttemptHTTP2:   true,
@@ -255,19 +263,17 @@ func (c *Client) Endpoint(cfg EndpointConfig) (*Endpoint, error) {
 		},
 	}
 	e.client = &http.Client{Transport: e.transport, CheckRedirect: checkRedirect}
-	if u.Scheme == "http" && !e.followRedirects && !e.proxied() && !c.cfg.DisableLeanPool {
-		e.useH1(d.DialContext, maxConns)
-	}
 	return e, nil
 }
 
-// proxied reports whether requests to the endpoint go through a proxy from
-// the environment (HTTP_PROXY and friends, read once per process).
-func (e *Endpoint) proxied() bool {
-	if e.transport.Proxy == nil {
+// proxied reports whether requests made from template go through a proxy
+// from the environment (HTTP_PROXY and friends, read once per process);
+// proxy is the guarded dialer's proxy function, nil when none is set.
+func proxied(proxy func(*http.Request) (*url.URL, error), template *http.Request) bool {
+	if proxy == nil {
 		return false
 	}
-	pu, err := http.ProxyFromEnvironment(e.template)
+	pu, err := http.ProxyFromEnvironment(template)
 	return err != nil || pu != nil
 }
 
@@ -384,7 +390,9 @@ func (e *Endpoint) Name() string { return e.name }
 // Close closes the endpoint's idle connections. An Endpoint still works
 // after Close; it opens new connections as needed.
 func (e *Endpoint) Close() {
-	e.transport.CloseIdleConnections()
+	if e.transport != nil {
+		e.transport.CloseIdleConnections()
+	}
 	if e.h1 != nil {
 		e.h1.closeIdle()
 	}

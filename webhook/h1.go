@@ -44,15 +44,53 @@ type h1Pool struct {
 // a connection, or nil: dial one yourself (the pool counted the dial).
 type h1Waiter struct{ ch chan *h1Conn }
 
-// h1Conn is one connection with its buffers, reused with it.
+// h1Conn is one connection. Its read buffer is taken from h1Readers for a
+// request and given back when it goes idle: a relay keeps a connection to
+// each of thousands of endpoints, idle almost all the time.
 type h1Conn struct {
 	nc net.Conn
-	br *bufio.Reader // reads through the h1Conn, see Read
+	br *bufio.Reader // reads through the h1Conn, see Read; nil while idle
 	// headLeft is how many more bytes br may take from nc while a response
 	// head is read (see readHead); the limit is off while it is negative.
 	headLeft int64
-	req      []byte // scratch for the request head (and a small body)
 	lastUsed time.Time
+}
+
+// h1Readers and h1Scratch are the read buffers and the request scratch
+// (the head, and a small body behind it) of the connections in use, shared
+// by every endpoint.
+var (
+	h1Readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, h1ReadBuffer) }}
+	h1Scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+)
+
+// reader returns the connection's read buffer, taking one from h1Readers
+// if it has none.
+func (c *h1Conn) reader() *bufio.Reader {
+	if c.br == nil {
+		c.br = h1Readers.Get().(*bufio.Reader)
+		c.br.Reset(c)
+	}
+	return c.br
+}
+
+// release gives the read buffer back. It reports false when the buffer
+// holds bytes no request asked for: the connection cannot carry another.
+func (c *h1Conn) release() bool {
+	if c.br == nil {
+		return true
+	}
+	clean := c.br.Buffered() == 0
+	c.br.Reset(nil)
+	h1Readers.Put(c.br)
+	c.br = nil
+	return clean
+}
+
+// close closes the connection and gives its read buffer back.
+func (c *h1Conn) close() {
+	c.release()
+	c.nc.Close()
 }
 
 // errHeadTooLarge is how a read past the limit on a response head fails.
@@ -201,13 +239,15 @@ func (p *h1Pool) dialConn(ctx context.Context) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &h1Conn{nc: nc, headLeft: -1}
-	c.br = bufio.NewReaderSize(c, h1ReadBuffer)
-	return c, nil
+	return &h1Conn{nc: nc, headLeft: -1}, nil
 }
 
 // put returns a connection whose last exchange ended cleanly.
 func (p *h1Pool) put(c *h1Conn, now time.Time) {
+	if !c.release() {
+		c.nc.Close()
+		return
+	}
 	c.lastUsed = now
 	p.mu.Lock()
 	if len(p.waiting) > 0 {
@@ -265,12 +305,12 @@ func (e *Endpoint) deliverH1(parent context.Context, id string, body []byte, hea
 			if stop() && clean && !resp.Close {
 				e.h1.put(c, time.Now())
 			} else {
-				c.nc.Close()
+				c.close()
 			}
 			return res, err
 		}
 		stop()
-		c.nc.Close()
+		c.close()
 		// A kept-alive connection the server closed while it was idle
 		// fails before any answer: send again, once, on a new connection,
 		// as net/http does for requests marked replayable. The receiver
@@ -299,7 +339,8 @@ func (c *h1Conn) bind(ctx context.Context, deadline time.Time) (stop func() bool
 
 // exchange writes the request on c and reads the response head.
 func (e *Endpoint) exchange(c *h1Conn, id string, body []byte, headers []Header, stamp string, tsLen int) (*http.Response, error) {
-	req := e.appendRequestHead(c.req[:0], id, len(body), headers, stamp, tsLen)
+	scratch := h1Scratch.Get().(*[]byte)
+	req := e.appendRequestHead((*scratch)[:0], id, len(body), headers, stamp, tsLen)
 	var err error
 	if len(body) <= h1InlineBody {
 		req = append(req, body...)
@@ -309,7 +350,8 @@ func (e *Endpoint) exchange(c *h1Conn, id string, body []byte, headers []Header,
 		_, err = bufs.WriteTo(c.nc)
 	}
 	if cap(req) <= 2*h1InlineBody {
-		c.req = req
+		*scratch = req
+		h1Scratch.Put(scratch)
 	}
 	if err != nil {
 		// A receiver may answer before it has read the whole body and
@@ -332,13 +374,14 @@ func (e *Endpoint) readHead(c *h1Conn) (*http.Response, error) {
 	// Wait for the first byte apart: a connection closed before it (io.EOF
 	// here; ReadResponse would say io.ErrUnexpectedEOF) is one the server
 	// had given up, and the request may go out again.
-	if _, err := c.br.Peek(1); err != nil {
+	br := c.reader()
+	if _, err := br.Peek(1); err != nil {
 		return nil, err
 	}
 	for {
 		// The template only tells ReadResponse the method and resolves
 		// a relative Location; it is not modified.
-		resp, err := http.ReadResponse(c.br, e.template)
+		resp, err := http.ReadResponse(br, e.template)
 		if err != nil {
 			return nil, err
 		}

@@ -570,6 +570,10 @@ type DrainResult struct {
 	Seconds       float64 `json:"seconds"`          // relay start -> receiver has all and the table is empty
 	Rate          float64 `json:"deliveries_per_s"` // N / Seconds
 	RecvSeconds   float64 `json:"receiver_seconds"` // relay start -> receiver has all
+	// FirstSeconds is relay start -> the receiver's first post (within the
+	// 10 ms the drain polls at): the start-up a drain's rate includes,
+	// apart from its steady rate and the tail of acknowledgements.
+	FirstSeconds float64 `json:"first_delivery_seconds,omitempty"`
 	// SteadyRate is the rate between 10% and 90% of N received: what the
 	// relays sustain, without their start-up and the tail.
 	SteadyRate     float64 `json:"steady_deliveries_per_s,omitempty"`
@@ -588,9 +592,23 @@ type DrainResult struct {
 	CPUPerMsgUs        CPU     `json:"cpu_us_per_delivery"`
 	RSSMiB             float64 `json:"relay_peak_rss_mib"` // max over the relays
 	Posts              int64   `json:"receiver_posts"`
-	Unique             int64   `json:"receiver_unique"`
-	Writes             *Writes `json:"writes,omitempty"`
-	Leftover           int64   `json:"rows_left_in_deliveries_and_dead"`
+	// Memory is the first relay's, halfway through the drain (drainSpec.memory).
+	Memory *GoMemory `json:"memory_at_half,omitempty"`
+	// Claims and Flushes are the relays' claim statements (both lanes)
+	// and outcome flushes over the whole drain: its round trips to
+	// PostgreSQL, apart from heartbeats and maintenance.
+	Claims  float64 `json:"claims,omitempty"`
+	Flushes float64 `json:"outcome_flushes,omitempty"`
+	// FlushSeconds is the time the outcome flushes took, together: the
+	// completer writes one at a time, so near the drain's length it is
+	// what bounds the drain.
+	FlushSeconds float64 `json:"outcome_flush_seconds,omitempty"`
+	// RecvConns is how many connections the receiver accepted during the
+	// drain (herald-bench's receiver only).
+	RecvConns int64   `json:"receiver_connections,omitempty"`
+	Unique    int64   `json:"receiver_unique"`
+	Writes    *Writes `json:"writes,omitempty"`
+	Leftover  int64   `json:"rows_left_in_deliveries_and_dead"`
 	// Endpoints and DelayMs describe the slow phase: that many endpoints,
 	// one topic each, whose receivers answer after DelayMs.
 	Endpoints int     `json:"endpoints,omitempty"`
@@ -610,6 +628,9 @@ type drainSpec struct {
 	stopAtSlice bool // stop the relays once the slice is delivered (claim phase)
 	vacuum      bool // VACUUM the backlog before the relays start
 	writes      bool // measure pg_stat_user_tables deltas
+	// memory scrapes the first relay's Go memory gauges once half the
+	// messages have arrived (one more scrape inside the timed window).
+	memory bool
 	// prep is what the backlog gets before the relays start: "" ANALYZE;
 	// the stale phase's variants: "none", "count" (a full read that sets
 	// its hint bits, no ANALYZE), "nobitmap" (no ANALYZE, bitmap scans
@@ -680,7 +701,7 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 
 	timeout := 60*time.Second + time.Duration(s.n)*time.Millisecond/2 // >= 2k/s
 	deadline := t0.Add(timeout)
-	var sliceAt, recvAt, at10, at90 time.Time
+	var sliceAt, recvAt, firstAt, at10, at50, at90 time.Time
 	// Claims are timed over the slice after its first tenth: the first
 	// claims of a new process also prepare their statements and warm a new
 	// backend's caches.
@@ -722,8 +743,17 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 		if st, err = s.recv.stats(); err != nil {
 			return fail(err)
 		}
+		if firstAt.IsZero() && st.Unique > 0 {
+			firstAt = time.Now()
+		}
 		if at10.IsZero() && st.Unique >= int64(s.n)/10 {
 			at10 = time.Now()
+		}
+		if at50.IsZero() && st.Unique >= int64(s.n)/2 {
+			at50 = time.Now()
+			if s.memory {
+				r.Memory = scrapeMemory(procs[0].metricsURL)
+			}
 		}
 		if at90.IsZero() && st.Unique >= int64(s.n)*9/10 {
 			at90 = time.Now()
@@ -775,24 +805,37 @@ func (b *bench) drain(ctx context.Context, s drainSpec) (DrainResult, error) {
 	}
 	var rowsClaimed float64
 	for _, p := range procs {
-		if h, err := scrape(p.metricsURL, "herald_claimed_total", `lane="hot"`); err == nil {
+		page, err := fetchMetrics(p.metricsURL)
+		if err != nil {
+			continue
+		}
+		if h, err := parseMetric(page, "herald_claimed_total", `lane="hot"`); err == nil {
 			rowsClaimed += h.sample
 		}
-		if h, err := scrape(p.metricsURL, "herald_deferred_total", ""); err == nil {
+		if h, err := parseMetric(page, "herald_deferred_total", ""); err == nil {
 			r.Deferred += h.sample
+		}
+		// Round trips: claims (both lanes) and outcome flushes.
+		if h, err := parseMetric(page, "herald_claim_seconds", ""); err == nil {
+			r.Claims += h.count
+		}
+		if h, err := parseMetric(page, "herald_ack_flush_seconds", ""); err == nil {
+			r.Flushes += h.count
+			r.FlushSeconds += round(h.sum, 3)
 		}
 	}
 	if err := stopAll(); err != nil {
 		return r, err
 	}
 	st, _ = s.recv.stats()
-	r.Posts, r.Unique = st.Total, st.Unique
+	r.Posts, r.Unique, r.RecvConns = st.Total, st.Unique, st.Conns
 	r.SliceSeconds = round(sliceAt.Sub(t0).Seconds(), 4)
 	r.SliceRate = round(float64(r.SliceN)/sliceAt.Sub(t0).Seconds(), 1)
 	delivered := r.SliceN
 	if !s.stopAtSlice {
 		r.Seconds = round(doneAt.Sub(t0).Seconds(), 4)
 		r.RecvSeconds = round(recvAt.Sub(t0).Seconds(), 4)
+		r.FirstSeconds = round(firstAt.Sub(t0).Seconds(), 4)
 		r.Rate = round(float64(s.n)/doneAt.Sub(t0).Seconds(), 1)
 		if d := at90.Sub(at10); d > 0 {
 			r.SteadyRate = round(float64(s.n*9/10-s.n/10)/d.Seconds(), 1)

@@ -41,7 +41,7 @@ func (b *bench) manyEndpoints(ctx context.Context) error {
 	res := &EndpointsResult{Endpoints: b.opt.endpointsN}
 	b.res.Endpoints = res
 	for rnd := 1; rnd <= b.opt.rounds; rnd++ {
-		one, err := b.drain(ctx, drainSpec{label: fmt.Sprintf("endpoints: 1 endpoint (round %d)", rnd), n: n, slice: n, relays: 1, recv: b.recv})
+		one, err := b.drain(ctx, drainSpec{label: fmt.Sprintf("endpoints: 1 endpoint (round %d)", rnd), n: n, slice: n, relays: 1, recv: b.recv, writes: true, memory: true})
 		if err != nil {
 			return err
 		}
@@ -51,7 +51,7 @@ func (b *bench) manyEndpoints(ctx context.Context) error {
 			return err
 		}
 		many, err := b.drain(ctx, drainSpec{label: fmt.Sprintf("endpoints: %d endpoints (round %d)", b.opt.endpointsN, rnd), n: n, slice: n,
-			relays: 1, recv: b.recv, relayOpts: relayOpts{slowEndpoints: b.opt.endpointsN, inTable: b.mode == "binary"}})
+			relays: 1, recv: b.recv, writes: true, memory: true, relayOpts: relayOpts{slowEndpoints: b.opt.endpointsN, inTable: b.mode == "binary"}})
 		if err != nil {
 			return err
 		}
@@ -60,6 +60,16 @@ func (b *bench) manyEndpoints(ctx context.Context) error {
 		}
 		many.Round = rnd
 		b.logDrain(many)
+		for _, r := range []DrainResult{one, many} {
+			b.say("   %s: first delivery after %.2fs, steady %.0f deliveries/s, last acknowledgement %.2fs after the last delivery, %d connections, %.0f claims and %.0f outcome flushes (%.2fs of flushing)",
+				r.Label, r.FirstSeconds, r.SteadyRate, r.Seconds-r.RecvSeconds, r.RecvConns, r.Claims, r.Flushes, r.FlushSeconds)
+			if m := r.Memory; m != nil {
+				b.say("   %s: halfway, %.0f goroutines, stacks %.1f MiB, heap in use %.1f MiB, next GC at %.1f MiB", r.Label, m.Goroutines, m.StackMiB, m.HeapMiB, m.NextGCMiB)
+			}
+			if r.Writes != nil {
+				b.say("   %s: row writes per delivery beyond the producer's %.3f, history rows %.3f", r.Label, r.Writes.RelayWritesPer, r.Writes.HistoryInsPerMsg)
+			}
+		}
 		res.One, res.Many = append(res.One, one), append(res.Many, many)
 		ratio := round(many.Rate/one.Rate, 3)
 		res.Ratios = append(res.Ratios, ratio)

@@ -91,6 +91,7 @@ type options struct {
 	restartPost  time.Duration
 	staleN       int
 	cpuprofile   string
+	memprofile   string
 	only         []string
 	keepDB       bool
 	out          io.Writer
@@ -135,6 +136,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.historyN, "history-n", 1000000, "messages delivered with history on before retention runs, in the history phase's flat-tables demonstration (0: skip it)")
 	relays := fs.String("relays", "1,2,4", "relay process counts for the many-relays phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the (first) relay of each run to FILE.NNN (inproc mode; binary mode if herald supports --cpuprofile)")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (allocations of the run) of the (first) relay of each run to FILE.NNN (binary mode, if herald supports --memprofile)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the database afterwards")
 	only := fs.String("only", "", "run only these phases (comma separated: "+strings.Join(phases, ", ")+")")
 	if err := fs.Parse(args); err != nil {

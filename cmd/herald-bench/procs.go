@@ -256,6 +256,9 @@ delivery:
 		if profile != "" && b.heraldProfiles {
 			args = append(args, "--cpuprofile", profile)
 		}
+		if b.opt.memprofile != "" && idx == 0 {
+			args = append(args, "--memprofile", fmt.Sprintf("%s.%03d", b.opt.memprofile, b.relayStarts))
+		}
 		cmd = exec.Command(b.heraldBin, args...)
 	default:
 		args := []string{"-dsn", dsn, "-url", hook, "-secret", benchSecret, "-metrics", metricsAddr, "-rate-limit", strconv.Itoa(o.rateLimit),

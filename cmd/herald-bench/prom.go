@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"sort"
@@ -24,18 +25,35 @@ type hist struct {
 // any) from a /metrics page. Histograms fill le/cum/count/sum; a plain
 // counter or gauge is summed into sample.
 func scrape(url, name, label string) (hist, error) {
-	var h hist
+	page, err := fetchMetrics(url)
+	if err != nil {
+		return hist{}, err
+	}
+	return parseMetric(page, name, label)
+}
+
+// fetchMetrics reads a /metrics page, for parseMetric to read several
+// metrics of one scrape.
+func fetchMetrics(url string) (string, error) {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		return h, err
+		return "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return h, fmt.Errorf("scrape %s: %s", url, resp.Status)
+		return "", fmt.Errorf("scrape %s: %s", url, resp.Status)
 	}
+	var sb strings.Builder
+	_, err = io.Copy(&sb, io.LimitReader(resp.Body, 256<<20))
+	return sb.String(), err
+}
+
+// parseMetric is scrape's reading of a page fetchMetrics read.
+func parseMetric(page, name, label string) (hist, error) {
+	var h hist
 	buckets := map[float64]float64{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(strings.NewReader(page))
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
@@ -154,4 +172,41 @@ func (h hist) mean() float64 {
 		return math.NaN()
 	}
 	return h.sum / h.count
+}
+
+// GoMemory is what a Go process's metrics say of its memory: goroutines,
+// their stacks, the heap in use and the heap size at which the next
+// collection starts (GOGC), in MiB.
+type GoMemory struct {
+	Goroutines float64 `json:"goroutines"`
+	StackMiB   float64 `json:"stack_inuse_mib"`
+	HeapMiB    float64 `json:"heap_inuse_mib"`
+	NextGCMiB  float64 `json:"next_gc_mib"`
+}
+
+// scrapeMemory reads url's Go memory gauges, in one scrape; nil if it
+// cannot.
+func scrapeMemory(url string) *GoMemory {
+	page, err := fetchMetrics(url)
+	if err != nil {
+		return nil
+	}
+	var m GoMemory
+	for _, g := range []struct {
+		name string
+		v    *float64
+		div  float64
+	}{
+		{"go_goroutines", &m.Goroutines, 1},
+		{"go_memstats_stack_inuse_bytes", &m.StackMiB, 1 << 20},
+		{"go_memstats_heap_inuse_bytes", &m.HeapMiB, 1 << 20},
+		{"go_memstats_next_gc_bytes", &m.NextGCMiB, 1 << 20},
+	} {
+		h, err := parseMetric(page, g.name, "")
+		if err != nil {
+			return nil
+		}
+		*g.v = round(h.sample/g.div, 1)
+	}
+	return &m
 }

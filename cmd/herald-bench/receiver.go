@@ -39,6 +39,7 @@ type receipts struct{ first, last int64 }
 
 type receiver struct {
 	total, unique atomic.Int64
+	conns         atomic.Int64 // connections accepted since the last reset
 	seed          maphash.Seed
 	shards        [recvShards]recvShard
 	bufs          sync.Pool
@@ -58,6 +59,7 @@ func (r *receiver) reset() {
 	}
 	r.total.Store(0)
 	r.unique.Store(0)
+	r.conns.Store(0)
 }
 
 func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
@@ -116,6 +118,9 @@ type recvStats struct {
 	PID    int   `json:"pid"`
 	Total  int64 `json:"total"`
 	Unique int64 `json:"unique"`
+	// Conns counts the connections accepted (herald-bench's receiver
+	// only): a relay's dials.
+	Conns int64 `json:"conns,omitempty"`
 }
 
 func (r *receiver) routes() http.Handler {
@@ -123,7 +128,7 @@ func (r *receiver) routes() http.Handler {
 	mux.HandleFunc("POST /hook", r.hook)
 	mux.HandleFunc("POST /hook/slow", r.slowHook)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(recvStats{PID: os.Getpid(), Total: r.total.Load(), Unique: r.unique.Load()})
+		_ = json.NewEncoder(w).Encode(recvStats{PID: os.Getpid(), Total: r.total.Load(), Unique: r.unique.Load(), Conns: r.conns.Load()})
 	})
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) { r.reset() })
 	mux.HandleFunc("GET /times", func(w http.ResponseWriter, req *http.Request) {
@@ -167,6 +172,12 @@ func receiverMain(args []string) error {
 	}
 	fmt.Printf("LISTEN %s\n", ln.Addr())
 	time.AfterFunc(*ttl, func() { os.Exit(0) })
-	srv := &http.Server{Handler: newReceiver().routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 16}
+	r := newReceiver()
+	srv := &http.Server{Handler: r.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 16,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				r.conns.Add(1)
+			}
+		}}
 	return srv.Serve(ln)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"sync"
@@ -30,6 +31,7 @@ import (
 func cmdRun(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations of the whole run, and what is in use) to this file at exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +56,19 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 			return fmt.Errorf("cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return fmt.Errorf("memprofile: %w", err)
+		}
+		defer func() {
+			runtime.GC() // the profile is as of the last collection
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				log.Warn().Err(err).Msg("memprofile not written")
+			}
+			f.Close()
+		}()
 	}
 
 	if os.Getenv("GOGC") == "" {
