@@ -34,7 +34,7 @@ const (
 	attemptMargin          = time.Second
 	PollIntervalDefault    = time.Second
 	AckIntervalDefault     = 5 * time.Millisecond
-	AckBatchDefault        = 256
+	AckBatchDefault        = 1024
 	ShutdownTimeoutDefault = 30 * time.Second
 	VacuumThresholdDefault = 20000
 	// HeartbeatIntervalDefault is how often a relay proves it is alive.
@@ -137,7 +137,10 @@ type Config struct {
 	// AckInterval is the longest a finished delivery waits before its
 	// outcome is written. Defaults to 5ms.
 	AckInterval time.Duration
-	// AckBatch flushes outcomes as soon as this many are pending. Defaults to 256.
+	// AckBatch flushes outcomes as soon as this many are pending. Defaults to
+	// AckBatchDefault (1024): the completer writes one flush at a time, and
+	// under a backlog it was busy most of the drain with 256 (a flush's
+	// round trip and commit are paid per batch).
 	AckBatch int
 	// ShutdownTimeout is how long Stop lets requests in flight finish before
 	// cancelling them. Defaults to 30s.

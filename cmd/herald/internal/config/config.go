@@ -274,7 +274,7 @@ type Relay struct {
 	// 1ms..1s. Defaults to RelayAckIntervalDefault (5ms).
 	AckInterval time.Duration `yaml:"ack_interval"`
 	// AckBatch is the most acknowledgements written in one statement,
-	// 1..10000. Defaults to RelayAckBatchDefault (256).
+	// 1..10000. Defaults to RelayAckBatchDefault (1024).
 	AckBatch int `yaml:"ack_batch"`
 	// ShutdownTimeout is how long deliveries in flight may finish after a
 	// stop is requested, 1s..10m. 0 is refused rather than read as "do not
