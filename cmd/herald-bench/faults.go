@@ -172,7 +172,6 @@ func (b *bench) killRelay(ctx context.Context) error {
 	// time of the first takeover claim. A row taken over is deleted once
 	// delivered (some 20 ms later, plus the acknowledgement's batching), so
 	// the watch polls often, and may still miss them all.
-	takenOver := map[string]bool{}
 	lease := cmp.Or(b.opt.lease, relay.LeaseDefault)
 	var firstClaim time.Time
 	for {
@@ -190,7 +189,6 @@ func (b *bench) killRelay(ctx context.Context) error {
 		var seq int64
 		var claimedAt time.Time
 		if _, err := pgx.ForEachRow(rows, []any{&seq, &claimedAt}, func() error {
-			takenOver[idOf[seq]] = true
 			if firstClaim.IsZero() || claimedAt.Before(firstClaim) {
 				firstClaim = claimedAt
 			}
